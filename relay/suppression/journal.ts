@@ -1,0 +1,112 @@
+// The suppression list on disk: one append-only JSON-lines journal, <dataDir>/suppression.jsonl.
+//
+// Why a journal rather than a file rewritten on every change: two processes write it — the
+// relay (adds on hard bounces) and `mailfleet suppression remove` (run beside it, e.g. by
+// kubectl exec). Appends with O_APPEND of one small write() each never interleave, so
+// neither needs a lock, and the relay learns about the CLI's records by reading the tail
+// past the offset it has already applied (replaying a record twice is harmless: records
+// are idempotent and applied in file order).
+//
+// Compaction (only the relay does it, under an O_EXCL lock file so two compactors never
+// race) rewrites live entries to a temp file, fsyncs, renames over the journal, then
+// copies any tail that another process appended to the old file meanwhile. An appender
+// that wrote to the old inode after that copy sees, after its write, that the path now
+// names another inode, and appends again to the new file. Either way no record is lost.
+//
+// Each record is written as "\n<json>\n": a line torn by a crash is terminated by the
+// next record's leading newline and skipped as unparsable, instead of corrupting it.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+
+export const journalName = 'suppression.jsonl';
+
+export interface SuppressionInfo {
+  reason: string;
+  /** SMTP reply code / enhanced status that caused it, e.g. "550 5.1.1". */
+  code?: string;
+  /** Who added it: 'bounce', 'dsn', 'cli', 'api', ... */
+  source: string;
+}
+
+export interface SuppressionEntry extends SuppressionInfo {
+  address: string;
+  addedAt: number;
+  expiresAt: number;
+}
+
+export type JournalRecord =
+  | ({ op: 'add' } & SuppressionEntry)
+  | { op: 'remove'; address: string; at: number };
+
+export function journalPath(dataDir: string): string {
+  return join(dataDir, journalName);
+}
+
+/** Local part kept as given (it may be case-sensitive), domain lowercased. */
+export function normalizeAddress(address: string): string {
+  const a = address.trim();
+  const at = a.lastIndexOf('@');
+  if (at <= 0 || at === a.length - 1) throw new Error(`not an email address: ${JSON.stringify(address)}`);
+  return `${a.slice(0, at)}@${a.slice(at + 1).toLowerCase()}`;
+}
+
+/** Parse complete lines of a chunk; returns records and bytes consumed (up to the last newline). */
+export function parseChunk(buf: Buffer, onBad?: (line: string) => void): { records: JournalRecord[]; consumed: number } {
+  const end = buf.lastIndexOf(0x0a);
+  if (end < 0) return { records: [], consumed: 0 };
+  const records: JournalRecord[] = [];
+  for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
+    if (line === '') continue;
+    try {
+      const r = JSON.parse(line) as JournalRecord;
+      if ((r.op === 'add' || r.op === 'remove') && typeof r.address === 'string') records.push(r);
+      else onBad?.(line);
+    } catch {
+      onBad?.(line);
+    }
+  }
+  return { records, consumed: end + 1 };
+}
+
+/** Apply records in order to a map of live entries (expiry is judged by the reader). */
+export function applyRecords(map: Map<string, SuppressionEntry>, records: JournalRecord[]): void {
+  for (const r of records) {
+    if (r.op === 'add') {
+      const { op: _op, ...entry } = r;
+      map.set(r.address, entry);
+    } else map.delete(r.address);
+  }
+}
+
+/** Append records durably (fsync), surviving a concurrent compaction (see the header). */
+export async function appendRecords(dataDir: string, records: JournalRecord[]): Promise<void> {
+  const data = records.map((r) => `\n${JSON.stringify(r)}\n`).join('');
+  const path = journalPath(dataDir);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const fh = await fs.open(path, 'a', 0o600);
+    try {
+      await fh.write(data);
+      await fh.datasync();
+      const [mine, current] = await Promise.all([fh.stat(), fs.stat(path).catch(() => undefined)]);
+      if (current && current.ino === mine.ino && current.dev === mine.dev) return;
+    } finally {
+      await fh.close();
+    }
+  }
+  throw new Error(`suppression journal ${path}: replaced by compaction 5 times during one append`);
+}
+
+/** Read the whole journal into live entries (expired ones dropped). */
+export async function readJournal(dataDir: string, now = Date.now()): Promise<Map<string, SuppressionEntry>> {
+  const map = new Map<string, SuppressionEntry>();
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(journalPath(dataDir));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return map;
+    throw new Error(`reading suppression journal in ${dataDir}: ${(e as Error).message}`);
+  }
+  applyRecords(map, parseChunk(buf).records);
+  for (const [k, e] of map) if (e.expiresAt <= now) map.delete(k);
+  return map;
+}
