@@ -1,0 +1,285 @@
+// Outbound delivery of one queued job: routes recipients (MX per domain, or the smarthost
+// failover list), sends over pooled connections, and reports one outcome per recipient.
+// Retrying later is the queue's business; this module makes one attempt per call and
+// never throws for delivery errors.
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../log.ts';
+import { messageStream } from './body.ts';
+import { MxResolver } from './mx.ts';
+import { fromError, fromInfo, type HostFailure, type SmtpError } from './outcome.ts';
+import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './pools.ts';
+import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
+import { Semaphore } from './semaphore.ts';
+import type { DeliveryJob, RecipientOutcome } from './types.ts';
+
+export interface DelivererOptions {
+  config: DeliveryConfig;
+  log: Logger;
+  /** Reads a secret file; default: the file's UTF-8 content, trimmed. */
+  readSecret?: (path: string) => string;
+}
+
+type Route = 'mx' | 'smarthost';
+
+/** Config with the secrets and CA files it references already read. */
+interface Resolved {
+  config: DeliveryConfig;
+  smarthosts: { cfg: SmarthostConfig; name: string; pass?: string; ca?: string }[];
+  resolver: MxResolver;
+}
+
+/** Recipients per transaction (RFC 5321 §4.5.3.1.8 guarantees servers take at least 100). */
+const MAX_RCPTS_PER_TRANSACTION = 100;
+
+function poolSettings(c: DeliveryConfig): PoolSettings {
+  return {
+    heloName: c.heloName,
+    connectTimeoutMs: c.connectTimeoutMs,
+    greetingTimeoutMs: c.greetingTimeoutMs,
+    socketTimeoutMs: c.socketTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    maxMessagesPerConnection: c.maxMessagesPerConnection,
+  };
+}
+
+function domainOf(rcpt: string): string | undefined {
+  const at = rcpt.lastIndexOf('@');
+  if (at <= 0 || at === rcpt.length - 1) return undefined;
+  return rcpt.slice(at + 1).toLowerCase().replace(/\.$/, '');
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class Deliverer {
+  private resolved: Resolved;
+  private readonly log: Logger;
+  private readonly readSecret: (path: string) => string;
+  private readonly pools: PoolRegistry;
+  /** Concurrency per recipient domain (MX mode); per-host caps live in the pools. */
+  private readonly destinations = new Map<string, Semaphore>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(opts: DelivererOptions) {
+    this.log = opts.log.child({ component: 'delivery' });
+    this.readSecret = opts.readSecret ?? ((path) => readFileSync(path, 'utf8').trim());
+    this.resolved = this.resolve(opts.config);
+    this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
+  }
+
+  /**
+   * Hot reload. Secrets and CA files are read first: if one is unreadable this throws and
+   * the old config stays in force. Pools whose settings changed are retired (closed once
+   * idle); new sends use new pools.
+   */
+  updateConfig(config: DeliveryConfig): void {
+    const next = this.resolve(config);
+    this.resolved = next;
+    const valid = new Set(next.config.mode === 'smarthost' ? next.smarthosts.map((s) => JSON.stringify(this.smarthostTarget(s))) : []);
+    const mx = this.mxPolicy(next.config);
+    this.pools.update(poolSettings(config), (t) => t.route === 'mx'
+      ? next.config.mode === 'mx' && t.port === mx.port && t.requireTls === mx.requireTls
+        && t.rejectUnauthorized === mx.rejectUnauthorized && t.maxConnections === next.config.maxConnectionsPerDestination
+      : valid.has(JSON.stringify(t)));
+    for (const [key, sem] of this.destinations) sem.setLimit(this.destinationCap(key));
+    this.log.info({ mode: config.mode, smarthosts: next.smarthosts.map((s) => s.name) }, 'delivery config updated');
+  }
+
+  async deliver(job: DeliveryJob): Promise<RecipientOutcome[]> {
+    const route: Route = this.resolved.config.mode;
+    if (this.closed) {
+      return job.recipients.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'relay is shutting down', route }));
+    }
+    const p = this.deliverAll(job, route).catch((err: unknown) => {
+      // a bug, not a delivery error: keep the mail, say what happened
+      this.log.error({ queueId: job.id, err }, 'delivery failed unexpectedly');
+      return job.recipients.map((recipient): RecipientOutcome => ({
+        recipient, status: 'deferred', enhanced: '4.3.0', response: `internal delivery error: ${(err as Error).message}`, route,
+      }));
+    });
+    this.inFlight.add(p);
+    try {
+      return await p;
+    } finally {
+      this.inFlight.delete(p);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+    await this.pools.close();
+  }
+
+  // ---- routing ----
+
+  private async deliverAll(job: DeliveryJob, route: Route): Promise<RecipientOutcome[]> {
+    const byRecipient = new Map<string, RecipientOutcome>();
+    if (route === 'smarthost') {
+      for (const o of await this.toSmarthosts(job, job.recipients)) byRecipient.set(o.recipient, o);
+    } else {
+      const groups = new Map<string, string[]>();
+      for (const r of job.recipients) {
+        const d = domainOf(r);
+        if (!d) {
+          byRecipient.set(r, { recipient: r, status: 'failed', enhanced: '5.1.3', response: `invalid recipient address '${r}'`, route });
+          continue;
+        }
+        groups.set(d, [...(groups.get(d) ?? []), r]);
+      }
+      const results = await Promise.all([...groups].map(([domain, rcpts]) => this.toDomain(job, domain, rcpts)));
+      for (const o of results.flat()) byRecipient.set(o.recipient, o);
+    }
+    return job.recipients.map((r) => byRecipient.get(r) ?? {
+      recipient: r, status: 'deferred', enhanced: '4.3.0', response: 'no outcome recorded (internal error)', route,
+    });
+  }
+
+  private async toDomain(job: DeliveryJob, domain: string, rcpts: string[]): Promise<RecipientOutcome[]> {
+    const plan = await this.resolved.resolver.plan(domain);
+    if (plan.kind === 'verdict') {
+      this.log.info({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: plan.status, response: plan.response }, 'delivery attempt');
+      return rcpts.map((recipient) => ({ recipient, status: plan.status, enhanced: plan.enhanced, response: plan.response, route: 'mx' }));
+    }
+    const policy = this.mxPolicy(this.resolved.config);
+    const targets = plan.targets.map((t): PoolTarget => ({
+      route: 'mx', host: t.host, ip: t.ip, port: policy.port, tls: 'starttls', requireTls: policy.requireTls,
+      rejectUnauthorized: policy.rejectUnauthorized, maxConnections: this.resolved.config.maxConnectionsPerDestination,
+    }));
+    return this.throughTargets(job, domain, domain, rcpts, targets, 'mx');
+  }
+
+  private async toSmarthosts(job: DeliveryJob, rcpts: string[]): Promise<RecipientOutcome[]> {
+    // the list order is the failover order; each smarthost's cap is its pool's size
+    const targets = this.resolved.smarthosts.map((s) => this.smarthostTarget(s));
+    return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost');
+  }
+
+  /**
+   * Tries the targets in order for each transaction-sized chunk of recipients: the first
+   * host that answers decides; hosts that cannot be reached pass the chunk on.
+   */
+  private async throughTargets(
+    job: DeliveryJob, destKey: string | null, destination: string, rcpts: string[], targets: PoolTarget[], route: Route,
+  ): Promise<RecipientOutcome[]> {
+    const release = destKey ? await this.destination(destKey).acquire() : undefined;
+    try {
+      const out: RecipientOutcome[] = [];
+      for (const chunk of chunks(rcpts, MAX_RCPTS_PER_TRANSACTION)) {
+        const failures: { remote: string; failure: HostFailure }[] = [];
+        let done: RecipientOutcome[] | undefined;
+        for (const target of targets) {
+          const r = await this.attempt(job, destination, chunk, target);
+          if (r.kind === 'answer') { done = r.outcomes; break; }
+          failures.push({ remote: remoteOf(target), failure: r.failure });
+        }
+        if (!done) {
+          const last = failures[failures.length - 1]?.failure;
+          const response = failures.length > 1
+            ? `all ${failures.length} ${route === 'mx' ? 'MX addresses' : 'smarthosts'} failed: ${failures.map((f) => f.failure.response).join('; ')}`
+            : last?.response ?? 'no destination to try';
+          done = chunk.map((recipient): RecipientOutcome => ({
+            recipient, status: 'deferred', enhanced: last?.enhanced ?? '4.4.1', response, route,
+            ...(last?.code ? { code: last.code } : {}),
+            ...(failures.length ? { remote: failures[failures.length - 1]!.remote } : {}),
+          }));
+        }
+        out.push(...done);
+      }
+      return out;
+    } finally {
+      release?.();
+    }
+  }
+
+  private async attempt(job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget) {
+    const remote = remoteOf(target);
+    const base = { remote, route: target.route };
+    const raw = messageStream(job);
+    const started = Date.now();
+    let result: ReturnType<typeof fromError>;
+    try {
+      const info = await this.pools.send(target, { from: job.from, to: rcpts, raw });
+      result = { kind: 'answer', outcomes: fromInfo(rcpts, info, base) };
+    } catch (err) {
+      result = fromError(rcpts, err as SmtpError, base, raw.readableDidRead, target.requireTls);
+    } finally {
+      raw.destroy();
+    }
+    const fields = { queueId: job.id, route: target.route, destination, remote, recipients: rcpts.length, durationMs: Date.now() - started };
+    if (result.kind === 'answer') {
+      const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
+      const delivered = count('delivered');
+      const outcome = delivered === rcpts.length ? 'delivered' : delivered > 0 ? 'partial' : count('failed') === rcpts.length ? 'failed' : 'deferred';
+      const first = result.outcomes.find((o) => o.status !== 'delivered') ?? result.outcomes[0];
+      this.log.info({ ...fields, outcome, delivered, deferred: count('deferred'), failed: count('failed'), code: first?.code, response: first?.response }, 'delivery attempt');
+    } else {
+      this.log.warn({ ...fields, outcome: 'unreachable', code: result.failure.code, response: result.failure.response }, 'delivery attempt');
+    }
+    return result;
+  }
+
+  // ---- config ----
+
+  private resolve(config: DeliveryConfig): Resolved {
+    const smarthosts = config.smarthosts.map((cfg, i) => {
+      const name = cfg.name ?? `${cfg.host}:${cfg.port}`;
+      const read = (what: string, path: string) => {
+        try {
+          return this.readSecret(path);
+        } catch (err) {
+          // the path is not a secret; the content never reaches a message
+          throw new Error(`delivery.smarthosts[${i}] (${name}): cannot read ${what} ${path}: ${(err as Error).message}`);
+        }
+      };
+      return {
+        cfg, name,
+        ...(cfg.auth ? { pass: read('passwordFile', cfg.auth.passwordFile) } : {}),
+        ...(cfg.caFile ? { ca: read('caFile', cfg.caFile) } : {}),
+      };
+    });
+    const resolver = new MxResolver({ dnsServers: config.mx.dnsServers, timeoutMs: config.mx.dnsTimeoutMs, maxAddresses: config.mx.maxAddresses });
+    return { config, smarthosts, resolver };
+  }
+
+  private mxPolicy(c: DeliveryConfig) {
+    return { port: c.mx.port, requireTls: c.mx.requireTls, rejectUnauthorized: c.mx.tlsRejectUnauthorized ?? c.mx.requireTls };
+  }
+
+  private smarthostTarget(s: Resolved['smarthosts'][number]): PoolTarget {
+    const { cfg } = s;
+    return {
+      route: 'smarthost', host: cfg.host, ip: cfg.host, port: cfg.port, tls: cfg.tls, requireTls: cfg.requireTls,
+      rejectUnauthorized: cfg.tlsRejectUnauthorized, ca: s.ca,
+      auth: cfg.auth && s.pass !== undefined ? { user: cfg.auth.user, pass: s.pass } : undefined,
+      maxConnections: this.destinationCap(s.name),
+    };
+  }
+
+  private destination(key: string): Semaphore {
+    let sem = this.destinations.get(key);
+    if (!sem) {
+      sem = new Semaphore(this.destinationCap(key));
+      this.destinations.set(key, sem);
+    }
+    // forget idle destinations so MX mode does not keep one entry per domain ever seen
+    if (this.destinations.size > 10_000) {
+      for (const [k, s] of this.destinations) if (s.idle && k !== key) this.destinations.delete(k);
+    }
+    return sem;
+  }
+
+  /** Cap for a recipient domain or smarthost name: its `destinations` entry, else the default. */
+  private destinationCap(name: string): number {
+    const c = this.resolved.config;
+    const lower = name.toLowerCase();
+    for (const [k, v] of Object.entries(c.destinations)) {
+      if (k.toLowerCase() === lower && v.maxConnections) return v.maxConnections;
+    }
+    return c.maxConnectionsPerDestination;
+  }
+}

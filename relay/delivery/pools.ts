@@ -1,0 +1,185 @@
+// One nodemailer SMTP pool per destination host (IP, port, TLS policy, credentials), shared
+// by every job and recipient domain that resolves to it, so connections are reused.
+//
+// Feeding: each pool has a semaphore sized like its maxConnections, and a send waits on it
+// before it is handed to nodemailer. nodemailer's own queue therefore never holds a backlog
+// (it would fail everything queued on close() and hides how long a message waited); the
+// wait happens here, in order, where a hot reload or shutdown can see it. nodemailer 10
+// already disables Nagle on its sockets (smtp-connection `_onConnect`), so no getSocket hook.
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Readable } from 'node:stream';
+import { createTransport } from 'nodemailer';
+import type { SMTPPoolOptions } from 'nodemailer';
+import type { Logger } from '../log.ts';
+import { Semaphore } from './semaphore.ts';
+import type { SendInfo } from './outcome.ts';
+
+/** Settings shared by all pools; a change retires every pool. */
+export interface PoolSettings {
+  heloName?: string | undefined;
+  connectTimeoutMs: number;
+  greetingTimeoutMs: number;
+  socketTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxMessagesPerConnection: number;
+}
+
+export interface PoolTarget {
+  route: 'mx' | 'smarthost';
+  host: string;          // name used for TLS SNI/verification and in 'remote'
+  ip: string;            // what to connect to (an IP for MX, the configured host for smarthosts)
+  port: number;
+  tls: 'starttls' | 'implicit' | 'none';
+  requireTls: boolean;
+  rejectUnauthorized: boolean;
+  ca?: string | undefined;
+  auth?: { user: string; pass: string } | undefined;
+  maxConnections: number;
+}
+
+export interface OutgoingMail {
+  from: string;
+  to: string[];
+  raw: Readable;
+}
+
+interface Pool {
+  key: string;
+  target: PoolTarget;
+  transport: ReturnType<typeof newTransport>;
+  slots: Semaphore;
+  lastUsed: number;
+  retired: boolean;
+}
+
+function newTransport(options: SMTPPoolOptions) {
+  return createTransport({ ...options, pool: true });
+}
+
+export function remoteOf(t: Pick<PoolTarget, 'host' | 'ip' | 'port'>): string {
+  return `${t.host}[${t.ip}]:${t.port}`;
+}
+
+function fingerprint(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 24);
+}
+
+export class PoolRegistry {
+  private readonly pools = new Map<string, Pool>();
+  private settings: PoolSettings;
+  private settingsId: string;
+  private readonly log: Logger;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(settings: PoolSettings, log: Logger) {
+    this.settings = settings;
+    this.settingsId = fingerprint(settings);
+    this.log = log;
+    // Drop pools of destinations not used for a while (MX mode meets many hosts once).
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1_000, Math.min(settings.idleTimeoutMs, 60_000)));
+    this.sweeper.unref();
+  }
+
+  /**
+   * Applies new shared settings. Pools made under other settings, or whose target no longer
+   * exists (`keep` says false), are retired: no new sends, closed once their sends finish.
+   * A changed cap is a changed target (nodemailer's maxConnections is fixed at creation).
+   */
+  update(settings: PoolSettings, keep: (target: PoolTarget) => boolean): void {
+    this.settings = settings;
+    this.settingsId = fingerprint(settings);
+    for (const pool of [...this.pools.values()]) {
+      const target = pool.target;
+      if (!pool.key.startsWith(this.settingsId) || !keep(target)) this.retire(pool);
+    }
+  }
+
+  /** Sends one transaction over the target's pool, waiting for a free slot first. */
+  async send(target: PoolTarget, mail: OutgoingMail): Promise<SendInfo> {
+    const pool = this.poolFor(target);
+    const release = await pool.slots.acquire();
+    try {
+      pool.lastUsed = Date.now();
+      // the pool's info has accepted/rejected/rejectedErrors/response, which is all SendInfo reads
+      return await pool.transport.sendMail({ envelope: { from: mail.from, to: mail.to }, raw: mail.raw }) as unknown as SendInfo;
+    } finally {
+      pool.lastUsed = Date.now();
+      release();
+      if (pool.retired && pool.slots.idle) pool.transport.close();
+    }
+  }
+
+  /** Number of open pools (for tests and metrics). */
+  get size(): number { return this.pools.size; }
+
+  /** Closes every pool; sends in flight finish first (nodemailer closes busy connections when they free up). */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    // Bounded wait for running sends: socketTimeout bounds each of them anyway.
+    const deadline = Date.now() + this.settings.socketTimeoutMs;
+    while (pools.some((p) => !p.slots.idle) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const p of pools) p.transport.close();
+  }
+
+  private poolFor(target: PoolTarget): Pool {
+    // the password is represented by a digest only, so a rotated secret makes a new pool
+    const { auth, ...rest } = target;
+    const key = `${this.settingsId}:${fingerprint({ ...rest, user: auth?.user, pass: auth ? fingerprint(auth.pass) : undefined })}`;
+    const existing = this.pools.get(key);
+    if (existing) return existing;
+    const s = this.settings;
+    const servername = /^[\d.]+$|:/.test(target.host) ? undefined : target.host;
+    const transport = newTransport({
+      host: target.ip,
+      port: target.port,
+      secure: target.tls === 'implicit',
+      ignoreTLS: target.tls === 'none',
+      requireTLS: target.tls === 'starttls' && target.requireTls,
+      // a STARTTLS the server refuses leaves an unrequired session in plaintext
+      opportunisticTLS: !target.requireTls,
+      tls: {
+        ...(servername ? { servername } : {}),
+        rejectUnauthorized: target.rejectUnauthorized,
+        ...(target.ca ? { ca: target.ca } : {}),
+      },
+      name: s.heloName ?? hostname(),
+      ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+      connectionTimeout: s.connectTimeoutMs,
+      greetingTimeout: s.greetingTimeoutMs,
+      socketTimeout: s.socketTimeoutMs,
+      idleTimeout: s.idleTimeoutMs,
+      maxConnections: target.maxConnections,
+      maxMessages: s.maxMessagesPerConnection,
+      // one retry on another connection covers a pooled connection the server closed while
+      // idle; more would hide a host that drops every connection from our failover logic
+      maxRequeues: 1,
+      logger: false,
+      debug: false,
+    });
+    const pool: Pool = {
+      key, transport, slots: new Semaphore(target.maxConnections), lastUsed: Date.now(), retired: false, target,
+    };
+    transport.on('error', (err: Error) => this.log.warn({ err: err.message, remote: remoteOf(target) }, 'delivery pool error'));
+    this.pools.set(key, pool);
+    this.log.debug({ remote: remoteOf(target), route: target.route, maxConnections: target.maxConnections }, 'delivery pool created');
+    return pool;
+  }
+
+  private retire(pool: Pool): void {
+    this.pools.delete(pool.key);
+    pool.retired = true;
+    if (pool.slots.idle) pool.transport.close();
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.settings.idleTimeoutMs * 2;
+    for (const pool of [...this.pools.values()]) {
+      if (pool.slots.idle && pool.lastUsed < cutoff) this.retire(pool);
+    }
+  }
+}

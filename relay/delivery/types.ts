@@ -1,0 +1,23 @@
+// The contract between the queue's retry loop and the deliverer.
+
+export interface DeliveryJob {
+  id: string;            // queue id, for logs
+  from: string;          // envelope sender, '' for the null sender (DSNs)
+  recipients: string[];  // all recipients of this job (may span several domains)
+  bodyPath: string;      // file holding the message bytes (headers+body, CRLF)
+  bodyOffset: number;    // message bytes start at this byte offset in the file
+  prepend?: Buffer;      // bytes sent before the message (e.g. a DKIM-Signature header)
+  size: number;          // message byte length (after offset, without prepend)
+}
+
+export type RecipientStatus = 'delivered' | 'deferred' | 'failed';
+
+export interface RecipientOutcome {
+  recipient: string;
+  status: RecipientStatus;
+  code?: number;         // SMTP reply code when there was one
+  enhanced?: string;     // e.g. '5.1.1' when the peer (or we) gave one
+  response: string;      // the peer's reply or the local error, for DSNs and logs
+  remote?: string;       // host[ip]:port that answered
+  route: 'mx' | 'smarthost';
+}
