@@ -1,0 +1,108 @@
+// The relay's configuration: the one contract between the relay and the operator, which
+// renders it into a ConfigMap through this same schema. Every field has a description so
+// `mailfleet config schema` gives editors and docs something to show.
+import { z } from 'zod';
+import { duration } from '../util/duration.ts';
+import { parseCidr } from '../util/cidr.ts';
+import { deliverySchema } from '../delivery/schema.ts';
+
+const cidr = z.string().refine((v) => {
+  try { parseCidr(v); return true; } catch { return false; }
+}, { message: 'must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8' });
+
+// RFC 1035 host names, lower-case letters, digits and hyphens; at least two labels.
+export const domainName = z.string().toLowerCase().regex(
+  /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/,
+  { message: 'must be a domain name such as example.com' },
+);
+
+export const listenerSchema = z.object({
+  name: z.string().regex(/^[a-z0-9-]+$/, { message: 'must be lower-case letters, digits and hyphens' })
+    .describe('Name used in logs and metric labels'),
+  host: z.string().default('0.0.0.0').describe('Address to bind'),
+  port: z.number().int().min(0).max(65535).describe('TCP port (0 picks a free one, for tests)'),
+  mode: z.enum(['starttls', 'implicit', 'plain']).describe(
+    'starttls: submission with STARTTLS (587); implicit: TLS from the first byte (465); '
+    + 'plain: no TLS and no AUTH, only for clients in trustedNetworks'),
+  proxyProtocol: z.boolean().default(false)
+    .describe('Expect a PROXY protocol v1 or v2 header from the load balancer on every connection'),
+  proxyFrom: z.array(cidr).default([])
+    .describe('Load balancer addresses allowed to send PROXY headers (empty: any peer)'),
+});
+
+export const credentialSchema = z.object({
+  username: z.string().min(1).max(256).describe('SMTP AUTH login'),
+  passwordHash: z.string().optional()
+    .describe('scrypt hash from `mailfleet hash-password` (never a plain password)'),
+  passwordHashFile: z.string().optional().describe('File holding the scrypt hash (a mounted Secret)'),
+  domains: z.array(domainName).min(1).describe('Sender domains this login may use'),
+}).refine((c) => (c.passwordHash === undefined) !== (c.passwordHashFile === undefined), {
+  message: 'set exactly one of passwordHash or passwordHashFile',
+});
+
+export const trustedNetworkSchema = z.object({
+  cidrs: z.array(cidr).min(1).describe('Client networks allowed to send without AUTH'),
+  domains: z.array(domainName).min(1).describe('Sender domains those clients may use'),
+});
+
+export const senderDomainSchema = z.object({
+  domain: domainName.describe('A sender domain served by this relay'),
+});
+
+export const relayConfigSchema = z.object({
+  hostname: z.string().default('localhost')
+    .describe('Name in the SMTP greeting, EHLO to destinations and Received headers'),
+  dataDir: z.string().default('/var/lib/mailfleet').describe('Queue and state directory (a persistent volume)'),
+  listeners: z.array(listenerSchema).min(1).describe('SMTP listeners')
+    .refine((ls) => new Set(ls.map((l) => l.name)).size === ls.length, { message: 'listener names must be unique' }),
+  tls: z.object({
+    certFile: z.string().optional().describe('PEM certificate chain'),
+    keyFile: z.string().optional().describe('PEM private key'),
+    selfSigned: z.boolean().default(false)
+      .describe('Generate a self-signed certificate in dataDir on first start (development only)'),
+  }).default({ selfSigned: false }).refine((t) => t.selfSigned || (t.certFile && t.keyFile) || (!t.certFile && !t.keyFile), {
+    message: 'set both certFile and keyFile, or selfSigned: true',
+  }),
+  limits: z.object({
+    maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024)
+      .describe('Largest message accepted, in bytes (announced as SIZE in EHLO)'),
+    maxRecipients: z.number().int().positive().default(100).describe('Recipients per message'),
+    maxClients: z.number().int().positive().default(1000).describe('Concurrent SMTP sessions per listener'),
+    socketTimeout: duration.default(300_000).describe('Idle time before a session is closed'),
+    drainTimeout: duration.default(30_000).describe('How long open sessions may finish on shutdown'),
+  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000 }),
+  credentials: z.array(credentialSchema).default([]).describe('SMTP logins and the domains each may send for'),
+  trustedNetworks: z.array(trustedNetworkSchema).default([])
+    .describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
+  domains: z.array(senderDomainSchema).default([]).describe('Sender domains served by this relay'),
+  queue: z.object({
+    retrySchedule: z.array(duration).min(1).default([60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000])
+      .describe('Waits between delivery attempts; the last one repeats'),
+    maxLifetime: duration.default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
+    concurrency: z.number().int().positive().default(100).describe('Messages in delivery at once'),
+  }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 }),
+  delivery: deliverySchema.describe('How mail leaves: MX lookup or smarthosts'),
+  http: z.object({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(9464),
+  }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints'),
+}).superRefine((cfg, ctx) => {
+  const served = new Set(cfg.domains.map((d) => d.domain));
+  const check = (domains: string[], path: (string | number)[]) => domains.forEach((d, i) => {
+    if (served.size > 0 && !served.has(d)) {
+      ctx.addIssue({ code: 'custom', path: [...path, i], message: `domain ${d} is not listed under domains` });
+    }
+  });
+  cfg.credentials.forEach((c, i) => check(c.domains, ['credentials', i, 'domains']));
+  cfg.trustedNetworks.forEach((t, i) => check(t.domains, ['trustedNetworks', i, 'domains']));
+  if (cfg.listeners.some((l) => l.mode !== 'plain') && !cfg.tls.selfSigned && !cfg.tls.certFile) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'TLS listeners need tls.certFile and tls.keyFile (or tls.selfSigned for development)' });
+  }
+  if (cfg.listeners.some((l) => l.mode === 'plain') && cfg.trustedNetworks.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['trustedNetworks'], message: 'a plain listener needs trustedNetworks: without AUTH only those clients may send' });
+  }
+});
+
+export type RelayConfigInput = z.input<typeof relayConfigSchema>;
+export type RelayConfig = z.output<typeof relayConfigSchema>;
+export type ListenerConfig = RelayConfig['listeners'][number];

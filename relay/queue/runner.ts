@@ -1,0 +1,199 @@
+// The delivery loop: takes due messages from the queue, hands the recipients still open
+// to the Deliverer, records per-recipient outcomes, schedules retries, and turns
+// permanent failures and expiries into DSNs queued back to the sender.
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Deliverer } from '../delivery/deliverer.ts';
+import type { RecipientOutcome } from '../delivery/types.ts';
+import { buildDsn } from '../bounce/dsn.ts';
+import { DueHeap } from './heap.ts';
+import { isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
+import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
+
+export type DeliveryEventType = 'delivered' | 'deferred' | 'bounced' | 'expired';
+export interface DeliveryEvent {
+  type: DeliveryEventType;
+  queueId: string;
+  from: string;
+  recipient: string;
+  response: string;
+  code?: number;
+  enhanced?: string;
+  remote?: string;
+  senderDomain?: string;
+}
+
+export interface RunnerOptions {
+  store: QueueStore;
+  deliverer: Deliverer;
+  policy: RetryPolicy;
+  concurrency: number;
+  hostname: string;
+  log: Logger;
+  metrics: Metrics;
+  onEvent?: (event: DeliveryEvent) => void;
+}
+
+const MAX_TIMER_MS = 60_000;
+
+export class DeliveryRunner {
+  private readonly opts: RunnerOptions;
+  private readonly heap = new DueHeap();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+
+  constructor(opts: RunnerOptions) {
+    this.opts = opts;
+  }
+
+  setPolicy(policy: RetryPolicy, concurrency: number): void {
+    this.opts.policy = policy;
+    this.opts.concurrency = concurrency;
+    this.pump();
+  }
+
+  start(): void {
+    this.stopped = false;
+    for (const q of this.opts.store.messages()) this.heap.push(q.state.nextAttemptAt, q.meta.id);
+    this.pump();
+  }
+
+  /** A message was just committed: deliver it now. */
+  enqueue(q: QueuedMessage): void {
+    this.heap.push(q.state.nextAttemptAt, q.meta.id);
+    this.pump();
+  }
+
+  /** Stops taking new work and waits for the attempts in flight to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.allSettled(this.inFlight.values());
+  }
+
+  get activeDeliveries(): number {
+    return this.inFlight.size;
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    while (this.inFlight.size < this.opts.concurrency) {
+      const top = this.heap.peek();
+      if (!top || top.at > now) break;
+      this.heap.pop();
+      const q = this.opts.store.get(top.id);
+      // Stale heap entries (already finished, or rescheduled) are skipped.
+      if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at) continue;
+      const p = this.attempt(q)
+        .catch((err: Error) => this.opts.log.error({ queueId: q.meta.id, err: err.message }, 'delivery attempt crashed'))
+        .finally(() => {
+          this.inFlight.delete(q.meta.id);
+          this.pump();
+        });
+      this.inFlight.set(q.meta.id, p);
+    }
+    if (this.timer) clearTimeout(this.timer);
+    const next = this.heap.peek();
+    if (next && this.inFlight.size < this.opts.concurrency) {
+      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(next.at - Date.now(), 0), MAX_TIMER_MS));
+    }
+  }
+
+  private async attempt(q: QueuedMessage): Promise<void> {
+    const { store, deliverer, log, metrics } = this.opts;
+    const { meta } = q;
+    const open = meta.recipients.filter((r) => !q.state.done[r]);
+    const started = process.hrtime.bigint();
+    let outcomes: RecipientOutcome[];
+    try {
+      outcomes = await deliverer.deliver({
+        id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
+        size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
+      });
+    } catch (err) {
+      outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const now = Date.now();
+    const state: DeliveryState = { ...q.state, done: { ...q.state.done }, attempts: q.state.attempts + 1 };
+    const deferred: RecipientOutcome[] = [];
+    for (const o of outcomes) {
+      const result: RecipientResult = {
+        status: o.status === 'deferred' ? 'expired' : o.status, response: o.response, at: now,
+        ...(o.code !== undefined ? { code: o.code } : {}), ...(o.enhanced ? { enhanced: o.enhanced } : {}), ...(o.remote ? { remote: o.remote } : {}),
+      };
+      metrics.deliveryDuration.observe({ outcome: o.status }, seconds);
+      if (o.status === 'delivered') {
+        state.done[o.recipient] = result;
+        metrics.delivered.inc({ route: o.route });
+        metrics.deliveredBytes.inc(meta.size);
+        log.info({ queueId: meta.id, rcpt: o.recipient, remote: o.remote, response: o.response, attempt: state.attempts }, 'delivered');
+        this.emit('delivered', meta, o);
+      } else if (o.status === 'failed') {
+        state.done[o.recipient] = result;
+        metrics.bounced.inc({ reason: 'failed' });
+        log.warn({ queueId: meta.id, rcpt: o.recipient, remote: o.remote, response: o.response }, 'bounced');
+        this.emit('bounced', meta, o);
+      } else {
+        deferred.push(o);
+        state.lastResponse = o.response;
+      }
+    }
+    if (deferred.length > 0) {
+      if (isExpired(meta.receivedAt, now, this.opts.policy)) {
+        for (const o of deferred) {
+          state.done[o.recipient] = { status: 'expired', response: `expired after ${state.attempts} attempts; last error: ${o.response}`, at: now,
+            ...(o.code !== undefined ? { code: o.code } : {}), ...(o.remote ? { remote: o.remote } : {}) };
+          metrics.bounced.inc({ reason: 'expired' });
+          log.warn({ queueId: meta.id, rcpt: o.recipient, response: o.response, attempts: state.attempts }, 'expired');
+          this.emit('expired', meta, o);
+        }
+      } else {
+        state.nextAttemptAt = nextAttemptAt(state.attempts, meta.receivedAt, now, this.opts.policy);
+        for (const o of deferred) {
+          metrics.deferred.inc({ route: o.route });
+          log.info({ queueId: meta.id, rcpt: o.recipient, remote: o.remote, response: o.response, attempt: state.attempts, retryAt: new Date(state.nextAttemptAt).toISOString() }, 'deferred');
+          this.emit('deferred', meta, o);
+        }
+      }
+    }
+    if (meta.recipients.every((r) => state.done[r])) {
+      await this.bounceIfNeeded(q, state);
+      await store.remove(meta.id);
+      log.info({ queueId: meta.id, attempts: state.attempts }, 'removed from queue');
+    } else {
+      await store.saveState(meta.id, state);
+      this.heap.push(state.nextAttemptAt, meta.id);
+    }
+  }
+
+  private async bounceIfNeeded(q: QueuedMessage, state: DeliveryState): Promise<void> {
+    const failures = q.meta.recipients
+      .map((recipient) => ({ recipient, result: state.done[recipient]! }))
+      .filter((f) => f.result.status !== 'delivered');
+    if (failures.length === 0) return;
+    // RFC 5321 §4.5.5: never bounce a bounce, never send to the null sender.
+    if (q.meta.from === '' || q.meta.isDsn) {
+      this.opts.log.warn({ queueId: q.meta.id, failures: failures.length }, 'no DSN: null sender');
+      return;
+    }
+    const dsn = buildDsn({
+      reportingMta: this.opts.hostname, queueId: q.meta.id, originalSender: q.meta.from,
+      arrivalDate: new Date(q.meta.receivedAt), failures, originalHeaders: await this.opts.store.readHeaders(q.meta.id),
+    });
+    const queued = await this.opts.store.acceptBuffer({ from: '', recipients: [q.meta.from], isDsn: true }, dsn);
+    this.opts.metrics.dsnSent.inc();
+    this.opts.log.info({ queueId: q.meta.id, dsnQueueId: queued.meta.id, to: q.meta.from }, 'DSN queued');
+    this.enqueue(queued);
+  }
+
+  private emit(type: DeliveryEventType, meta: QueuedMessage['meta'], o: RecipientOutcome): void {
+    this.opts.onEvent?.({
+      type, queueId: meta.id, from: meta.from, recipient: o.recipient, response: o.response,
+      ...(o.code !== undefined ? { code: o.code } : {}), ...(o.enhanced ? { enhanced: o.enhanced } : {}),
+      ...(o.remote ? { remote: o.remote } : {}), ...(meta.senderDomain ? { senderDomain: meta.senderDomain } : {}),
+    });
+  }
+}

@@ -1,0 +1,284 @@
+// The durable queue. One file per message, written while DATA streams in (bounded memory),
+// with the envelope appended as a trailer. A message counts as accepted only when its file
+// is fsync'd, renamed from tmp/ into msg/ and msg/ itself is fsync'd; that directory fsync
+// is shared by every arrival that is waiting for it (group commit), so concurrent sessions
+// pay for one directory sync instead of one each. docs/queue.md has the full design.
+import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+
+export interface ClientInfo {
+  address: string;
+  listener: string;
+  user?: string;
+  helo?: string;
+}
+
+export interface MessageMeta {
+  id: string;
+  from: string; // '' is the null sender (DSNs)
+  recipients: string[];
+  receivedAt: number;
+  size: number; // bytes of the message as received (no prepend)
+  prepend?: string; // header lines put in front at delivery: Received, DKIM-Signature
+  isDsn?: boolean; // a bounce: never bounced itself
+  senderDomain?: string;
+  client?: ClientInfo;
+}
+
+export type FinalStatus = 'delivered' | 'failed' | 'expired';
+export interface RecipientResult {
+  status: FinalStatus;
+  response: string;
+  code?: number;
+  enhanced?: string;
+  remote?: string;
+  at: number;
+}
+
+export interface DeliveryState {
+  attempts: number;
+  nextAttemptAt: number;
+  done: Record<string, RecipientResult>;
+  lastResponse?: string;
+}
+
+export interface QueuedMessage {
+  meta: MessageMeta;
+  state: DeliveryState;
+  path: string;
+}
+
+export class MessageTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`message exceeds the size limit of ${limit} bytes`);
+    this.name = 'MessageTooLargeError';
+  }
+}
+
+const MAGIC = 'MFQ1';
+const FOOTER_LEN = MAGIC.length + 10 + 1; // MFQ1 + 10-digit trailer length + \n
+const WRITE_BATCH = 256 * 1024;
+
+export function newQueueId(now = Date.now()): string {
+  return now.toString(36).toUpperCase() + crypto.randomBytes(5).toString('hex').toUpperCase();
+}
+
+function trailerFor(meta: MessageMeta): Buffer {
+  const json = Buffer.from(`\n${JSON.stringify(meta)}\n`);
+  return Buffer.concat([json, Buffer.from(`${MAGIC}${String(json.length).padStart(10, '0')}\n`)]);
+}
+
+export async function readTrailer(file: string): Promise<MessageMeta> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size < FOOTER_LEN) throw new Error(`${file}: too short for a queue file`);
+    const footer = Buffer.alloc(FOOTER_LEN);
+    await fh.read(footer, 0, FOOTER_LEN, size - FOOTER_LEN);
+    const text = footer.toString('latin1');
+    if (!text.startsWith(MAGIC)) throw new Error(`${file}: no queue trailer`);
+    const len = Number(text.slice(MAGIC.length, MAGIC.length + 10));
+    const json = Buffer.alloc(len);
+    await fh.read(json, 0, len, size - FOOTER_LEN - len);
+    return JSON.parse(json.toString('utf8')) as MessageMeta;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Shares one fsync of a directory among every caller waiting while it is in flight. */
+class DirSyncer {
+  private readonly dir: string;
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  constructor(dir: string) { this.dir = dir; }
+
+  sync(): Promise<void> {
+    if (!this.running) return (this.running = this.run());
+    // A sync already running may have started before our rename: wait for the one after it.
+    this.next ??= this.running.then(() => {
+      this.next = undefined;
+      return (this.running = this.run());
+    });
+    return this.next;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      const fh = await fsp.open(this.dir, 'r');
+      try { await fh.sync(); } finally { await fh.close(); }
+    } finally {
+      this.running = undefined;
+    }
+  }
+}
+
+export interface AcceptOptions {
+  maxSize: number;
+  /** Sees every chunk of the message as it streams to disk (e.g. a DKIM body hasher). */
+  observe?: (chunk: Buffer) => void;
+  /** Runs after the last byte and before the commit; may add to the envelope (e.g. DKIM-Signature). */
+  finalize?: (meta: MessageMeta) => Promise<Partial<MessageMeta>> | Partial<MessageMeta>;
+}
+
+export class QueueStore {
+  readonly dir: string;
+  private readonly tmpDir: string;
+  private readonly msgDir: string;
+  private readonly stateDir: string;
+  private readonly syncer: DirSyncer;
+  private readonly index = new Map<string, QueuedMessage>();
+  private readonly fsync: boolean;
+
+  private constructor(dir: string, fsync: boolean) {
+    this.dir = dir;
+    this.tmpDir = path.join(dir, 'tmp');
+    this.msgDir = path.join(dir, 'msg');
+    this.stateDir = path.join(dir, 'state');
+    this.syncer = new DirSyncer(this.msgDir);
+    this.fsync = fsync;
+  }
+
+  /** Opens (creating if needed) the queue and recovers every committed message. */
+  static async open(dir: string, opts: { fsync?: boolean } = {}): Promise<{ store: QueueStore; recovered: number; discarded: number }> {
+    const store = new QueueStore(dir, opts.fsync ?? true);
+    for (const d of [store.tmpDir, store.msgDir, store.stateDir]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
+    // Files in tmp/ were never acknowledged with a 250: the client still has them.
+    const tmp = await fsp.readdir(store.tmpDir);
+    await Promise.all(tmp.map((f) => fsp.rm(path.join(store.tmpDir, f), { force: true })));
+    let recovered = 0;
+    for (const name of await fsp.readdir(store.msgDir)) {
+      const file = path.join(store.msgDir, name);
+      const meta = await readTrailer(file);
+      const state = await store.readState(meta.id, meta.receivedAt);
+      store.index.set(meta.id, { meta, state, path: file });
+      recovered++;
+    }
+    // State files whose message is gone belong to messages finished just before a crash.
+    for (const name of await fsp.readdir(store.stateDir)) {
+      const id = name.replace(/\.json(\.tmp)?$/, '');
+      if (!store.index.has(id)) await fsp.rm(path.join(store.stateDir, name), { force: true });
+    }
+    return { store, recovered, discarded: tmp.length };
+  }
+
+  private async readState(id: string, receivedAt: number): Promise<DeliveryState> {
+    try {
+      return JSON.parse(await fsp.readFile(path.join(this.stateDir, `${id}.json`), 'utf8')) as DeliveryState;
+    } catch {
+      return { attempts: 0, nextAttemptAt: receivedAt, done: {} };
+    }
+  }
+
+  /**
+   * Streams a message to disk and commits it durably. Resolves only once the message
+   * would survive a crash: the caller may then answer 250.
+   */
+  async accept(envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'>, body: Readable, opts: AcceptOptions): Promise<QueuedMessage> {
+    const receivedAt = Date.now();
+    const id = newQueueId(receivedAt);
+    const tmpFile = path.join(this.tmpDir, id);
+    const fh = await fsp.open(tmpFile, 'wx', 0o600);
+    let size = 0;
+    let committed = false;
+    try {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let tooLarge = false;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        // Keep reading past the limit so the client gets our reply, but stop writing.
+        if (size > opts.maxSize) { tooLarge = true; continue; }
+        opts.observe?.(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BATCH) {
+          await fh.writev(pending);
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (tooLarge || (body as Readable & { sizeExceeded?: boolean }).sizeExceeded) throw new MessageTooLargeError(opts.maxSize);
+      let meta: MessageMeta = { ...envelope, id, size, receivedAt };
+      if (opts.finalize) meta = { ...meta, ...(await opts.finalize(meta)) };
+      pending.push(trailerFor(meta));
+      await fh.writev(pending);
+      if (this.fsync) await fh.datasync();
+      await fh.close();
+      const file = path.join(this.msgDir, id);
+      await fsp.rename(tmpFile, file);
+      if (this.fsync) await this.syncer.sync();
+      committed = true;
+      const queued: QueuedMessage = { meta, state: { attempts: 0, nextAttemptAt: receivedAt, done: {} }, path: file };
+      this.index.set(id, queued);
+      return queued;
+    } finally {
+      if (!committed) {
+        await fh.close().catch(() => {});
+        await fsp.rm(tmpFile, { force: true });
+      }
+    }
+  }
+
+  /** Queues a message the relay made itself (a DSN): small, so it comes as a Buffer. */
+  async acceptBuffer(envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'>, data: Buffer): Promise<QueuedMessage> {
+    return this.accept(envelope, Readable.from([data]), { maxSize: Number.MAX_SAFE_INTEGER });
+  }
+
+  /**
+   * Records delivery progress. Not fsync'd on purpose: losing it in a crash only means
+   * a recipient may be tried again (at-least-once), and it keeps retries cheap.
+   */
+  async saveState(id: string, state: DeliveryState): Promise<void> {
+    const q = this.index.get(id);
+    if (q) q.state = state;
+    const file = path.join(this.stateDir, `${id}.json`);
+    await fsp.writeFile(`${file}.tmp`, JSON.stringify(state));
+    await fsp.rename(`${file}.tmp`, file);
+  }
+
+  /** Removes a message whose every recipient has a final outcome. */
+  async remove(id: string): Promise<void> {
+    const q = this.index.get(id);
+    this.index.delete(id);
+    await fsp.rm(q?.path ?? path.join(this.msgDir, id), { force: true });
+    await fsp.rm(path.join(this.stateDir, `${id}.json`), { force: true });
+  }
+
+  get(id: string): QueuedMessage | undefined {
+    return this.index.get(id);
+  }
+
+  messages(): IterableIterator<QueuedMessage> {
+    return this.index.values();
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  oldestReceivedAt(): number | undefined {
+    let oldest: number | undefined;
+    for (const q of this.index.values()) if (oldest === undefined || q.meta.receivedAt < oldest) oldest = q.meta.receivedAt;
+    return oldest;
+  }
+
+  /** Reads the start of a message (its header block) for DSNs, without loading the body. */
+  async readHeaders(id: string, limit = 64 * 1024): Promise<Buffer> {
+    const q = this.index.get(id);
+    if (!q) throw new Error(`queue id ${id} not found`);
+    const fh = await fsp.open(q.path, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(limit, q.meta.size));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const head = buf.subarray(0, bytesRead);
+      const end = head.indexOf('\r\n\r\n');
+      return end >= 0 ? head.subarray(0, end + 2) : head;
+    } finally {
+      await fh.close();
+    }
+  }
+}
+

@@ -1,0 +1,303 @@
+// SMTP intake: one smtp-server per listener. Authentication and sender checks happen here;
+// DATA streams straight into the durable queue and the 250 is sent only after the commit.
+import fs from 'node:fs';
+import net from 'node:net';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerAuthentication } from 'smtp-server';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { ListenerConfig } from '../config/schema.ts';
+import type { RelayRuntime } from '../config/runtime.ts';
+import { verifyPassword } from '../auth/password.ts';
+import { MessageTooLargeError, type QueueStore, type QueuedMessage, type AcceptOptions, type MessageMeta } from '../queue/store.ts';
+import { readProxyHeader } from './proxy-protocol.ts';
+import { CidrSet } from '../util/cidr.ts';
+import { smtpError } from './replies.ts';
+import { receivedHeader } from './received.ts';
+
+/** Hooks the sender-domain features (DKIM, limits, suppression) plug into. */
+export interface IntakePolicy {
+  /** Before RCPT is accepted: refuse with an SmtpError, or resolve. */
+  checkRecipient?(rcpt: string, session: SMTPServerSession): Promise<void>;
+  /** Before MAIL FROM is accepted, after the domain check (rate limits). */
+  checkSender?(from: string, domain: string, session: SMTPServerSession): Promise<void>;
+  /** Per message: observers and finalizers for the queue write (DKIM signing). */
+  messageOptions?(envelope: { from: string; domain: string }): Pick<AcceptOptions, 'observe' | 'finalize'>;
+}
+
+export interface IntakeDeps {
+  runtime(): RelayRuntime;
+  store: QueueStore;
+  onQueued(q: QueuedMessage): void;
+  log: Logger;
+  metrics: Metrics;
+  tls?: { key: Buffer; cert: Buffer };
+  policy?: IntakePolicy;
+}
+
+interface Listening {
+  config: ListenerConfig;
+  smtp: SMTPServer;
+  front: net.Server; // the socket that listens: smtp-server's own, or our PROXY front
+  sessions: number;
+}
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+}
+
+// Old relay tricks that turn "deliver to x" into "relay to y": the percent hack, bang
+// paths, source routes. A submission server has no business accepting any of them.
+function relayTrick(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  const local = at < 0 ? address : address.slice(0, at);
+  if (at < 0) return 'an address needs a domain';
+  if (address.startsWith('@') || address.includes(':')) return 'source routes are not accepted';
+  if (!local.startsWith('"') && (local.includes('%') || local.includes('!') || local.includes('@'))) return 'relay paths (%, !) are not accepted';
+  if (local.startsWith('"') && /[%!@]/.test(local)) return 'quoted relay paths are not accepted';
+  if (!/^[^\s@]+\.[^\s@.]+$/.test(address.slice(at + 1)) && !/^\[.*\]$/.test(address.slice(at + 1))) return 'the domain is not valid';
+  if (/^\[/.test(address.slice(at + 1))) return 'address literals are not accepted';
+  return undefined;
+}
+
+export class Intake {
+  private readonly deps: IntakeDeps;
+  private readonly listeners: Listening[] = [];
+  private accepting = true;
+
+  constructor(deps: IntakeDeps) {
+    this.deps = deps;
+  }
+
+  async start(configs: ListenerConfig[]): Promise<void> {
+    for (const config of configs) this.listeners.push(await this.listen(config));
+  }
+
+  /** Where each listener ended up (port 0 in tests picks a free one). */
+  addresses(): Record<string, { host: string; port: number }> {
+    return Object.fromEntries(this.listeners.map((l) => {
+      const a = l.front.address() as net.AddressInfo;
+      return [l.config.name, { host: a.address, port: a.port }];
+    }));
+  }
+
+  get openSessions(): number {
+    return this.listeners.reduce((n, l) => n + l.sessions, 0);
+  }
+
+  /**
+   * Stops listening, lets open sessions finish for up to drainMs, then closes the rest
+   * (a session cut mid-DATA never got its 250, so the client still owns that message).
+   */
+  async close(drainMs: number): Promise<void> {
+    this.accepting = false;
+    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => {
+      if (l.front !== l.smtp.server) l.front.close();
+      (l.smtp.options as { closeTimeout?: number }).closeTimeout = drainMs;
+      l.smtp.close(() => resolve());
+    })));
+  }
+
+  private async listen(config: ListenerConfig): Promise<Listening> {
+    const { log, metrics } = this.deps;
+    const llog = log.child({ listener: config.name });
+    const limits = this.deps.runtime().config.limits;
+    const plain = config.mode === 'plain';
+    const options = {
+      name: this.deps.runtime().config.hostname,
+      banner: 'MailFleet ESMTP',
+      secure: config.mode === 'implicit',
+      ...(this.deps.tls ? { key: this.deps.tls.key, cert: this.deps.tls.cert } : { hideSTARTTLS: true }),
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: false,
+      authOptional: plain,
+      disabledCommands: plain ? ['AUTH'] : [],
+      size: limits.maxMessageSize,
+      rejectOversized: true,
+      maxRecipients: limits.maxRecipients,
+      maxClients: limits.maxClients,
+      socketTimeout: limits.socketTimeout,
+      closeTimeout: limits.drainTimeout,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      disableReverseLookup: true,
+      logger: false,
+      onConnect: (session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        metrics.connections.inc({ listener: config.name });
+        if (!this.accepting) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
+        // AUTH is not even announced before TLS, so no client is tempted to send a password in clear.
+        if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = ['AUTH'];
+        if (plain && !this.deps.runtime().isTrusted(session.remoteAddress)) {
+          metrics.refusals.inc({ reason: 'untrusted_network' });
+          llog.warn({ client: session.remoteAddress }, 'plain listener refused an untrusted client');
+          return cb(smtpError(554, '5.7.1', `${session.remoteAddress} is not in a trusted network; use the submission port with AUTH`));
+        }
+        cb();
+      },
+      onSecure: (_socket: unknown, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = [];
+        cb();
+      },
+      onAuth: (auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user: string }) => void) => {
+        this.authenticate(auth, session).then((user) => {
+          metrics.authSuccesses.inc({ mechanism: auth.method });
+          llog.info({ client: session.remoteAddress, user }, 'auth ok');
+          cb(null, { user });
+        }, (err: Error) => cb(err));
+      },
+      onMailFrom: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        this.checkSender(address.address, session, config.mode === 'plain').then(() => cb(), (err: Error) => {
+          metrics.refusals.inc({ reason: 'sender' });
+          llog.warn({ client: session.remoteAddress, user: session.user, from: address.address, reply: err.message }, 'sender refused');
+          cb(err);
+        });
+      },
+      onRcptTo: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        this.checkRecipient(address.address, session).then(() => cb(), (err: Error) => {
+          metrics.refusals.inc({ reason: 'recipient' });
+          llog.info({ client: session.remoteAddress, rcpt: address.address, reply: err.message }, 'recipient refused');
+          cb(err);
+        });
+      },
+      onData: (stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) => {
+        this.receive(stream, session, config.name).then((q) => cb(null, `2.0.0 Ok: queued as ${q.meta.id}`), (err: Error) => {
+          stream.resume(); // drain whatever is left so the session can go on
+          if (err instanceof MessageTooLargeError) {
+            metrics.refusals.inc({ reason: 'size' });
+            return cb(smtpError(552, '5.3.4', `Message too big (limit ${limits.maxMessageSize} bytes)`));
+          }
+          if ('responseCode' in err) return cb(err);
+          llog.error({ client: session.remoteAddress, err: err.message }, 'queue write failed');
+          cb(smtpError(451, '4.3.0', 'Local error writing the queue, try again later'));
+        });
+      },
+      onClose: () => { listening.sessions = Math.max(0, listening.sessions - 1); metrics.activeSessions.dec({ listener: config.name }); },
+    };
+    const smtp = new SMTPServer(options as SMTPServerOptions);
+    const listening: Listening = { config, smtp, front: smtp.server, sessions: 0 };
+    smtp.on('connect' as never, () => { listening.sessions++; metrics.activeSessions.inc({ listener: config.name }); });
+    smtp.on('error', (err: Error) => llog.debug({ err: err.message }, 'smtp session error'));
+    if (config.proxyProtocol) listening.front = this.proxyFront(config, smtp, llog);
+    await new Promise<void>((resolve, reject) => {
+      listening.front.once('error', reject);
+      listening.front.listen(config.port, config.host, () => { listening.front.removeListener('error', reject); resolve(); });
+    });
+    llog.info({ address: listening.front.address(), mode: config.mode, proxyProtocol: config.proxyProtocol }, 'listening');
+    return listening;
+  }
+
+  // A TCP front that reads the PROXY header (v1 or v2) and then hands the socket to
+  // smtp-server with the client's real address, doing the implicit TLS handshake first.
+  private proxyFront(config: ListenerConfig, smtp: SMTPServer, llog: Logger): net.Server {
+    const allowed = config.proxyFrom.length ? new CidrSet(config.proxyFrom) : undefined;
+    const internals = smtp as unknown as {
+      connect(socket: net.Socket, opts: object): void;
+      _upgrade(socket: net.Socket, cb: (err: Error | null, tls: net.Socket) => void): void;
+    };
+    return net.createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.on('error', () => socket.destroy());
+      if (allowed && !allowed.has(socket.remoteAddress ?? '')) {
+        llog.warn({ peer: socket.remoteAddress }, 'PROXY header from a peer not in proxyFrom');
+        socket.destroy();
+        return;
+      }
+      readProxyHeader(socket).then((info) => {
+        const opts = {
+          id: Math.random().toString(36).slice(2, 18),
+          remoteAddress: info.remoteAddress ?? socket.remoteAddress,
+          remotePort: info.remotePort ?? socket.remotePort,
+        };
+        if (config.mode !== 'implicit') {
+          socket.resume();
+          return internals.connect(socket, opts);
+        }
+        internals._upgrade(socket, (err, tls) => {
+          if (err) return socket.destroy();
+          internals.connect(tls, opts);
+        });
+      }, (err: Error) => {
+        llog.warn({ peer: socket.remoteAddress, err: err.message }, 'bad PROXY header');
+        socket.destroy();
+      });
+    });
+  }
+
+  private async authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
+    const { metrics, log } = this.deps;
+    const login = this.deps.runtime().logins.get(auth.username ?? '');
+    // Verify against a dummy hash for unknown users so timing does not reveal which exist.
+    const ok = await verifyPassword(auth.password ?? '', login?.passwordHash ?? DUMMY_HASH);
+    if (!login || !ok) {
+      metrics.authFailures.inc({ reason: login ? 'bad_password' : 'unknown_user' });
+      log.warn({ client: session.remoteAddress, user: auth.username }, 'auth failed');
+      throw smtpError(535, '5.7.8', 'Authentication credentials invalid');
+    }
+    return login.username;
+  }
+
+  private allowedDomains(session: SMTPServerSession): Set<string> {
+    const rt = this.deps.runtime();
+    if (session.user) return rt.logins.get(String(session.user))?.domains ?? new Set();
+    return rt.domainsForClient(session.remoteAddress);
+  }
+
+  private async checkSender(from: string, session: SMTPServerSession, plainListener: boolean): Promise<void> {
+    if (!this.accepting) throw smtpError(421, '4.3.2', 'Service shutting down, try again later');
+    // Sending without AUTH is for trusted networks on the plain listener only.
+    if (!session.user && !plainListener) throw smtpError(530, '5.7.0', 'Authentication required');
+    const allowed = this.allowedDomains(session);
+    if (!session.user && allowed.size === 0) throw smtpError(530, '5.7.0', 'Authentication required');
+    if (from === '') throw smtpError(550, '5.7.1', 'The null sender is not accepted for submission');
+    const trick = relayTrick(from);
+    if (trick) throw smtpError(553, '5.1.7', `Sender address rejected: ${trick}`);
+    const domain = domainOf(from);
+    if (!allowed.has(domain)) {
+      const who = session.user ? `login ${String(session.user)}` : `client ${session.remoteAddress}`;
+      throw smtpError(550, '5.7.1', `Sender domain ${domain} is not allowed for ${who}`);
+    }
+    await this.deps.policy?.checkSender?.(from, domain, session);
+  }
+
+  private async checkRecipient(rcpt: string, session: SMTPServerSession): Promise<void> {
+    const trick = relayTrick(rcpt);
+    if (trick) throw smtpError(553, '5.1.3', `Recipient address rejected: ${trick}`);
+    await this.deps.policy?.checkRecipient?.(rcpt, session);
+  }
+
+  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession, listener: string): Promise<QueuedMessage> {
+    const { store, metrics, log } = this.deps;
+    const rt = this.deps.runtime();
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const domain = domainOf(from);
+    const envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'> = {
+      from, recipients, senderDomain: domain,
+      client: { address: session.remoteAddress, listener, ...(session.user ? { user: String(session.user) } : {}), ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) },
+    };
+    const started = process.hrtime.bigint();
+    const extra = this.deps.policy?.messageOptions?.({ from, domain }) ?? {};
+    const q = await store.accept(envelope, stream, {
+      maxSize: rt.config.limits.maxMessageSize,
+      ...extra,
+      finalize: async (meta) => {
+        const received = receivedHeader(meta, session, rt.config.hostname, listener);
+        const more = extra.finalize ? await extra.finalize(meta) : {};
+        return { ...more, prepend: `${more.prepend ?? ''}${received}` };
+      },
+    });
+    metrics.intakeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.received.inc({ listener });
+    metrics.receivedBytes.inc(q.meta.size);
+    log.info({ queueId: q.meta.id, from, rcpts: recipients.length, size: q.meta.size, client: session.remoteAddress, user: session.user, listener }, 'queued');
+    this.deps.onQueued(q);
+    return q;
+  }
+}
+
+// A valid hash of a random password: verifying against it costs what a real check costs.
+const DUMMY_HASH = 'scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA==$3mJ3t0mZJ6l5oWqvB1l6H2pWwQ4QhPqv0i3hG9o3R7Q=';
+
+export function readTlsFiles(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  return { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
+}
