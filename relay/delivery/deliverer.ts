@@ -81,9 +81,10 @@ export class Deliverer {
     this.resolved = next;
     const valid = new Set(next.config.mode === 'smarthost' ? next.smarthosts.map((s) => JSON.stringify(this.smarthostTarget(s))) : []);
     const mx = this.mxPolicy(next.config);
+    const caps = new Set([next.config.maxConnectionsPerDestination, ...Object.values(next.config.destinations).map((d) => d.maxConnections)]);
     this.pools.update(poolSettings(config), (t) => t.route === 'mx'
       ? next.config.mode === 'mx' && t.port === mx.port && t.requireTls === mx.requireTls
-        && t.rejectUnauthorized === mx.rejectUnauthorized && t.maxConnections === next.config.maxConnectionsPerDestination
+        && t.rejectUnauthorized === mx.rejectUnauthorized && caps.has(t.maxConnections)
       : valid.has(JSON.stringify(t)));
     for (const [key, sem] of this.destinations) sem.setLimit(this.destinationCap(key));
     this.log.info({ mode: config.mode, smarthosts: next.smarthosts.map((s) => s.name) }, 'delivery config updated');
@@ -148,7 +149,10 @@ export class Deliverer {
     const policy = this.mxPolicy(this.resolved.config);
     const targets = plan.targets.map((t): PoolTarget => ({
       route: 'mx', host: t.host, ip: t.ip, port: policy.port, tls: 'starttls', requireTls: policy.requireTls,
-      rejectUnauthorized: policy.rejectUnauthorized, maxConnections: this.resolved.config.maxConnectionsPerDestination,
+      // nodemailer opens a new connection when a send starts before the previous one has
+      // released its connection, so only the pool's own maxConnections truly caps
+      // connections: a domain with its own cap gets pools sized to it
+      rejectUnauthorized: policy.rejectUnauthorized, maxConnections: this.destinationCap(domain),
     }));
     return this.throughTargets(job, domain, domain, rcpts, targets, 'mx');
   }
