@@ -208,12 +208,13 @@ export class WebhookDispatcher {
   }
 
   private async finish(id: string): Promise<void> {
+    const written = this.outbox.done(id); // leaves the pending set now, reaches disk with the next batch
+    this.metrics.outbox.set(this.outbox.pending.size);
     try {
-      await this.outbox.done(id);
+      await written;
     } catch (e) {
       this.log.warn({ eventId: id, err: (e as Error).message }, 'webhook outbox: could not record completion (will re-send after restart)');
     }
-    this.metrics.outbox.set(this.outbox.pending.size);
   }
 }
 

@@ -1,5 +1,6 @@
 // The dispatcher against a real HTTP receiver on loopback.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   signWebhook,
   verifyWebhookSignature,
+  outboxName,
   WebhookDispatcher,
   webhookSchema,
   type WebhookDispatcherOptions,
@@ -147,6 +149,55 @@ describe('WebhookDispatcher', () => {
     // Acknowledged events are not sent again on the next open.
     const third = await open(r.url);
     expect(third.outboxSize).toBe(0);
+  });
+
+  it('kill -9 after emit resolved loses no event', async () => {
+    const r = await receiver();
+    servers.push(r.server);
+    // A separate process emits to a dead URL, reports each resolved emit, and is killed hard.
+    const mod = new URL('../../relay/webhooks/index.ts', import.meta.url).href;
+    const script = `
+      import { WebhookDispatcher } from ${JSON.stringify(mod)};
+      const d = await WebhookDispatcher.open({ dir: process.argv[1], secret: 's',
+        config: { url: 'http://127.0.0.1:9/x', secretFile: '/unused', retryBaseMs: 60000 } });
+      for (let i = 0; ; i++) {
+        await d.emit({ type: 'deferred', queueId: 'C' + i, recipient: 'r@example.com' });
+        process.stdout.write('C' + i + '\\n');
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await vi.waitFor(() => expect(out.split('\n').length).toBeGreaterThan(50), { timeout: 20_000, interval: 20 });
+    const exited = new Promise((res) => child.once('exit', res));
+    child.kill('SIGKILL');
+    await exited;
+    const confirmed = out.split('\n').filter(Boolean);
+    const d = await open(r.url);
+    await vi.waitFor(() => expect(d.outboxSize).toBe(0), { timeout: 20_000, interval: 20 });
+    const got = new Set(r.got.map((g) => JSON.parse(g.body).queueId));
+    expect(confirmed.filter((q) => !got.has(q))).toEqual([]);
+  });
+
+  it('compacts the outbox once acknowledged events dominate it', async () => {
+    const r = await receiver();
+    servers.push(r.server);
+    const d = await open(r.url, { concurrency: 8 });
+    // Emitted together: group commit writes them in few batches; each is durable on resolve.
+    const accepted = await Promise.all(
+      Array.from({ length: 700 }, (_, i) => d.emit({ type: 'delivered', queueId: `Q${i}`, recipient: `r${i}@example.com` })),
+    );
+    expect(accepted.every(Boolean)).toBe(true);
+    await vi.waitFor(() => expect(d.outboxSize).toBe(0), { timeout: 30_000, interval: 50 });
+    await d.emit({ type: 'delivered', queueId: 'last', recipient: 'z@example.com' });
+    await vi.waitFor(() => expect(d.outboxSize).toBe(0), { timeout: 10_000, interval: 20 });
+    await d.close();
+    // 701 event + 701 done records were written; compaction keeps the file under its
+    // 1000-record threshold.
+    const lines = readFileSync(join(dir, outboxName), 'utf8').split('\n').filter(Boolean);
+    expect(lines.length).toBeLessThanOrEqual(1000);
+    const reopened = await open(r.url);
+    expect(reopened.outboxSize).toBe(0);
+    expect(new Set(r.got.map((g) => JSON.parse(g.body).queueId)).size).toBe(701);
   });
 
   it('drops an event past its max age, with a metric', async () => {
