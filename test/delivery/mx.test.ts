@@ -13,21 +13,22 @@ let primary: Sink;    // 127.0.0.2
 let backup: Sink;     // 127.0.0.3
 let plain: Sink;      // 127.0.0.5: no STARTTLS at all
 let picky: Sink;      // 127.0.0.6: scripted replies
+let hidden: Sink;     // 127.0.0.10: STARTTLS not advertised, accepted when sent anyway
 let deliverer: Deliverer;
 let strict: Deliverer; // mx.requireTls
 const tmp = tempDir();
 
 beforeAll(async () => {
   const started = await sinksOnOnePort(
-    ['127.0.0.2', '127.0.0.3', '127.0.0.5', '127.0.0.6'],
-    (host) => host === '127.0.0.5' ? { tls: 'none' } : host === '127.0.0.6' ? {
+    ['127.0.0.2', '127.0.0.3', '127.0.0.5', '127.0.0.6', '127.0.0.10'],
+    (host) => host === '127.0.0.5' ? { tls: 'none' } : host === '127.0.0.10' ? { tls: 'hidden' } : host === '127.0.0.6' ? {
       rcptReply: (rcpt) => rcpt.startsWith('bad@') ? { code: 550, message: '5.1.1 no such user' }
         : rcpt.startsWith('later@') ? { code: 450, message: '4.2.0 mailbox busy, try later' } : undefined,
       dataReply: (msg) => msg.to.some((t) => t.startsWith('tempdata@')) ? { code: 451, message: '4.3.0 local problem' } : undefined,
     } : {},
   );
   port = started.port;
-  [primary, backup, plain, picky] = started.sinks as [Sink, Sink, Sink, Sink];
+  [primary, backup, plain, picky, hidden] = started.sinks as [Sink, Sink, Sink, Sink, Sink];
   dns = await startDnsServer({
     'pref.test': { MX: [{ preference: 20, exchange: 'mx2.pref.test' }, { preference: 10, exchange: 'mx1.pref.test' }] },
     'mx1.pref.test': { A: ['127.0.0.2'] },
@@ -43,6 +44,8 @@ beforeAll(async () => {
     'mx.plain.test': { A: ['127.0.0.5'] },
     'picky.test': { MX: [{ preference: 10, exchange: 'mx.picky.test' }] },
     'mx.picky.test': { A: ['127.0.0.6'] },
+    'hidden.test': { MX: [{ preference: 10, exchange: 'mx.hidden.test' }] },
+    'mx.hidden.test': { A: ['127.0.0.10'] },
     'nomx-noaddr.test': { TXT: ['v=spf1 -all'] },
   });
   const base = { mx: { port, dnsServers: [dns.address] }, connectTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 10_000 };
@@ -53,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await deliverer?.close();
   await strict?.close();
-  await Promise.all([primary, backup, plain, picky].map((s) => s?.close()));
+  await Promise.all([primary, backup, plain, picky, hidden].map((s) => s?.close()));
   await dns?.close();
   tmp.cleanup();
 });
@@ -135,6 +138,15 @@ describe('MX delivery', () => {
     const [ok] = await strict.deliver(makeJob(tmp.dir, ['req@pref.test']));
     expect(ok!.status).toBe('delivered');
     expect(primary.messages.find((m) => m.to.includes('req@pref.test'))?.secure).toBe(true);
+  });
+
+  it('with TLS required, still encrypts to a host that hides STARTTLS but accepts it (nodemailer sends it anyway)', async () => {
+    const [o] = await strict.deliver(makeJob(tmp.dir, ['h@hidden.test']));
+    expect(o!.status).toBe('delivered');
+    expect(hidden.messages.find((m) => m.to.includes('h@hidden.test'))?.secure).toBe(true);
+    // the opportunistic route does not ask for what is not offered
+    await deliverer.deliver(makeJob(tmp.dir, ['o@hidden.test']));
+    expect(hidden.messages.find((m) => m.to.includes('o@hidden.test'))?.secure).toBe(false);
   });
 
   it('reports per-recipient outcomes within one transaction (250, 550, 450)', async () => {

@@ -47,7 +47,7 @@ describe('delivery pools', () => {
         const jobs = 40;
         const outcomes = await Promise.all(Array.from({ length: jobs }, (_, i) => d.deliver(makeJob(tmp.dir, [`u${i}@reuse.test`]))));
         expect(outcomes.flat().every((o) => o.status === 'delivered')).toBe(true);
-        expect(sink.messages).toHaveLength(jobs);
+        expect(await sink.waitFor(jobs, 5000)).toHaveLength(jobs);
         expect(sink.connections()).toBeLessThanOrEqual(2);
         // later jobs ride on the same, still open connections
         await d.deliver(makeJob(tmp.dir, ['later@reuse.test']));
