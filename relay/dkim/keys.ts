@@ -45,14 +45,18 @@ export function loadDkimKey(k: DkimKeyConfig, log?: Logger): LoadedKey {
   } catch (err) {
     throw new DkimKeyError(k, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
   }
+  // Recognised from the PEM armour: OpenSSL's own error for a missing passphrase says
+  // only "interrupted or cancelled".
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,\s*ENCRYPTED/.test(pem.toString('latin1'))) {
+    throw new DkimKeyError(k, 'the key is encrypted; passphrase-protected keys are not supported (store it unencrypted in a Secret)');
+  }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
     // OpenSSL's messages name the failure, never the key material.
     const e = err as NodeJS.ErrnoException;
-    const hint = /passphrase|encrypted/i.test(e.message) ? ' (encrypted keys are not supported; store it unencrypted in a Secret)' : '';
-    throw new DkimKeyError(k, `not a usable PEM private key: ${e.code ?? e.message}${hint}`, err);
+    throw new DkimKeyError(k, `not a usable PEM private key: ${e.code ?? e.message}`, err);
   }
   const type = privateKey.asymmetricKeyType;
   let bits: number | undefined;
