@@ -38,7 +38,6 @@ interface Listening {
   config: ListenerConfig;
   smtp: SMTPServer;
   front: net.Server; // the socket that listens: smtp-server's own, or our PROXY front
-  sessions: number;
 }
 
 function domainOf(address: string): string {
@@ -82,7 +81,7 @@ export class Intake {
   }
 
   get openSessions(): number {
-    return this.listeners.reduce((n, l) => n + l.sessions, 0);
+    return this.listeners.reduce((n, l) => n + (l.smtp as unknown as { connections: Set<unknown> }).connections.size, 0);
   }
 
   /**
@@ -91,9 +90,14 @@ export class Intake {
    */
   async close(drainMs: number): Promise<void> {
     this.accepting = false;
+    // smtp-server's own close() refuses every further command at once, which would cut a
+    // message mid-transaction; so first stop listening and let transactions end (a new
+    // MAIL gets 421 from checkSender), then close whatever is still open.
+    for (const l of this.listeners) l.front.close();
+    const deadline = Date.now() + drainMs;
+    while (this.openSessions > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => {
-      if (l.front !== l.smtp.server) l.front.close();
-      (l.smtp.options as { closeTimeout?: number }).closeTimeout = drainMs;
+      (l.smtp.options as { closeTimeout?: number }).closeTimeout = 1;
       l.smtp.close(() => resolve());
     })));
   }
@@ -124,6 +128,7 @@ export class Intake {
       logger: false,
       onConnect: (session: SMTPServerSession, cb: (err?: Error | null) => void) => {
         metrics.connections.inc({ listener: config.name });
+        metrics.activeSessions.inc({ listener: config.name });
         if (!this.accepting) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
         // AUTH is not even announced before TLS, so no client is tempted to send a password in clear.
         if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = ['AUTH'];
@@ -171,11 +176,10 @@ export class Intake {
           cb(smtpError(451, '4.3.0', 'Local error writing the queue, try again later'));
         });
       },
-      onClose: () => { listening.sessions = Math.max(0, listening.sessions - 1); metrics.activeSessions.dec({ listener: config.name }); },
+      onClose: () => { metrics.activeSessions.dec({ listener: config.name }); },
     };
     const smtp = new SMTPServer(options as SMTPServerOptions);
-    const listening: Listening = { config, smtp, front: smtp.server, sessions: 0 };
-    smtp.on('connect' as never, () => { listening.sessions++; metrics.activeSessions.inc({ listener: config.name }); });
+    const listening: Listening = { config, smtp, front: smtp.server };
     smtp.on('error', (err: Error) => llog.debug({ err: err.message }, 'smtp session error'));
     if (config.proxyProtocol) listening.front = this.proxyFront(config, smtp, llog);
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,8 @@
 // Intake over real sockets: AUTH only over TLS, no open relay, limits announced and
 // enforced, exact reply codes, and the relay keeps serving after abuse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startWorld, PASSWORD, type World } from './fixture.ts';
 import { SmtpTalk, authPlain } from '../support/smtp-talk.ts';
 import { haveTools } from '../support/tools.ts';
@@ -127,11 +128,12 @@ describe('intake', () => {
   it('accepts mail from swaks, a real independent client', async (ctx) => {
     if (!haveTools('swaks', ['swaks'])) return ctx.skip();
     const before = w.sink.messages.length;
-    const out = execFileSync('swaks', [
+    // Async on purpose: the relay under test runs in this process and must keep serving.
+    const { stdout: out } = await promisify(execFile)('swaks', [
       '--server', `127.0.0.1:${w.relay.port('submission')}`, '--tls', '--auth', 'LOGIN',
       '--auth-user', 'alice', '--auth-password', PASSWORD,
       '--from', 'swaks@example.test', '--to', 'carol@dest.test', '--header', 'Subject: via swaks',
-    ], { encoding: 'utf8' });
+    ], { encoding: 'utf8', timeout: 30_000 });
     expect(out).toMatch(/250 2\.0\.0 Ok: queued as/);
     await w.sink.waitFor(before + 1);
     expect(w.sink.messages.at(-1)!.to).toEqual(['carol@dest.test']);

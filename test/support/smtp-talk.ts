@@ -8,7 +8,7 @@ export interface Reply { code: number; lines: string[]; text: string }
 export class SmtpTalk {
   private socket: net.Socket;
   private buf = '';
-  private waiting: Array<(r: Reply) => void> = [];
+  private waiting: Array<(r: Reply | undefined) => void> = [];
   private replies: Reply[] = [];
   closed = false;
 
@@ -28,8 +28,13 @@ export class SmtpTalk {
   private attach(): void {
     this.socket.setEncoding('utf8');
     this.socket.on('data', (d: string) => { this.buf += d; this.parse(); });
-    this.socket.on('close', () => { this.closed = true; });
-    this.socket.on('error', () => { this.closed = true; });
+    const onGone = () => {
+      this.closed = true;
+      // Nobody will answer a closed socket: fail the waiting readers now.
+      for (const w of this.waiting.splice(0)) w(undefined);
+    };
+    this.socket.on('close', onGone);
+    this.socket.on('error', onGone);
   }
 
   private parse(): void {
@@ -56,9 +61,13 @@ export class SmtpTalk {
   read(timeoutMs = 10_000): Promise<Reply> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
+    if (this.closed) return Promise.reject(new Error('connection closed'));
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no SMTP reply within ${timeoutMs} ms (closed=${this.closed})`)), timeoutMs);
-      this.waiting.push((reply) => { clearTimeout(t); resolve(reply); });
+      const t = setTimeout(() => reject(new Error(`no SMTP reply within ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push((reply) => {
+        clearTimeout(t);
+        if (reply) resolve(reply); else reject(new Error('connection closed before a reply'));
+      });
     });
   }
 

@@ -1,0 +1,56 @@
+// Hot reload: a changed file (or SIGHUP) applies a new config without dropping an open
+// session; a broken config is refused, counted, and the old one keeps serving.
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorld, type World } from './fixture.ts';
+import { SmtpTalk } from '../support/smtp-talk.ts';
+import { scrape, metricValue, waitUntil } from '../support/relay-harness.ts';
+
+let w: World;
+beforeAll(async () => { w = await startWorld(); });
+afterAll(async () => { await w?.close(); });
+
+function editConfig(edit: (cfg: Record<string, unknown>) => void): void {
+  const cfg = YAML.parse(fs.readFileSync(w.relay.configFile, 'utf8')) as Record<string, unknown>;
+  edit(cfg);
+  fs.writeFileSync(w.relay.configFile, YAML.stringify(cfg));
+}
+
+async function reloads(result: string): Promise<number> {
+  return metricValue(await scrape(w.relay.httpPort), 'mailfleet_config_reloads_total', { result });
+}
+
+describe('config reload', () => {
+  it('applies a new trusted domain while a session stays open', async () => {
+    const { talk } = await SmtpTalk.connect(w.relay.port('plain'));
+    await talk.cmd('EHLO client.test');
+    expect((await talk.cmd('MAIL FROM:<ops@newdomain.test>')).text).toMatch(/^550 5\.7\.1/);
+    editConfig((cfg) => {
+      (cfg.domains as object[]).push({ domain: 'newdomain.test' });
+      (cfg.trustedNetworks as Array<{ domains: string[] }>)[0]!.domains.push('newdomain.test');
+    });
+    await waitUntil('reload ok', async () => (await reloads('ok')) >= 1);
+    // The same session, opened before the reload, sees the new policy.
+    expect((await talk.cmd('MAIL FROM:<ops@newdomain.test>')).code).toBe(250);
+    talk.close();
+  });
+
+  it('refuses an invalid config, counts it and keeps serving the old one', async () => {
+    const goodBefore = await reloads('ok');
+    editConfig((cfg) => { (cfg.limits as Record<string, unknown>) = { maxRecipients: -3 }; });
+    await waitUntil('reload refused', async () => (await reloads('invalid')) >= 1);
+    expect(await reloads('ok')).toBe(goodBefore);
+    const log = fs.readFileSync(w.relay.logFile, 'utf8');
+    expect(log).toMatch(/limits\.maxRecipients.*new config refused/);
+    const before = w.sink.messages.length;
+    await w.send({ subject: 'after bad reload' });
+    await w.sink.waitFor(before + 1);
+  });
+
+  it('reloads on demand (the SIGHUP path) and picks up a fixed file', async () => {
+    editConfig((cfg) => { cfg.limits = { maxMessageSize: 200_000, maxRecipients: 2 }; });
+    expect(w.relay.relay.reload('SIGHUP')).toBe(true);
+    expect(w.relay.relay.config.limits.maxRecipients).toBe(2);
+  });
+});
