@@ -4,7 +4,11 @@
 import { z } from 'zod';
 import { duration } from '../util/duration.ts';
 import { parseCidr } from '../util/cidr.ts';
-import { deliverySchema } from '../delivery/schema.ts';
+import { deliverySchema, smarthostSchema } from '../delivery/schema.ts';
+import { dkimSchema } from '../dkim/schema.ts';
+import { rateLimitSchema, redisLimiterSchema, authThrottleSchema } from '../limits/schema.ts';
+import { suppressionSchema } from '../suppression/index.ts';
+import { webhookSchema } from '../webhooks/schema.ts';
 
 const cidr = z.string().refine((v) => {
   try { parseCidr(v); return true; } catch { return false; }
@@ -45,8 +49,18 @@ export const trustedNetworkSchema = z.object({
   domains: z.array(domainName).min(1).describe('Sender domains those clients may use'),
 });
 
+// Local-part patterns: '*' and '?' wildcards over the part before the '@'.
+const localPartPattern = z.string().min(1).max(64).regex(/^[^@\s]+$/, { message: 'a local-part pattern has no @ or spaces (e.g. noreply, billing-*, *)' });
+
 export const senderDomainSchema = z.object({
   domain: domainName.describe('A sender domain served by this relay'),
+  dkim: dkimSchema.optional().describe('DKIM keys that sign this domain\'s mail'),
+  allowedSenders: z.array(localPartPattern).min(1).default(['*'])
+    .describe('Local parts that may send from this domain (wildcards * and ?)'),
+  fromAlignment: z.enum(['strict', 'relaxed', 'off']).default('relaxed')
+    .describe('Header From must match the envelope domain (strict), be this domain or a subdomain (relaxed), or is not checked (off)'),
+  rateLimit: rateLimitSchema.optional().describe('Messages this domain may send (at intake, 451 4.7.x beyond it)'),
+  smarthost: smarthostSchema.optional().describe('Deliver this domain\'s mail through its own provider instead of the relay\'s route'),
 });
 
 export const relayConfigSchema = z.object({
@@ -75,6 +89,20 @@ export const relayConfigSchema = z.object({
   trustedNetworks: z.array(trustedNetworkSchema).default([])
     .describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
   domains: z.array(senderDomainSchema).default([]).describe('Sender domains served by this relay'),
+  rateLimits: z.object({
+    perLogin: rateLimitSchema.optional().describe('Default limit for each SMTP login'),
+    perDomain: rateLimitSchema.optional().describe('Default limit for each sender domain without its own'),
+    destinations: z.record(z.string(), rateLimitSchema).default({})
+      .describe('Delivery pace per recipient domain (e.g. gmail.com: {perMinute: 600}); mail waits in the queue, never fails'),
+  }).default({ destinations: {} }).describe('Rate limits'),
+  redis: redisLimiterSchema.optional().describe('Share rate-limit counters across the fleet through Redis'),
+  authThrottle: authThrottleSchema.default(authThrottleSchema.parse({})).describe('Brute-force protection for AUTH'),
+  recipientChecks: z.object({
+    dns: z.boolean().default(true).describe('Refuse recipients whose domain has no MX/A or a null MX (550 5.1.2)'),
+    cacheSeconds: z.number().int().positive().default(300).describe('How long DNS answers are cached for this check'),
+  }).default({ dns: true, cacheSeconds: 300 }),
+  suppression: suppressionSchema.default(suppressionSchema.parse({})).describe('Recipients that hard-bounced are refused for a while'),
+  webhooks: z.array(webhookSchema).default([]).describe('Delivery events sent as signed JSON POSTs'),
   queue: z.object({
     retrySchedule: z.array(duration).min(1).default([60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000])
       .describe('Waits between delivery attempts; the last one repeats'),
