@@ -1,0 +1,120 @@
+// EmailRelay: a fleet of relay pods with one configuration. See operator/api/common.ts for
+// how this schema becomes the CRD and the TS types.
+import { z } from 'zod';
+import {
+  cel, conditions, credentialsSecretRef, domainName, duration, objectName, port, quantity, rateLimit, secretKeyRef, smarthost,
+} from './common.ts';
+
+const listener = (defaultPort: number, what: string) => z.object({
+  enabled: z.boolean().default(true).describe(`Serve ${what}`),
+  port: port.default(defaultPort).describe(`Port (default ${defaultPort})`),
+}).describe(what);
+
+export const emailRelaySpec = z.object({
+  replicas: z.number().int().min(0).default(2).describe('Relay pods (ignored while autoscaling is set: the HPA scales this object)'),
+  image: z.string().min(1).optional().describe("Relay image; default: the operator's own image"),
+  hostname: z.string().min(1).max(253).optional()
+    .describe('Name in the SMTP greeting and EHLO; default <name>.<namespace>.svc.cluster.local'),
+  resources: z.object({
+    requests: z.record(z.string(), quantity).optional().describe('Requested resources, e.g. cpu: 100m, memory: 128Mi'),
+    limits: z.record(z.string(), quantity).optional().describe('Resource limits'),
+  }).optional().describe('Container resources'),
+  listeners: z.object({
+    submission: listener(587, 'SMTP submission with STARTTLS and AUTH').prefault({}),
+    implicitTls: listener(465, 'SMTP submission over implicit TLS and AUTH').prefault({}),
+    plain: z.object({ port: port.describe('Port for the plain listener, e.g. 25') }).optional()
+      .describe('Plain SMTP without TLS or AUTH, only for clients in trustedNetworks'),
+  }).prefault({}).describe('SMTP listeners'),
+  tls: z.object({
+    secretName: objectName.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key'),
+    issuerRef: z.object({
+      name: objectName.describe('cert-manager Issuer or ClusterIssuer name'),
+      kind: z.enum(['Issuer', 'ClusterIssuer']).default('Issuer').describe('Issuer or ClusterIssuer'),
+      group: z.string().default('cert-manager.io').describe('Issuer API group'),
+    }).optional().describe('Have cert-manager issue the certificate (a Certificate object is created)'),
+    dnsNames: z.array(z.string().min(1).max(253)).max(32).optional().describe('Names for the cert-manager certificate (default: the hostname)'),
+  }).optional().meta(cel({ rule: '!(has(self.secretName) && has(self.issuerRef))', message: 'set tls.secretName or tls.issuerRef, not both' }))
+    .describe('Serving certificate; without it the relay makes a self-signed one (development only)'),
+  trustedNetworks: z.array(z.object({
+    cidrs: z.array(z.string().min(2).max(43)).min(1).max(64).describe('Client networks (IP or CIDR) that may send without AUTH'),
+    domains: z.array(domainName).min(1).max(256).describe('Sender domains those clients may use'),
+  })).max(32).optional().describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
+  delivery: z.object({
+    mode: z.enum(['mx', 'smarthost']).default('mx').describe('mx: deliver to recipient MX hosts; smarthost: relay through a provider'),
+    smarthosts: z.array(smarthost).max(16).optional().describe('Providers in failover order'),
+    destinations: z.record(z.string(), z.object({
+      maxConnections: z.number().int().min(1).optional().describe('Concurrent connections to this destination'),
+      messagesPerMinute: z.number().int().min(1).optional().describe('Delivery pace; mail waits in the queue beyond it'),
+    })).optional().describe('Per-destination limits keyed by recipient domain (MX mode) or smarthost name, e.g. gmail.com'),
+    dnsServers: z.array(z.string().min(1).max(64)).max(8).optional().describe("Resolvers for MX lookups as 'IP' or 'IP:PORT' (default: the pod's)"),
+  }).prefault({}).meta(cel({
+    rule: "self.mode != 'smarthost' || (has(self.smarthosts) && size(self.smarthosts) > 0)",
+    message: 'delivery.smarthosts must list at least one smarthost when mode is smarthost',
+  })).describe('How mail leaves the relay'),
+  queue: z.object({
+    persistence: z.object({
+      enabled: z.boolean().default(true).describe('Keep the queue on a PersistentVolumeClaim per pod (a StatefulSet); off: emptyDir (a Deployment, mail lost with the pod)'),
+      size: quantity.default('1Gi').describe('Volume size'),
+      storageClassName: z.string().optional().describe('StorageClass (default: the cluster default)'),
+    }).prefault({}).describe('Queue storage'),
+    retrySchedule: z.array(duration('Wait')).min(1).optional().describe('Waits between delivery attempts; the last repeats'),
+    maxLifetime: duration('Time a message may stay queued before it bounces').default('5d'),
+  }).prefault({}).describe('The durable queue'),
+  drainTimeout: duration('How long open SMTP sessions may finish on shutdown').default('30s'),
+  rateLimits: z.object({
+    perDomain: rateLimit.optional().describe('Default limit for each sender domain without its own'),
+    perLogin: rateLimit.optional().describe('Default limit for each SMTP login'),
+  }).optional().describe('Default rate limits'),
+  redis: z.object({
+    url: z.string().min(1).meta(cel({ rule: "self.startsWith('redis://') || self.startsWith('rediss://')", message: 'must start with redis:// or rediss://' }))
+      .describe('redis:// or rediss:// URL without password'),
+    passwordSecretRef: secretKeyRef('password', 'the Redis password').optional(),
+  }).optional().describe('Share rate-limit counters across the fleet through Redis'),
+  autoscaling: z.object({
+    minReplicas: z.number().int().min(1).default(2).describe('Lower bound'),
+    maxReplicas: z.number().int().min(1).describe('Upper bound'),
+    targetCPUUtilizationPercentage: z.number().int().min(1).max(100).default(70).describe('Average CPU target'),
+  }).optional().meta(cel({ rule: 'self.minReplicas <= self.maxReplicas', message: 'minReplicas must not exceed maxReplicas' }))
+    .describe('HorizontalPodAutoscaler on this EmailRelay (scale subresource)'),
+  podDisruptionBudget: z.object({
+    enabled: z.boolean().default(true).describe('Create a PodDisruptionBudget'),
+    maxUnavailable: z.number().int().min(0).default(1).describe('Pods that may be disrupted at once'),
+  }).prefault({}).describe('Voluntary disruption budget'),
+  networkPolicy: z.object({
+    enabled: z.boolean().default(false).describe('Create a NetworkPolicy allowing only SMTP and metrics ingress'),
+    allowFrom: z.array(z.string().min(2).max(43)).max(64).optional().describe('CIDRs allowed to reach the SMTP ports (default: anywhere)'),
+  }).prefault({}).describe('Ingress restrictions'),
+  metrics: z.object({
+    serviceMonitor: z.object({
+      enabled: z.boolean().default(false).describe('Create a ServiceMonitor (when the Prometheus Operator CRD exists)'),
+      interval: duration('Scrape interval').optional(),
+    }).prefault({}),
+  }).prefault({}).describe('Prometheus scraping'),
+  webhooks: z.array(z.object({
+    url: z.string().min(1).meta(cel({ rule: "self.startsWith('http://') || self.startsWith('https://')", message: 'must be an http:// or https:// URL' }))
+      .describe('Receiver URL'),
+    secretRef: secretKeyRef('secret', 'the HMAC signing secret'),
+    events: z.array(z.enum(['delivered', 'deferred', 'bounced', 'expired', 'suppressed'])).min(1).optional()
+      .describe('Event types to send (default all)'),
+  })).max(16).optional().describe('Delivery events as signed JSON POSTs'),
+});
+
+export const emailRelayStatus = z.object({
+  observedGeneration: z.number().int().optional().describe('Last generation reconciled'),
+  conditions: conditions.optional(),
+  replicas: z.number().int().optional().describe('Pods created'),
+  readyReplicas: z.number().int().optional().describe('Pods ready'),
+  selector: z.string().optional().describe('Label selector of the pods (for the scale subresource and HPA)'),
+  endpoint: z.object({
+    host: z.string().describe('Service DNS name'),
+    ports: z.record(z.string(), z.number().int()).describe('Listener name to port'),
+  }).optional().describe('Where applications connect'),
+  domains: z.number().int().optional().describe('SenderDomains attached'),
+});
+
+export type EmailRelaySpec = z.output<typeof emailRelaySpec>;
+export type EmailRelaySpecInput = z.input<typeof emailRelaySpec>;
+export type EmailRelayStatus = z.output<typeof emailRelayStatus>;
+
+// credentialsSecretRef is re-exported for callers that build smarthost auth.
+export { credentialsSecretRef };

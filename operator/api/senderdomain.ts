@@ -1,0 +1,65 @@
+// SenderDomain: one domain an EmailRelay sends for, with its DKIM keys and SMTP login.
+import { z } from 'zod';
+import { cel, conditions, dkimSelector, domainNameWith, duration, objectName, rateLimit, smarthost } from './common.ts';
+
+export const DKIM_ALGORITHMS = ['rsa-2048', 'ed25519', 'both'] as const;
+
+export const senderDomainSpec = z.object({
+  domain: domainNameWith({ rule: 'self == oldSelf', message: 'domain is immutable; create a new SenderDomain instead' })
+    .describe('The sender domain, e.g. example.com (immutable)'),
+  relayRef: z.object({ name: objectName.describe('EmailRelay in the same namespace') }).describe('Relay that sends for this domain'),
+  dkim: z.object({
+    selector: dkimSelector.default('mailfleet').describe('Selector of the first key; rotations add -2, -3, ...'),
+    algorithm: z.enum(DKIM_ALGORITHMS).default('rsa-2048')
+      .describe('rsa-2048 (every verifier), ed25519 (RFC 8463) or both (two signatures; the Ed25519 selector gets an -ed suffix)'),
+    secretRef: z.object({
+      name: objectName.describe('Secret with the private key (PEM, PKCS#8 or PKCS#1) under key `private.key`'),
+      key: z.string().default('private.key').describe('Key in the Secret'),
+    }).optional().describe('Use an existing key instead of generating one (no automatic rotation)'),
+    rotationPeriod: duration('Rotate the key this long after it began signing').optional(),
+    rotationDelay: duration('Time between publishing a new selector and signing with it (DNS propagation)').default('48h'),
+    retireAfter: duration('How long a replaced selector stays published').default('7d'),
+  }).prefault({}).describe('DKIM signing; rotate on demand with the annotation mailfleet.io/rotate-dkim=<any new value>'),
+  credentials: z.object({
+    enabled: z.boolean().default(true).describe('Generate an SMTP login for this domain'),
+    username: z.string().min(1).max(256).optional().describe('Login name (default: the domain)'),
+    secretName: objectName.optional().describe('Secret for apps (envFrom): host, port, username, password (default <name>-smtp)'),
+  }).prefault({}).describe('SMTP login for applications'),
+  allowedSenders: z.array(z.string().min(1).max(64).meta(cel({ rule: "!self.contains('@') && !self.contains(' ')", message: 'a local-part pattern has no @ or spaces (e.g. noreply, billing-*, *)' })))
+    .min(1).max(64).default(['*']).describe("Local parts that may send (wildcards * and ?), e.g. ['noreply', 'billing-*']"),
+  fromAlignment: z.enum(['strict', 'relaxed', 'off']).default('relaxed').describe('Header From must match the envelope domain'),
+  rateLimit: rateLimit.optional().describe('Messages this domain may send'),
+  smarthost: smarthost.optional().describe("Deliver this domain's mail through its own provider"),
+  dnsVerification: z.object({
+    enabled: z.boolean().default(false).describe('Check that the DKIM record is published (condition DNSVerified)'),
+  }).prefault({}).describe('DNS verification'),
+});
+
+export const dnsRecord = z.object({
+  type: z.string().describe('TXT'),
+  name: z.string().describe('Owner name'),
+  value: z.string().describe('Record value'),
+  purpose: z.string().describe('dkim, spf or dmarc'),
+  required: z.boolean().describe('False for suggestions'),
+});
+
+export const senderDomainStatus = z.object({
+  observedGeneration: z.number().int().optional().describe('Last generation reconciled'),
+  conditions: conditions.optional(),
+  dkim: z.object({
+    activeSelectors: z.array(z.string()).optional().describe('Selectors signing now'),
+    selectors: z.array(z.object({
+      selector: z.string(),
+      algorithm: z.string(),
+      state: z.enum(['published', 'active', 'retiring']).describe('published: in DNS, not yet signing; active: signing; retiring: listed until retired'),
+      since: z.string().describe('When the key entered this state'),
+    })).optional().describe('Every selector that must be in DNS'),
+  }).optional().describe('DKIM keys'),
+  dnsRecords: z.array(dnsRecord).optional().describe('Exactly what to publish in DNS'),
+  credentialsSecret: z.string().optional().describe('Secret with host, port, username, password for envFrom'),
+});
+
+export type SenderDomainSpec = z.output<typeof senderDomainSpec>;
+export type SenderDomainSpecInput = z.input<typeof senderDomainSpec>;
+export type SenderDomainStatus = z.output<typeof senderDomainStatus>;
+export type DnsRecord = z.infer<typeof dnsRecord>;
