@@ -15,6 +15,20 @@ import { Deliverer } from './delivery/deliverer.ts';
 import { Intake, type IntakePolicy } from './smtp/intake.ts';
 import { startHttpServer } from './http/server.ts';
 import { ensureSelfSignedCert } from './tls/selfsigned.ts';
+import crypto from 'node:crypto';
+import { LocalLimiter, RedisLimiter, AuthThrottle, type RateLimiter } from './limits/index.ts';
+import { SuppressionList } from './suppression/index.ts';
+import { WebhookDispatcher } from './webhooks/index.ts';
+import { createSenderPolicy } from './senders/policy.ts';
+import { RecipientDnsCheck } from './senders/recipient-dns.ts';
+import type { DeliveryConfig } from './delivery/schema.ts';
+
+// Permanent failures that say the mailbox or domain is gone (not policy or content):
+// those recipients go on the suppression list.
+function isHardBounce(enhanced: string | undefined, code: number | undefined): boolean {
+  if (enhanced) return /^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1';
+  return code === 550 || code === 551 || code === 553;
+}
 
 export interface RelayOptions {
   config: RelayConfig;
@@ -35,6 +49,14 @@ export class Relay {
   private runner!: DeliveryRunner;
   private deliverer!: Deliverer;
   private intake!: Intake;
+  private limiter!: RateLimiter;
+  private limiterKey = '';
+  private authThrottle!: AuthThrottle;
+  private authThrottleKey = '';
+  private suppression: SuppressionList | undefined;
+  private recipientDns: RecipientDnsCheck | undefined;
+  private webhooks = new Map<string, WebhookDispatcher>();
+  private domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
   private httpServer!: http.Server;
   private watched: string[] = [];
   private ready = false;
@@ -57,14 +79,30 @@ export class Relay {
     this.store = store;
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }) });
+    this.applyComponents(cfg);
+    if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
+    await this.openWebhooks(cfg);
     this.runner = new DeliveryRunner({
-      store, deliverer: this.deliverer, policy: cfg.queue, concurrency: cfg.queue.concurrency,
-      hostname: cfg.hostname, log: this.log, metrics: this.metrics, ...(this.opts.onEvent ? { onEvent: this.opts.onEvent } : {}),
+      store, deliverer: (domain) => (domain && this.domainDeliverers.get(domain)?.deliverer) || this.deliverer,
+      destinationGate: async (domain) => {
+        const rule = this.config.rateLimits.destinations[domain];
+        return rule ? this.limiter.take(`dest:${domain}`, rule) : { allowed: true, retryAfterMs: 0 };
+      },
+      policy: cfg.queue, concurrency: cfg.queue.concurrency,
+      hostname: cfg.hostname, log: this.log, metrics: this.metrics, onEvent: (e) => this.onDeliveryEvent(e),
     });
+    const tls = this.tlsMaterial();
     this.intake = new Intake({
       runtime: () => this.runtimeState, store, onQueued: (q) => this.runner.enqueue(q), log: this.log, metrics: this.metrics,
-      ...(this.tlsMaterial() ? { tls: this.tlsMaterial()! } : {}),
-      ...(this.opts.policy ? { policy: this.opts.policy(this) } : {}),
+      ...(tls ? { tls } : {}),
+      policy: this.opts.policy ? this.opts.policy(this) : createSenderPolicy({
+        runtime: () => this.runtimeState, limiter: () => this.limiter, authThrottle: () => this.authThrottle,
+        ...(this.suppression ? { suppression: this.suppression } : {}),
+        recipientDns: () => this.recipientDns, log: this.log, metrics: this.metrics,
+        onSuppressed: (rcpt, reason, session) => this.emitWebhook({
+          type: 'suppressed', queueId: '', recipient: rcpt, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', response: reason,
+        }),
+      }),
     });
     this.httpServer = await startHttpServer(cfg.http.host, cfg.http.port, this.metrics.registry, {
       live: () => true,
@@ -80,6 +118,73 @@ export class Relay {
     this.watchFiles();
     this.ready = true;
     this.log.info({ listeners: this.intake.addresses(), http: this.httpAddress() }, 'relay ready');
+  }
+
+  /** (Re)builds what depends on the config: limiter, throttle, DNS check, per-domain routes. */
+  private applyComponents(cfg: RelayConfig): void {
+    const limiterKey = JSON.stringify(cfg.redis ?? null);
+    if (limiterKey !== this.limiterKey) {
+      const old = this.limiter;
+      this.limiter = cfg.redis
+        ? new RedisLimiter({ config: cfg.redis, logger: this.log, registry: this.metrics.registry })
+        : new LocalLimiter();
+      this.limiterKey = limiterKey;
+      void old?.close();
+    }
+    const throttleKey = JSON.stringify(cfg.authThrottle);
+    if (throttleKey !== this.authThrottleKey) {
+      this.authThrottle?.close();
+      this.authThrottle = new AuthThrottle(cfg.authThrottle);
+      this.authThrottleKey = throttleKey;
+    }
+    this.recipientDns = cfg.recipientChecks.dns
+      ? new RecipientDnsCheck({ dnsServers: cfg.delivery.mx.dnsServers, ttlSeconds: cfg.recipientChecks.cacheSeconds })
+      : undefined;
+    const wanted = new Set<string>();
+    for (const d of cfg.domains) {
+      if (!d.smarthost) continue;
+      wanted.add(d.domain);
+      const route: DeliveryConfig = { ...cfg.delivery, mode: 'smarthost', smarthosts: [d.smarthost] };
+      const key = JSON.stringify(route);
+      const have = this.domainDeliverers.get(d.domain);
+      if (have?.key === key) continue;
+      if (have) have.deliverer.updateConfig(route);
+      else this.domainDeliverers.set(d.domain, { key, deliverer: new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }) }) });
+      if (have) have.key = key;
+    }
+    for (const [domain, d] of this.domainDeliverers) {
+      if (!wanted.has(domain)) { void d.deliverer.close(); this.domainDeliverers.delete(domain); }
+    }
+  }
+
+  private async openWebhooks(cfg: RelayConfig): Promise<void> {
+    const wanted = new Map(cfg.webhooks.map((w) => [crypto.createHash('sha256').update(w.url).digest('hex').slice(0, 16), w]));
+    for (const [id, w] of wanted) {
+      const have = this.webhooks.get(id);
+      if (have && JSON.stringify(have.config) === JSON.stringify(w)) continue;
+      await have?.close();
+      this.webhooks.set(id, await WebhookDispatcher.open({ dir: path.join(cfg.dataDir, 'webhooks', id), config: w, logger: this.log, registry: this.metrics.registry }));
+    }
+    for (const [id, d] of this.webhooks) if (!wanted.has(id)) { await d.close(); this.webhooks.delete(id); }
+  }
+
+  private emitWebhook(e: Parameters<WebhookDispatcher['emit']>[0]): void {
+    for (const d of this.webhooks.values()) {
+      d.emit(e).catch((err: Error) => this.log.error({ queueId: e.queueId, err: err.message }, 'webhook event not recorded'));
+    }
+  }
+
+  private onDeliveryEvent(e: DeliveryEvent): void {
+    if (e.type === 'bounced' && this.suppression && isHardBounce(e.enhanced, e.code)) {
+      const ttl = this.config.suppression.ttlHours * 3_600_000;
+      this.suppression.add(e.recipient, { reason: e.response, ...(e.enhanced ?? e.code ? { code: e.enhanced ?? String(e.code) } : {}), source: `queue ${e.queueId}` }, ttl)
+        .catch((err: Error) => this.log.error({ queueId: e.queueId, err: err.message }, 'suppression add failed'));
+    }
+    this.emitWebhook({
+      type: e.type, queueId: e.queueId, recipient: e.recipient, from: e.from, response: e.response,
+      ...(e.code !== undefined ? { code: e.code } : {}),
+    });
+    this.opts.onEvent?.(e);
   }
 
   private tlsMaterial(): { key: Buffer; cert: Buffer } | undefined {
@@ -110,6 +215,8 @@ export class Relay {
       const before = JSON.stringify(this.config.listeners);
       if (JSON.stringify(next.listeners) !== before) this.log.warn('listener changes take effect at the next restart');
       this.deliverer.updateConfig(next.delivery);
+      this.applyComponents(next);
+      void this.openWebhooks(next).catch((err: Error) => this.log.error({ err: err.message }, 'webhook reconfiguration failed'));
       this.runner.setPolicy(next.queue, next.queue.concurrency);
       this.runtimeState = runtime;
       this.metrics.configReloads.inc({ result: 'ok' });
@@ -152,6 +259,11 @@ export class Relay {
       await this.intake?.close(this.config.limits.drainTimeout);
       await this.runner?.stop();
       await this.deliverer?.close();
+      await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close()));
+      await Promise.all([...this.webhooks.values()].map((d) => d.close()));
+      await this.suppression?.close();
+      await this.limiter?.close();
+      this.authThrottle?.close();
       const closed = new Promise<void>((resolve) => this.httpServer ? this.httpServer.close(() => resolve()) : resolve());
       this.httpServer?.closeAllConnections();
       await closed;

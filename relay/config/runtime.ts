@@ -5,6 +5,7 @@ import { CidrSet } from '../util/cidr.ts';
 import { isPasswordHash } from '../auth/password.ts';
 import { ConfigError } from './load.ts';
 import type { RelayConfig } from './schema.ts';
+import { buildDomainPolicies, type DomainPolicy } from '../senders/domains.ts';
 
 export interface Login {
   username: string;
@@ -16,6 +17,8 @@ export interface RelayRuntime {
   config: RelayConfig;
   logins: Map<string, Login>;
   trusted: Array<{ cidrs: CidrSet; domains: Set<string> }>;
+  /** Sender domains by name, with DKIM keys parsed. */
+  domains: Map<string, DomainPolicy>;
   /** Trusted networks of every entry, for the plain listener's connection check. */
   isTrusted(ip: string): boolean;
   domainsForClient(ip: string): Set<string>;
@@ -41,12 +44,19 @@ export function buildRuntime(config: RelayConfig, readFile: (p: string) => strin
     if (logins.has(c.username)) issues.push(`credentials.${i}.username: ${c.username} is listed twice`);
     logins.set(c.username, { username: c.username, passwordHash: hash, domains: new Set(c.domains) });
   });
-  if (issues.length) throw new ConfigError('credentials', issues);
+  let domains = new Map<string, DomainPolicy>();
+  try {
+    domains = buildDomainPolicies(config);
+  } catch (err) {
+    issues.push(`domains: ${(err as Error).message}`);
+  }
+  if (issues.length) throw new ConfigError('config', issues);
   const trusted = config.trustedNetworks.map((t) => ({ cidrs: new CidrSet(t.cidrs), domains: new Set(t.domains) }));
   return {
     config,
     logins,
     trusted,
+    domains,
     isTrusted: (ip) => trusted.some((t) => t.cidrs.has(ip)),
     domainsForClient(ip) {
       const out = new Set<string>();

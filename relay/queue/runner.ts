@@ -23,9 +23,14 @@ export interface DeliveryEvent {
   senderDomain?: string;
 }
 
+/** Delivery pacing per recipient domain: mail over the rate waits in the queue. */
+export type DestinationGate = (domain: string) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+
 export interface RunnerOptions {
   store: QueueStore;
-  deliverer: Deliverer;
+  /** The deliverer for a message's sender domain (per-domain smarthosts), or the default. */
+  deliverer: (senderDomain: string | undefined) => Deliverer;
+  destinationGate?: DestinationGate;
   policy: RetryPolicy;
   concurrency: number;
   hostname: string;
@@ -104,11 +109,23 @@ export class DeliveryRunner {
   private async attempt(q: QueuedMessage): Promise<void> {
     const { store, deliverer, log, metrics } = this.opts;
     const { meta } = q;
-    const open = meta.recipients.filter((r) => !q.state.done[r]);
+    let open = meta.recipients.filter((r) => !q.state.done[r]);
+    const held = await this.holdForPace(open);
+    if (held.recipients.length > 0) {
+      open = open.filter((r) => !held.recipients.includes(r));
+      log.debug({ queueId: meta.id, held: held.recipients.length, retryAfterMs: held.retryAfterMs }, 'paced: destination rate limit');
+    }
+    if (open.length === 0) {
+      // Pacing is not a failed attempt: no attempt counted, no deferral reported.
+      const state = { ...q.state, nextAttemptAt: Date.now() + held.retryAfterMs };
+      await store.saveState(meta.id, state);
+      this.heap.push(state.nextAttemptAt, meta.id);
+      return;
+    }
     const started = process.hrtime.bigint();
     let outcomes: RecipientOutcome[];
     try {
-      outcomes = await deliverer.deliver({
+      outcomes = await deliverer(meta.senderDomain).deliver({
         id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
         size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
       });
@@ -141,6 +158,9 @@ export class DeliveryRunner {
         state.lastResponse = o.response;
       }
     }
+    if (held.recipients.length > 0 && deferred.length === 0) {
+      state.nextAttemptAt = now + held.retryAfterMs;
+    }
     if (deferred.length > 0) {
       if (isExpired(meta.receivedAt, now, this.opts.policy)) {
         for (const o of deferred) {
@@ -167,6 +187,26 @@ export class DeliveryRunner {
       await store.saveState(meta.id, state);
       this.heap.push(state.nextAttemptAt, meta.id);
     }
+  }
+
+  private async holdForPace(recipients: string[]): Promise<{ recipients: string[]; retryAfterMs: number }> {
+    const gate = this.opts.destinationGate;
+    if (!gate) return { recipients: [], retryAfterMs: 0 };
+    const byDomain = new Map<string, string[]>();
+    for (const r of recipients) {
+      const d = r.slice(r.lastIndexOf('@') + 1).toLowerCase();
+      byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
+    }
+    const held: string[] = [];
+    let retryAfterMs = Infinity;
+    for (const [domain, rcpts] of byDomain) {
+      const d = await gate(domain);
+      if (!d.allowed) {
+        held.push(...rcpts);
+        retryAfterMs = Math.min(retryAfterMs, Math.max(d.retryAfterMs, 50));
+      }
+    }
+    return { recipients: held, retryAfterMs: held.length ? retryAfterMs : 0 };
   }
 
   private async bounceIfNeeded(q: QueuedMessage, state: DeliveryState): Promise<void> {

@@ -16,6 +16,10 @@ import { receivedHeader } from './received.ts';
 
 /** Hooks the sender-domain features (DKIM, limits, suppression) plug into. */
 export interface IntakePolicy {
+  /** Before a password is checked: throw (454) when the client or login is locked out. */
+  authAllowed?(ip: string, user: string): Promise<void>;
+  /** After a password check, for brute-force accounting. */
+  authResult?(ip: string, user: string, ok: boolean): void;
   /** Before RCPT is accepted: refuse with an SmtpError, or resolve. */
   checkRecipient?(rcpt: string, session: SMTPServerSession): Promise<void>;
   /** Before MAIL FROM is accepted, after the domain check (rate limits). */
@@ -229,9 +233,12 @@ export class Intake {
 
   private async authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
     const { metrics, log } = this.deps;
-    const login = this.deps.runtime().logins.get(auth.username ?? '');
+    const user = auth.username ?? '';
+    await this.deps.policy?.authAllowed?.(session.remoteAddress, user);
+    const login = this.deps.runtime().logins.get(user);
     // Verify against a dummy hash for unknown users so timing does not reveal which exist.
     const ok = await verifyPassword(auth.password ?? '', login?.passwordHash ?? DUMMY_HASH);
+    this.deps.policy?.authResult?.(session.remoteAddress, user, Boolean(login && ok));
     if (!login || !ok) {
       metrics.authFailures.inc({ reason: login ? 'bad_password' : 'unknown_user' });
       log.warn({ client: session.remoteAddress, user: auth.username }, 'auth failed');
@@ -287,7 +294,7 @@ export class Intake {
       finalize: async (meta) => {
         const received = receivedHeader(meta, session, rt.config.hostname, listener);
         const more = extra.finalize ? await extra.finalize(meta) : {};
-        return { ...more, prepend: `${more.prepend ?? ''}${received}` };
+        return { ...more, prepend: `${received}${more.prepend ?? ''}` };
       },
     });
     metrics.intakeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);

@@ -1,0 +1,128 @@
+// What makes the relay safe to hand a domain's reputation: who may send as which
+// address, how fast, to whom (suppression, dead domains), and the DKIM signature on
+// every message. Plugs into intake through IntakePolicy.
+import type { SMTPServerSession } from 'smtp-server';
+import type { IntakePolicy } from '../smtp/intake.ts';
+import type { RelayRuntime } from '../config/runtime.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RateLimiter, AuthThrottle } from '../limits/index.ts';
+import type { SuppressionList } from '../suppression/index.ts';
+import { DkimBodyHasher, signMessage } from '../dkim/index.ts';
+import { smtpError } from '../smtp/replies.ts';
+import { aligned } from './domains.ts';
+import { HeaderCollector, headerFromAddresses } from './headers.ts';
+import type { RecipientDnsCheck } from './recipient-dns.ts';
+
+export interface SenderPolicyDeps {
+  runtime(): RelayRuntime;
+  limiter(): RateLimiter;
+  authThrottle(): AuthThrottle;
+  suppression?: SuppressionList;
+  recipientDns(): RecipientDnsCheck | undefined;
+  log: Logger;
+  metrics: Metrics;
+  onSuppressed?(rcpt: string, reason: string, session: SMTPServerSession): void;
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
+  const limitRefusals = deps.metrics.counter('mailfleet_ratelimit_refusals_total', 'Messages refused at intake by a rate limit', ['scope']);
+  const lockouts = deps.metrics.counter('mailfleet_auth_lockouts_total', 'AUTH attempts refused because the login or address is locked out', ['scope']);
+  const suppressed = deps.metrics.counter('mailfleet_recipients_suppressed_total', 'Recipients refused by the suppression list');
+  const deadDomains = deps.metrics.counter('mailfleet_recipients_dead_domain_total', 'Recipients refused because their domain takes no mail');
+
+  return {
+    async authAllowed(ip, user) {
+      const state = deps.authThrottle().check(ip, user);
+      if (state.locked) {
+        lockouts.inc({ scope: 'locked' });
+        deps.log.warn({ client: ip, user }, 'auth refused: locked out after repeated failures');
+        throw smtpError(454, '4.7.0', `Too many failed logins, try again in ${seconds(state.retryAfterMs)}s`);
+      }
+    },
+
+    authResult(ip, user, ok) {
+      if (ok) deps.authThrottle().recordSuccess(ip, user);
+      else deps.authThrottle().recordFailure(ip, user);
+    },
+
+    async checkSender(from, domain, session) {
+      const policy = deps.runtime().domains.get(domain);
+      const local = from.slice(0, from.lastIndexOf('@'));
+      if (policy && !policy.allowedSenders.some((re) => re.test(local))) {
+        throw smtpError(550, '5.7.1', `Sender ${from} is not an allowed sender of ${domain}`);
+      }
+      const rt = deps.runtime();
+      const checks: Array<{ scope: string; key: string; rule: NonNullable<typeof policy>['rateLimit'] }> = [];
+      const domainRule = policy?.rateLimit ?? rt.config.rateLimits.perDomain;
+      if (domainRule) checks.push({ scope: 'domain', key: `domain:${domain}`, rule: domainRule });
+      if (session.user && rt.config.rateLimits.perLogin) checks.push({ scope: 'login', key: `login:${String(session.user)}`, rule: rt.config.rateLimits.perLogin });
+      for (const c of checks) {
+        const d = await deps.limiter().take(c.key, c.rule!);
+        if (!d.allowed) {
+          limitRefusals.inc({ scope: c.scope });
+          deps.log.info({ client: session.remoteAddress, user: session.user, key: c.key, retryAfterMs: d.retryAfterMs }, 'rate limited');
+          throw smtpError(451, '4.7.1', `Rate limit for ${c.scope === 'domain' ? domain : `login ${String(session.user)}`} exceeded, retry in ${seconds(d.retryAfterMs)}s`);
+        }
+      }
+    },
+
+    async checkRecipient(rcpt, session) {
+      const entry = deps.suppression?.check(rcpt);
+      if (entry) {
+        suppressed.inc();
+        deps.onSuppressed?.(rcpt, entry.reason, session);
+        throw smtpError(550, '5.1.1', `Recipient suppressed since ${new Date(entry.addedAt).toISOString()} after a hard bounce: ${entry.reason.slice(0, 200)}`);
+      }
+      const dns = deps.recipientDns();
+      if (dns) {
+        const reason = await dns.refusal(domainOf(rcpt));
+        if (reason) {
+          deadDomains.inc();
+          throw smtpError(550, '5.1.2', `Recipient domain takes no mail: ${reason}`);
+        }
+      }
+    },
+
+    messageOptions({ domain }) {
+      const policy = deps.runtime().domains.get(domain);
+      if (!policy) return {};
+      const hasher = policy.dkim ? new DkimBodyHasher() : undefined;
+      const collector = hasher || policy.alignment === 'off' ? undefined : new HeaderCollector();
+      let headers: Buffer | undefined;
+      let bodyHash = '';
+      return {
+        observe: (chunk) => { hasher ? hasher.feed(chunk) : collector?.feed(chunk); },
+        finalize: async () => {
+          if (hasher) {
+            const h = hasher.end();
+            headers = h.headers;
+            bodyHash = h.bodyHash;
+          } else if (collector) {
+            headers = collector.headers();
+          }
+          if (headers && policy.alignment !== 'off') {
+            const froms = headerFromAddresses(headers);
+            const bad = froms.find((a) => !aligned(domainOf(a), domain, policy.alignment));
+            if (froms.length === 0) throw smtpError(550, '5.7.1', 'The message has no From header');
+            if (bad) throw smtpError(550, '5.7.1', `Header From ${bad} does not align with the sender domain ${domain}`);
+          }
+          if (!hasher || !policy.dkim || !headers) return {};
+          const signature = await signMessage({
+            domain, keys: policy.dkim.keys, headerBlock: headers, bodyHash,
+            signedHeaders: policy.dkim.headers, overSign: policy.dkim.overSign,
+          });
+          return { prepend: signature };
+        },
+      };
+    },
+  };
+}
