@@ -13,6 +13,8 @@ const USAGE = `usage: mailfleet <command>
   config check FILE          validate a relay config (exit 1 with the errors)
   config schema              print the JSON Schema of the relay config
   hash-password              read a password on stdin, print its scrypt hash
+  suppression list   (--config FILE | --data-dir DIR)
+  suppression remove ADDRESS (--config FILE | --data-dir DIR)
 `;
 
 async function readStdin(): Promise<string> {
@@ -53,6 +55,22 @@ export async function run(argv: string[]): Promise<number> {
       if (!pw) { process.stderr.write('give the password on stdin: echo -n secret | mailfleet hash-password\n'); return 2; }
       process.stdout.write(`${await hashPassword(pw)}\n`);
       return 0;
+    }
+    case 'suppression': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } } });
+      const dataDir = values['data-dir'] ?? (values.config ? loadConfigFile(values.config).dataDir : undefined);
+      const [sub, address] = positionals;
+      if (!dataDir || (sub !== 'list' && sub !== 'remove') || (sub === 'remove' && !address)) { process.stderr.write(USAGE); return 2; }
+      const { listSuppressions, removeSuppression } = await import('../relay/suppression/index.ts');
+      if (sub === 'list') {
+        for (const e of await listSuppressions(dataDir)) {
+          process.stdout.write(`${e.address}\t${new Date(e.addedAt).toISOString()}\texpires ${new Date(e.expiresAt).toISOString()}\t${e.code ?? ''}\t${e.reason}\n`);
+        }
+        return 0;
+      }
+      const removed = await removeSuppression(dataDir, address!);
+      process.stdout.write(removed ? `removed ${address}\n` : `${address} was not suppressed\n`);
+      return removed ? 0 : 1;
     }
     default:
       process.stderr.write(USAGE);
