@@ -1,0 +1,178 @@
+// DKIM key lifecycle of one SenderDomain, as a pure plan over the stored key state:
+//
+//   published ──(rotationDelay)──► active ──(next generation active)──► retiring ──(retireAfter)──► gone
+//
+// A rotation (annotation mailfleet.io/rotate-dkim set to a new value, or rotationPeriod
+// elapsed) adds a generation whose selectors are published in status.dnsRecords at once but
+// sign only after rotationDelay, so DNS has time to carry them; the old generation keeps
+// being listed until retired. Timestamps live in the state, so replaying the plan at the
+// same instant gives the same result (no writes when nothing is due).
+import type { SenderDomainSpec } from '../api/senderdomain.ts';
+import { parseDurationMs } from './objects.ts';
+
+export type KeyAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+export interface KeyState {
+  selector: string;
+  algorithm: KeyAlgorithm;
+  generation: number;
+  /** ISO time the key was published (created). */
+  publishedAt: string;
+  /** ISO time it signs from. */
+  activeAt: string;
+  /** ISO time it is removed; set when a newer generation took over. */
+  retireAt?: string;
+  /** The key came from the user's Secret (never rotated by us). */
+  external?: boolean;
+}
+
+export interface DkimState {
+  keys: KeyState[];
+  /** Last value of the rotate annotation acted upon. */
+  rotateToken?: string;
+}
+
+export interface DkimPlan {
+  state: DkimState;
+  /** Keys to generate (no PEM in state yet). */
+  generate: { selector: string; algorithm: KeyAlgorithm }[];
+  /** Earliest future instant at which the plan changes (a requeue), if any. */
+  nextAt?: number;
+  /** What happened, for Events. */
+  events: { reason: string; message: string }[];
+}
+
+export type KeyPhase = 'published' | 'active' | 'retiring';
+
+export function keyPhase(k: KeyState, now: number): KeyPhase {
+  if (k.retireAt) return 'retiring';
+  return Date.parse(k.activeAt) <= now ? 'active' : 'published';
+}
+
+export function algorithmsFor(spec: SenderDomainSpec['dkim']): KeyAlgorithm[] {
+  if (spec.algorithm === 'both') return ['rsa-sha256', 'ed25519-sha256'];
+  return [spec.algorithm === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256'];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function selectorFor(base: string, generation: number, algorithm: KeyAlgorithm, both: boolean, taken: Set<string>): string {
+  let sel = generation === 1 ? base : `${base}-${generation}`;
+  if (both && algorithm === 'ed25519-sha256') sel = `${sel}-ed`;
+  while (taken.has(sel)) sel = `${sel}x`;
+  return sel;
+}
+
+export interface DkimPlanInput {
+  spec: SenderDomainSpec['dkim'];
+  state: DkimState;
+  now: number;
+  rotateAnnotation?: string;
+  /** Algorithm of the user's key when spec.dkim.secretRef is set (undefined: not readable yet). */
+  externalAlgorithm?: KeyAlgorithm;
+}
+
+export function planDkim(input: DkimPlanInput): DkimPlan {
+  const { spec, now } = input;
+  const events: DkimPlan['events'] = [];
+  const generate: DkimPlan['generate'] = [];
+  let keys = input.state.keys.map((k) => ({ ...k }));
+  let rotateToken = input.state.rotateToken;
+  const future: number[] = [];
+
+  if (spec.secretRef) {
+    // The user's key, as is: one selector, signing at once, no rotation.
+    const alg = input.externalAlgorithm;
+    const cur = keys.find((k) => k.external && k.selector === spec.selector && k.algorithm === alg);
+    keys = alg ? [cur ?? { selector: spec.selector, algorithm: alg, generation: 1, publishedAt: iso(now), activeAt: iso(now), external: true }] : [];
+    return { state: { keys, rotateToken }, generate, events };
+  }
+  keys = keys.filter((k) => !k.external);
+
+  // Drop retired keys.
+  const kept = keys.filter((k) => !(k.retireAt && Date.parse(k.retireAt) <= now));
+  if (kept.length !== keys.length) events.push({ reason: 'DKIMKeyRetired', message: `retired selector(s) ${keys.filter((k) => !kept.includes(k)).map((k) => k.selector).join(', ')}` });
+  keys = kept;
+
+  const wanted = algorithmsFor(spec);
+  const both = wanted.length > 1;
+  const taken = new Set(keys.map((k) => k.selector));
+  const gens = [...new Set(keys.filter((k) => !k.retireAt).map((k) => k.generation))].sort((a, b) => a - b);
+
+  if (gens.length === 0) {
+    // First key: nothing to replace, so it signs at once.
+    const g = Math.max(0, ...keys.map((k) => k.generation)) + 1;
+    for (const algorithm of wanted) {
+      const selector = selectorFor(spec.selector, g, algorithm, both, taken);
+      taken.add(selector);
+      keys.push({ selector, algorithm, generation: g, publishedAt: iso(now), activeAt: iso(now) });
+      generate.push({ selector, algorithm });
+    }
+    events.push({ reason: 'DKIMKeyGenerated', message: `generated ${wanted.join(' and ')} key(s): selector(s) ${generate.map((k) => k.selector).join(', ')}` });
+    rotateToken = input.rotateAnnotation ?? rotateToken;
+    if (spec.rotationPeriod) future.push(now + parseDurationMs(spec.rotationPeriod));
+  } else {
+    const newest = gens[gens.length - 1] as number;
+    const newestKeys = keys.filter((k) => k.generation === newest);
+    const newestActiveAt = Math.max(...newestKeys.map((k) => Date.parse(k.activeAt)));
+
+    // Algorithm added to the spec: complete the newest generation (signs with it as it goes live).
+    for (const algorithm of wanted) {
+      if (newestKeys.some((k) => k.algorithm === algorithm)) continue;
+      const selector = selectorFor(spec.selector, newest, algorithm, both, taken);
+      taken.add(selector);
+      const k: KeyState = { selector, algorithm, generation: newest, publishedAt: iso(now), activeAt: iso(Math.max(now, newestActiveAt)) };
+      keys.push(k);
+      generate.push({ selector, algorithm });
+      events.push({ reason: 'DKIMKeyGenerated', message: `generated ${algorithm} key for selector ${selector}` });
+    }
+    // Algorithm removed from the spec: its keys retire like a rotation's.
+    for (const k of keys) if (!k.retireAt && !wanted.includes(k.algorithm)) k.retireAt = iso(now + parseDurationMs(spec.retireAfter));
+
+    const rotateRequested = input.rotateAnnotation !== undefined && input.rotateAnnotation !== rotateToken;
+    const period = spec.rotationPeriod ? parseDurationMs(spec.rotationPeriod) : undefined;
+    const pending = newestActiveAt > now;
+    const periodDue = period !== undefined && newestActiveAt + period <= now;
+    if (period !== undefined && !pending) future.push(newestActiveAt + period);
+    if ((rotateRequested || periodDue) && !pending) {
+      const g = newest + 1;
+      const activeAt = now + parseDurationMs(spec.rotationDelay);
+      const added: string[] = [];
+      for (const algorithm of wanted) {
+        const selector = selectorFor(spec.selector, g, algorithm, both, taken);
+        taken.add(selector);
+        keys.push({ selector, algorithm, generation: g, publishedAt: iso(now), activeAt: iso(activeAt) });
+        generate.push({ selector, algorithm });
+        added.push(selector);
+      }
+      events.push({ reason: 'DKIMRotationStarted', message: `published selector(s) ${added.join(', ')}; signing switches at ${iso(activeAt)}` });
+    }
+    if (rotateRequested) rotateToken = input.rotateAnnotation;
+
+    // A generation that went live retires every older one.
+    const live = keys.filter((k) => !k.retireAt && keyPhase(k, now) === 'active').map((k) => k.generation);
+    const liveGen = live.length ? Math.max(...live) : undefined;
+    if (liveGen !== undefined) {
+      const older = keys.filter((k) => !k.retireAt && k.generation < liveGen);
+      for (const k of older) k.retireAt = iso(now + parseDurationMs(spec.retireAfter));
+      if (older.length) events.push({ reason: 'DKIMRotated', message: `signing with generation ${liveGen}; retiring selector(s) ${older.map((k) => k.selector).join(', ')}` });
+    }
+  }
+
+  for (const k of keys) {
+    const a = Date.parse(k.activeAt);
+    if (a > now) future.push(a);
+    if (k.retireAt) future.push(Date.parse(k.retireAt));
+  }
+  keys.sort((a, b) => a.generation - b.generation || a.selector.localeCompare(b.selector));
+  const nextAt = future.filter((t) => t > now).sort((a, b) => a - b)[0];
+  return { state: { keys, rotateToken }, generate, events, ...(nextAt !== undefined ? { nextAt } : {}) };
+}
+
+/** Keys that sign now (what the relay config lists). */
+export function signingKeys(state: DkimState, now: number): KeyState[] {
+  const active = state.keys.filter((k) => keyPhase(k, now) === 'active');
+  // Only the newest live generation signs; a retiring one does not.
+  const gen = Math.max(...active.map((k) => k.generation));
+  return active.filter((k) => k.generation === gen);
+}

@@ -1,0 +1,28 @@
+// Small builders for EmailRelay / SenderDomain objects as the API server would return them
+// (defaults applied by parsing through the same zod schemas the CRDs come from).
+import { generateKeyPairSync } from 'node:crypto';
+import { API_VERSION } from '../../operator/api/common.ts';
+import { emailRelaySpec, type EmailRelaySpecInput } from '../../operator/api/emailrelay.ts';
+import { senderDomainSpec, type SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
+import type { EmailRelay } from '../../operator/reconcilers/relay.ts';
+import type { SenderDomain } from '../../operator/reconcilers/domain.ts';
+
+export function relayObject(name: string, spec: EmailRelaySpecInput = {}, ns = 'mail'): EmailRelay {
+  return {
+    apiVersion: API_VERSION, kind: 'EmailRelay',
+    metadata: { name, namespace: ns, uid: `uid-${name}`, generation: 1, creationTimestamp: '2025-01-01T00:00:00Z' },
+    spec: emailRelaySpec.parse(spec),
+  };
+}
+
+export function domainObject(name: string, spec: SenderDomainSpecInput, ns = 'mail', created = '2025-01-01T00:00:00Z'): SenderDomain {
+  return {
+    apiVersion: API_VERSION, kind: 'SenderDomain',
+    metadata: { name, namespace: ns, uid: `uid-${name}`, generation: 1, creationTimestamp: created },
+    spec: senderDomainSpec.parse(spec),
+  };
+}
+
+export function ed25519Pem(): string {
+  return generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}

@@ -1,0 +1,185 @@
+// The pure reconcilers: what an EmailRelay and its SenderDomains render to, checked through
+// the relay's own config schema (the contract), and the DKIM rotation plan over time.
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { relayConfigSchema } from '../../relay/config/schema.ts';
+import { planDkim, signingKeys, type DkimState } from '../../operator/reconcilers/dkim.ts';
+import { reconcileDomain, parseInternal, type DomainInternal } from '../../operator/reconcilers/domain.ts';
+import { reconcileRelay, type RelayInput } from '../../operator/reconcilers/relay.ts';
+import { domainOwners } from '../../operator/reconcilers/claims.ts';
+import { decodeSecretData } from '../../operator/reconcilers/objects.ts';
+import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
+
+const now = new Date('2025-03-01T12:00:00Z');
+
+function internalFor(selector: string): DomainInternal {
+  return {
+    dkim: { keys: [{ selector, algorithm: 'ed25519-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString() }] },
+    pems: { [selector]: ed25519Pem() },
+    passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==',
+  };
+}
+
+function input(over: Partial<RelayInput> = {}): RelayInput {
+  return {
+    relay: relayObject('edge', { tls: { secretName: 'edge-cert' } }),
+    domains: [],
+    userSecrets: new Map(),
+    image: 'ghcr.io/mailfleet/mailfleet:0.1.0',
+    apis: { serviceMonitor: false, certManager: false },
+    now,
+    ...over,
+  };
+}
+
+const kindOf = (out: ReturnType<typeof reconcileRelay>, kind: string) => out.objects.find((o) => o.kind === kind) as any;
+
+describe('reconcileRelay', () => {
+  it('renders a config the relay schema accepts, with files that the Secret provides', () => {
+    const sd = domainObject('example', { domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply'], rateLimit: { perMinute: 60 } });
+    const out = reconcileRelay(input({ domains: [{ sd, internal: internalFor('mailfleet') }] }));
+    expect(out.errors).toEqual([]);
+    const cm = kindOf(out, 'ConfigMap');
+    const cfg = relayConfigSchema.parse(YAML.parse(cm.data['relay.yaml']));
+    expect(cfg.listeners.map((l) => [l.name, l.port, l.host])).toEqual([['submission', 587, '0.0.0.0'], ['smtps', 465, '0.0.0.0']]);
+    expect(cfg.dataDir).toBe('/var/lib/mailfleet');
+    expect(cfg.queue.maxLifetime).toBe(5 * 86_400_000);
+    const dom = cfg.domains[0]!;
+    expect(dom.domain).toBe('example.com');
+    expect(dom.allowedSenders).toEqual(['noreply']);
+    const secret = decodeSecretData(kindOf(out, 'Secret'));
+    const files = [dom.dkim!.keys[0]!.privateKeyFile, cfg.credentials[0]!.passwordHashFile!];
+    for (const f of files) {
+      expect(f.startsWith('/var/run/mailfleet/secrets/')).toBe(true);
+      expect(secret[f.split('/').pop()!]).toBeTruthy();
+    }
+    expect(cfg.tls.certFile).toBe('/var/run/mailfleet/tls/tls.crt');
+  });
+
+  it('refuses to render an invalid config (Degraded), and applies nothing', () => {
+    // a plain listener without trustedNetworks is an open relay: the relay schema says no
+    const out = reconcileRelay(input({ relay: relayObject('edge', { listeners: { plain: { port: 25 } } }) }));
+    expect(out.objects).toEqual([]);
+    expect(out.errors.join('\n')).toMatch(/trustedNetworks/);
+  });
+
+  it('reports a missing smarthost credentials Secret instead of rendering without auth', () => {
+    const relay = relayObject('edge', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', credentialsSecretRef: { name: 'provider' } }] } });
+    expect(reconcileRelay(input({ relay })).errors).toEqual(['delivery.smarthosts[0] credentials: Secret provider not found', 'delivery.smarthosts[0] credentials: Secret provider not found']);
+    const ok = reconcileRelay(input({ relay, userSecrets: new Map([['provider', { username: 'u', password: 'p' }]]) }));
+    expect(ok.errors).toEqual([]);
+    const cfg = relayConfigSchema.parse(YAML.parse(kindOf(ok, 'ConfigMap').data['relay.yaml']));
+    expect(cfg.delivery.smarthosts[0]!.auth).toEqual({ user: 'u', passwordFile: '/var/run/mailfleet/secrets/smarthost-0.password' });
+    expect(decodeSecretData(kindOf(ok, 'Secret'))['smarthost-0.password']).toBe('p');
+  });
+
+  it('keeps the pod template identical when domains and limits change (the relay hot-reloads)', () => {
+    const a = reconcileRelay(input());
+    const sd = domainObject('example', { domain: 'example.com', relayRef: { name: 'edge' } });
+    const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, rateLimits: { perDomain: { perHour: 100 } }, delivery: { destinations: { 'gmail.com': { maxConnections: 3, messagesPerMinute: 100 } } } });
+    const b = reconcileRelay(input({ relay, domains: [{ sd, internal: internalFor('mailfleet') }] }));
+    expect(kindOf(b, 'StatefulSet').spec.template).toEqual(kindOf(a, 'StatefulSet').spec.template);
+    expect(kindOf(b, 'ConfigMap')).not.toEqual(kindOf(a, 'ConfigMap'));
+    const cfg = relayConfigSchema.parse(YAML.parse(kindOf(b, 'ConfigMap').data['relay.yaml']));
+    expect(cfg.delivery.destinations['gmail.com']).toEqual({ maxConnections: 3 });
+    expect(cfg.rateLimits.destinations['gmail.com']).toEqual({ perMinute: 100 });
+  });
+
+  it('hardens the pod and probes the relay HTTP port', () => {
+    const sts = kindOf(reconcileRelay(input()), 'StatefulSet');
+    const pod = sts.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.args).toEqual(['relay', '--config', '/etc/mailfleet/relay.yaml']);
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(c.ports.find((p: any) => p.name === 'metrics').containerPort).toBe(9464);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(30);
+    expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('1Gi');
+  });
+
+  it('switches to a Deployment with an emptyDir when persistence is off, and adds an HPA on the EmailRelay', () => {
+    const out = reconcileRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } }, autoscaling: { maxReplicas: 5 } }) }));
+    expect(kindOf(out, 'StatefulSet')).toBeUndefined();
+    expect(kindOf(out, 'Deployment').spec.template.spec.volumes).toContainEqual({ name: 'data', emptyDir: {} });
+    expect(out.absent).toContainEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'edge' });
+    expect(kindOf(out, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge' });
+  });
+
+  it('sets controller ownerReferences on everything', () => {
+    for (const o of reconcileRelay(input()).objects) {
+      expect(o.metadata.ownerReferences).toEqual([{ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge', uid: 'uid-edge', controller: true, blockOwnerDeletion: true }]);
+    }
+  });
+});
+
+describe('domain claims', () => {
+  it('gives a contested domain to the older SenderDomain, then the lower name', () => {
+    const a = domainObject('b-first', { domain: 'x.example', relayRef: { name: 'r' } }, 'mail', '2025-01-01T00:00:00Z');
+    const b = domainObject('a-later', { domain: 'x.example', relayRef: { name: 'r' } }, 'mail', '2025-01-02T00:00:00Z');
+    const c = domainObject('a-same', { domain: 'y.example', relayRef: { name: 'r' } }, 'mail', '2025-01-01T00:00:00Z');
+    const d = domainObject('b-same', { domain: 'y.example', relayRef: { name: 'r' } }, 'mail', '2025-01-01T00:00:00Z');
+    const owners = domainOwners([b, a, d, c], 'r');
+    expect(owners.get('x.example')?.metadata.name).toBe('b-first');
+    expect(owners.get('y.example')?.metadata.name).toBe('a-same');
+    const refused = reconcileDomain({ sd: b, relay: undefined, conflictWith: 'b-first', internal: parseInternal({}), host: 'h', port: 587, now });
+    expect(refused.objects).toEqual([]);
+    expect(refused.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'DomainConflict', observedGeneration: 1 });
+    expect(refused.status.conditions?.[0]?.message).toMatch(/already served .* b-first/);
+  });
+});
+
+describe('planDkim', () => {
+  const spec = domainObject('d', { domain: 'example.com', relayRef: { name: 'r' }, dkim: { algorithm: 'both', rotationDelay: '1h', retireAfter: '2h' } }).spec.dkim;
+  const t0 = Date.parse('2025-03-01T00:00:00Z');
+  const h = 3_600_000;
+
+  it('generates the first keys signing at once, then rotates: publish, switch after the delay, retire later', () => {
+    const first = planDkim({ spec, state: { keys: [] }, now: t0 });
+    expect(first.generate).toEqual([{ selector: 'mailfleet', algorithm: 'rsa-sha256' }, { selector: 'mailfleet-ed', algorithm: 'ed25519-sha256' }]);
+    expect(signingKeys(first.state, t0).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    // replaying at the same state and later with nothing due changes nothing
+    expect(planDkim({ spec, state: first.state, now: t0 + 10 * h }).state).toEqual(first.state);
+
+    const rot = planDkim({ spec, state: first.state, now: t0 + h, rotateAnnotation: 'now' });
+    expect(rot.generate.map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
+    expect(signingKeys(rot.state, t0 + h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(rot.nextAt).toBe(t0 + 2 * h);
+    // same annotation again: no second rotation
+    const same = planDkim({ spec, state: rot.state, now: t0 + h + 1000, rotateAnnotation: 'now' });
+    expect(same.generate).toEqual([]);
+
+    const switched = planDkim({ spec, state: rot.state, now: t0 + 2 * h, rotateAnnotation: 'now' });
+    expect(signingKeys(switched.state, t0 + 2 * h).map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
+    expect(switched.state.keys.filter((k) => k.retireAt).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(switched.nextAt).toBe(t0 + 4 * h);
+
+    const retired = planDkim({ spec, state: switched.state, now: t0 + 4 * h, rotateAnnotation: 'now' });
+    expect(retired.state.keys.map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
+  });
+
+  it('rotates on a period', () => {
+    const s = { ...spec, algorithm: 'ed25519' as const, rotationPeriod: '30d' };
+    const first = planDkim({ spec: s, state: { keys: [] }, now: t0 });
+    expect(first.nextAt).toBe(t0 + 30 * 24 * h);
+    const due = planDkim({ spec: s, state: first.state, now: t0 + 30 * 24 * h });
+    expect(due.generate.map((k) => k.selector)).toEqual(['mailfleet-2']);
+  });
+
+  it('lists every published selector in status.dnsRecords with SPF and DMARC suggestions', () => {
+    const state: DkimState = { keys: [
+      { selector: 'old', algorithm: 'ed25519-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString(), retireAt: '2030-01-01T00:00:00Z' },
+      { selector: 'new', algorithm: 'ed25519-sha256', generation: 2, publishedAt: now.toISOString(), activeAt: now.toISOString() },
+    ] };
+    const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'r' } });
+    const out = reconcileDomain({ sd, relay: relayObject('r'), internal: { dkim: state, pems: { old: ed25519Pem(), new: ed25519Pem() } }, password: 'pw', host: 'r.mail.svc.cluster.local', port: 587, now });
+    expect(out.status.dnsRecords?.map((r) => [r.name, r.purpose])).toEqual([
+      ['old._domainkey.example.com', 'dkim'], ['new._domainkey.example.com', 'dkim'], ['example.com', 'spf'], ['_dmarc.example.com', 'dmarc'],
+    ]);
+    expect(out.status.dnsRecords?.[0]?.value).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
+    expect(out.status.dkim?.activeSelectors).toEqual(['new']);
+    const creds = decodeSecretData(out.objects.find((o) => o.metadata.name === 'd-smtp') as any);
+    expect(creds).toEqual({ host: 'r.mail.svc.cluster.local', port: '587', username: 'example.com', password: 'pw' });
+    expect(out.ready).toBe(true);
+  });
+});
