@@ -109,7 +109,7 @@ export const relayConfigSchema = z.object({
     maxLifetime: duration.default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
     concurrency: z.number().int().positive().default(100).describe('Messages in delivery at once'),
   }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 }),
-  delivery: deliverySchema.describe('How mail leaves: MX lookup or smarthosts'),
+  delivery: deliverySchema.default(deliverySchema.parse({})).describe('How mail leaves: MX lookup or smarthosts'),
   http: z.object({
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(9464),

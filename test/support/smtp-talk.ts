@@ -17,11 +17,12 @@ export class SmtpTalk {
     this.attach();
   }
 
-  static async connect(port: number, host = '127.0.0.1', opts: { tls?: boolean; localAddress?: string } = {}): Promise<{ talk: SmtpTalk; greeting: Reply }> {
+  static async connect(port: number, host = '127.0.0.1', opts: { tls?: boolean; localAddress?: string; preamble?: Buffer } = {}): Promise<{ talk: SmtpTalk; greeting: Reply }> {
     const socket = opts.tls
       ? tls.connect({ port, host, rejectUnauthorized: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) })
       : net.connect({ port, host, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const talk = new SmtpTalk(socket);
+    if (opts.preamble) socket.write(opts.preamble);
     return { talk, greeting: await talk.read() };
   }
 

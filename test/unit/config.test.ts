@@ -1,0 +1,87 @@
+// The config contract: errors name the field path; defaults are filled; the CLI's
+// `config check` and `config schema` work on real files.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig, parseConfigText, ConfigError } from '../../relay/config/load.ts';
+import { parseDuration } from '../../relay/util/duration.ts';
+import { repoRoot, tempDir } from '../support/relay-harness.ts';
+
+const minimal = { listeners: [{ name: 'plain', port: 2525, mode: 'plain' }], trustedNetworks: [{ cidrs: ['10.0.0.0/8'], domains: ['example.com'] }] };
+
+function issues(raw: unknown): string[] {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  return [];
+}
+
+describe('relay config', () => {
+  it('fills defaults: 5 day lifetime, MX delivery, 25 MB limit', () => {
+    const cfg = parseConfig(minimal);
+    expect(cfg.queue.maxLifetime).toBe(5 * 86_400_000);
+    expect(cfg.delivery.mode).toBe('mx');
+    expect(cfg.limits.maxMessageSize).toBe(25 * 1024 * 1024);
+    expect(cfg.listeners[0]!.host).toBe('0.0.0.0');
+  });
+
+  it('names the field path of every problem', () => {
+    expect(issues({ ...minimal, listeners: [{ name: 'Bad Name', port: 70000, mode: 'ftp' }] })).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^listeners\.0\.name: /),
+      expect.stringMatching(/^listeners\.0\.port: /),
+      expect.stringMatching(/^listeners\.0\.mode: /),
+    ]));
+    expect(issues({ ...minimal, trustedNetworks: [{ cidrs: ['10.0.0.0/33'], domains: ['-bad-'] }] })).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^trustedNetworks\.0\.cidrs\.0: must be an IP address or CIDR/),
+      expect.stringMatching(/^trustedNetworks\.0\.domains\.0: must be a domain name/),
+    ]));
+    expect(issues({ ...minimal, queue: { maxLifetime: 'forever' } })).toEqual([expect.stringMatching(/^queue\.maxLifetime: .*not a duration/)]);
+  });
+
+  it('refuses unsafe combinations: TLS listeners without a certificate, a plain listener without trusted networks', () => {
+    expect(issues({ listeners: [{ name: 's', port: 587, mode: 'starttls' }] })).toEqual([expect.stringMatching(/^tls: TLS listeners need/)]);
+    expect(issues({ listeners: [{ name: 'p', port: 25, mode: 'plain' }] })).toEqual([expect.stringMatching(/^trustedNetworks: a plain listener needs/)]);
+    expect(issues({ ...minimal, domains: [{ domain: 'other.com' }] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not listed/)]);
+  });
+
+  it('reports YAML syntax errors as config errors', () => {
+    expect(() => parseConfigText('listeners: [', 'x.yaml', '/')).toThrow(/invalid config x\.yaml:\n {2}YAML: /);
+  });
+
+  it('resolves *File paths against the config file directory', () => {
+    const cfg = parseConfig({ ...minimal, tls: { certFile: 'certs/a.crt', keyFile: 'certs/a.key' } }, 'x', '/etc/mailfleet');
+    expect(cfg.tls.certFile).toBe('/etc/mailfleet/certs/a.crt');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('5d')).toBe(432_000_000);
+    expect(parseDuration(2)).toBe(2000);
+    expect(() => parseDuration('5 weeks')).toThrow(/not a duration/);
+  });
+
+  it('`mailfleet config check` exits 1 with the errors, 0 on a good file; `config schema` prints JSON Schema', async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [path.join(repoRoot, 'bin/mailfleet.ts'), ...args], { encoding: 'utf8' });
+    const dir = tempDir();
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(bad, 'listeners:\n  - name: x\n    port: -1\n    mode: plain\n');
+    const err = await run(['config', 'check', bad]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toMatch(/listeners\.0\.port: /);
+    expect((await run(['config', 'check', path.join(repoRoot, 'examples/relay.yaml'), '--schema-only'])).stdout).toMatch(/ok/);
+    // A full check reads the files the config names.
+    const missing = await run(['config', 'check', path.join(repoRoot, 'examples/relay.yaml')]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(missing?.stderr).toMatch(/credentials\.0\.passwordHashFile: cannot read/);
+    const good = path.join(dir, 'good.yaml');
+    fs.writeFileSync(path.join(dir, 'alice.hash'), 'scrypt$16384$8$1$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n');
+    fs.writeFileSync(good, 'listeners: [{name: s, port: 587, mode: starttls}]\ntls: {selfSigned: true}\ncredentials: [{username: alice, passwordHashFile: alice.hash, domains: [example.com]}]\n');
+    expect((await run(['config', 'check', good])).stdout).toMatch(/ok/);
+    const schema = JSON.parse((await run(['config', 'schema'])).stdout) as { properties: Record<string, unknown> };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['listeners', 'delivery', 'domains', 'queue']));
+  });
+});
