@@ -15,6 +15,8 @@ export type MxPlan =
 
 export interface MxResolverOptions {
   dnsServers?: string[] | undefined;
+  /** How long a decisive answer is reused (default 60 s; 0 turns the cache off). */
+  cacheMs?: number;
   timeoutMs: number;
   maxAddresses: number;
 }
@@ -40,15 +42,40 @@ export function orderMx<T extends { priority: number }>(records: T[], random: ()
 export class MxResolver {
   private readonly resolver: Resolver;
   private readonly maxAddresses: number;
+  // Without a cache every message costs an MX and an A/AAAA round trip. Answers that
+  // decide something (targets, permanent failures) are kept for cacheMs; temporary
+  // failures are not, so the next attempt asks again. Concurrent asks share one lookup.
+  private readonly cache = new Map<string, { plan: MxPlan; until: number }>();
+  private readonly inflight = new Map<string, Promise<MxPlan>>();
+  private readonly cacheMs: number;
+  private static readonly MAX_CACHED = 10_000;
 
   constructor(opts: MxResolverOptions) {
     // tries: 2 so one lost UDP datagram does not defer mail
     this.resolver = new Resolver({ timeout: opts.timeoutMs, tries: 2 });
     if (opts.dnsServers?.length) this.resolver.setServers(opts.dnsServers);
     this.maxAddresses = opts.maxAddresses;
+    this.cacheMs = opts.cacheMs ?? 60_000;
   }
 
-  async plan(domain: string): Promise<MxPlan> {
+  async plan(domain: string, now = Date.now()): Promise<MxPlan> {
+    const key = domain.toLowerCase();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return reshuffle(hit.plan);
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.resolvePlan(key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+      void p.then((plan) => {
+        if (this.cacheMs <= 0 || (plan.kind === 'verdict' && plan.status !== 'failed')) return;
+        if (this.cache.size >= MxResolver.MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
+        this.cache.set(key, { plan, until: now + this.cacheMs });
+      }, () => {});
+    }
+    return p;
+  }
+
+  private async resolvePlan(domain: string): Promise<MxPlan> {
     let records: { exchange: string; priority: number }[];
     try {
       records = await this.resolver.resolveMx(domain);
@@ -114,4 +141,11 @@ export class MxResolver {
     if (ips.length > 0) return { ips, temporary: false };
     return { ips, temporary, note: `${host}: ${[...new Set(errors)].join('/') || 'no addresses'}` };
   }
+}
+
+/** A cached plan with equal-preference hosts shuffled again, so load still spreads. */
+function reshuffle(plan: MxPlan): MxPlan {
+  if (plan.kind !== 'targets' || plan.targets.length < 2) return plan;
+  const ordered = orderMx(plan.targets.map((t) => ({ ...t, priority: t.preference })));
+  return { ...plan, targets: ordered.map(({ priority: _p, ...t }) => t) };
 }
