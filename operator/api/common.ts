@@ -28,7 +28,7 @@ export const DURATION_RE = '^[0-9]+(ms|s|m|h|d)$';
 export const NAME_RE = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
 const domainRule: CelRule = {
-  rule: `self.matches('${DOMAIN_RE}')`,
+  rule: `self.matches(r'${DOMAIN_RE}')`,
   message: 'must be a lower-case domain name such as example.com (letters, digits, hyphens; at least two labels)',
 };
 /** A domain name; extra CEL rules are merged (a second .meta() would replace the first). */
@@ -36,7 +36,7 @@ export const domainNameWith = (...extra: CelRule[]) => z.string().max(253).meta(
 export const domainName = domainNameWith();
 
 export const dkimSelector = z.string().max(63).meta(cel({
-  rule: `self.matches('${SELECTOR_RE}')`,
+  rule: `self.matches(r'${SELECTOR_RE}')`,
   message: 'must be a DKIM selector (RFC 6376 §3.1): dot-separated DNS labels such as mail or s2024.mail',
 }));
 
@@ -83,7 +83,7 @@ export const smarthost = z.object({
   tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('starttls, implicit (TLS from the first byte) or none'),
   requireTls: z.boolean().default(true).describe('Refuse to send unless the session is encrypted'),
   credentialsSecretRef: credentialsSecretRef.optional(),
-}).meta(cel({ rule: "!(self.tls == 'none' && self.requireTls)", message: "tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext" }));
+}).meta(cel({ rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: "tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext" }));
 
 export const condition = z.object({
   type: z.string().max(316).describe('Condition type, e.g. Ready'),

@@ -37,8 +37,8 @@ export const emailRelaySpec = z.object({
     .describe('Serving certificate; without it the relay makes a self-signed one (development only)'),
   trustedNetworks: z.array(z.object({
     cidrs: z.array(z.string().min(2).max(43)).min(1).max(64).describe('Client networks (IP or CIDR) that may send without AUTH'),
-    domains: z.array(domainName).min(1).max(256).describe('Sender domains those clients may use'),
-  })).max(32).optional().describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
+    domains: z.array(domainName).min(1).max(100).describe('Sender domains those clients may use'),
+  })).max(16).optional().describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
   delivery: z.object({
     mode: z.enum(['mx', 'smarthost']).default('mx').describe('mx: deliver to recipient MX hosts; smarthost: relay through a provider'),
     smarthosts: z.array(smarthost).max(16).optional().describe('Providers in failover order'),
@@ -48,7 +48,7 @@ export const emailRelaySpec = z.object({
     })).optional().describe('Per-destination limits keyed by recipient domain (MX mode) or smarthost name, e.g. gmail.com'),
     dnsServers: z.array(z.string().min(1).max(64)).max(8).optional().describe("Resolvers for MX lookups as 'IP' or 'IP:PORT' (default: the pod's)"),
   }).prefault({}).meta(cel({
-    rule: "self.mode != 'smarthost' || (has(self.smarthosts) && size(self.smarthosts) > 0)",
+    rule: "!has(self.mode) || self.mode != 'smarthost' || (has(self.smarthosts) && size(self.smarthosts) > 0)",
     message: 'delivery.smarthosts must list at least one smarthost when mode is smarthost',
   })).describe('How mail leaves the relay'),
   queue: z.object({
@@ -74,7 +74,7 @@ export const emailRelaySpec = z.object({
     minReplicas: z.number().int().min(1).default(2).describe('Lower bound'),
     maxReplicas: z.number().int().min(1).describe('Upper bound'),
     targetCPUUtilizationPercentage: z.number().int().min(1).max(100).default(70).describe('Average CPU target'),
-  }).optional().meta(cel({ rule: 'self.minReplicas <= self.maxReplicas', message: 'minReplicas must not exceed maxReplicas' }))
+  }).optional().meta(cel({ rule: '!has(self.minReplicas) || self.minReplicas <= self.maxReplicas', message: 'minReplicas must not exceed maxReplicas' }))
     .describe('HorizontalPodAutoscaler on this EmailRelay (scale subresource)'),
   podDisruptionBudget: z.object({
     enabled: z.boolean().default(true).describe('Create a PodDisruptionBudget'),

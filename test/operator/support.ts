@@ -1,0 +1,129 @@
+// Cluster-test helpers: a control plane (test/cluster/harness.ts), the CRDs and RBAC
+// applied, and the operator as a child process running under the RBAC ServiceAccount.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { cacheBinDir, CLUSTER_BINARIES, findBinaries, clusterBinariesOrSkip, freePorts, startCluster, type Binaries, type Cluster } from '../cluster/harness.ts';
+import { inCI } from '../support/tools.ts';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+/** The operator tests need no helm: accept a cluster cache that lacks only helm. */
+function binaries(): Binaries | undefined {
+  const found = findBinaries();
+  if (found.binaries) return found.binaries;
+  if (!inCI && found.missing.every((m) => m.name === 'helm')) {
+    const b = Object.fromEntries(CLUSTER_BINARIES.map((n) => [n, path.join(cacheBinDir(), n)])) as Binaries;
+    b.helm = '/bin/false';
+    return b;
+  }
+  return clusterBinariesOrSkip('operator');
+}
+
+export interface OperatorCluster {
+  available: boolean;
+  get(): Cluster;
+  /** kubeconfig of the mailfleet-operator ServiceAccount (deploy/rbac.yaml only). */
+  operatorKubeconfig(): string;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(300);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export function useOperatorCluster(): OperatorCluster {
+  const bins = binaries();
+  let cluster: Cluster | undefined;
+  let kubeconfig = '';
+  if (bins) {
+    beforeAll(async () => {
+      cluster = await startCluster({ binaries: bins, nodes: 2 });
+      for (const f of fs.readdirSync(path.join(repoRoot, 'crds'))) await cluster.kubectl(['apply', '-f', path.join(repoRoot, 'crds', f)]);
+      await cluster.kubectl(['create', 'namespace', 'mailfleet-system']);
+      await cluster.kubectl(['apply', '-f', path.join(repoRoot, 'deploy/rbac.yaml')]);
+      await cluster.kubectl(['wait', '--for=condition=Established', 'crd/emailrelays.mailfleet.io', 'crd/senderdomains.mailfleet.io', '--timeout=60s']);
+      const token = (await cluster.kubectl(['create', 'token', 'mailfleet-operator', '-n', 'mailfleet-system', '--duration=2h'])).stdout.trim();
+      const admin = fs.readFileSync(cluster.kubeconfigPath, 'utf8');
+      const ca = /certificate-authority-data: (\S+)/.exec(admin)?.[1];
+      kubeconfig = path.join(cluster.dir, 'operator.kubeconfig');
+      fs.writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: '${cluster.server}', certificate-authority-data: ${ca}}}]
+users: [{name: mailfleet-operator, user: {token: ${token}}}]
+contexts: [{name: c, context: {cluster: c, user: mailfleet-operator}}]
+current-context: c
+`, { mode: 0o600 });
+    }, 240_000);
+    afterAll(async () => { await cluster?.stop(); }, 30_000);
+    beforeEach(({ onTestFailed }) => {
+      onTestFailed(() => { if (cluster) console.error(`\n===== cluster logs =====\n${cluster.logs(30)}\n`); });
+    });
+  }
+  return {
+    available: !!bins,
+    get() { if (!cluster) throw new Error('cluster not started'); return cluster; },
+    operatorKubeconfig() { return kubeconfig; },
+  };
+}
+
+export interface OperatorProcess {
+  proc: ChildProcess;
+  port: number;
+  logs(): string;
+  get(p: string): Promise<{ status: number; text: string }>;
+  writes(): Promise<number>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startOperatorProcess(kubeconfig: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<OperatorProcess> {
+  const [port] = await freePorts(1) as [number];
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'operator/main.ts'), '--kubeconfig', kubeconfig, '--http', `127.0.0.1:${port}`,
+    '--lease-namespace', 'mailfleet-system', '--resync', '20', ...extra], {
+    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.length > 2_000_000) out = out.slice(-1_000_000); });
+  proc.stderr?.on('data', (c: Buffer) => { out += c.toString(); });
+  const get = async (p: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}${p}`);
+    return { status: r.status, text: await r.text() };
+  };
+  await eventually('operator /healthz', async () => (await get('/healthz')).status === 200, 30_000);
+  return {
+    proc, port, get,
+    logs: () => out,
+    async writes() { return (JSON.parse((await get('/debug/writes')).text) as { writes: number }).writes; },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill(signal);
+      await Promise.race([exited, sleep(15_000)]);
+      if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited; }
+    },
+  };
+}
+
+export async function getJson(c: Cluster, args: string[]): Promise<any> {
+  return JSON.parse((await c.kubectl([...args, '-o', 'json'])).stdout);
+}
+
+export async function tryGetJson(c: Cluster, args: string[]): Promise<any | undefined> {
+  const r = await c.kubectl([...args, '-o', 'json'], { check: false });
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+export const readyCondition = (o: any) => (o?.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
