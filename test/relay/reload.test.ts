@@ -54,3 +54,31 @@ describe('config reload', () => {
     expect(w.relay.relay.config.limits.maxRecipients).toBe(2);
   });
 });
+
+describe('SIGHUP on the real process', () => {
+  it('reloads on the signal (file polling switched off to isolate it)', async () => {
+    const { spawnRelay, tempDir: mk, writeConfig } = await import('../support/relay-harness.ts');
+    const { freePort } = await import('../support/ports.ts');
+    const path = await import('node:path');
+    const dir = mk();
+    const input = {
+      dataDir: path.join(dir, 'data'), http: { host: '127.0.0.1', port: 0 }, recipientChecks: { dns: false },
+      listeners: [{ name: 'plain', host: '127.0.0.1', port: await freePort(), mode: 'plain' as const }],
+      trustedNetworks: [{ cidrs: ['127.0.0.1/32'], domains: ['a.test'] }],
+    };
+    const file = writeConfig(dir, input);
+    const child = await spawnRelay(file, { MAILFLEET_WATCH_INTERVAL_MS: '3600000' });
+    try {
+      writeConfig(dir, { ...input, trustedNetworks: [{ cidrs: ['127.0.0.1/32'], domains: ['a.test', 'b.test'] }] });
+      child.child.kill('SIGHUP');
+      await waitUntil('reload log line', () => /"reason":"SIGHUP".*"config reloaded"/.test(child.output()));
+      const { talk } = await SmtpTalk.connect(input.listeners[0]!.port);
+      await talk.cmd('EHLO c.test');
+      expect((await talk.cmd('MAIL FROM:<x@b.test>')).code).toBe(250);
+      talk.close();
+    } finally {
+      child.child.kill('SIGTERM');
+      await child.exited;
+    }
+  });
+});
