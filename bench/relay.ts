@@ -58,6 +58,11 @@ function peakRssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
+/** CPU time (user + system) a process has used, in ms. */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+}
 function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -145,6 +150,7 @@ async function main(): Promise<void> {
     const sink = startSmtpSink('127.0.0.2', sinkPort);
     const relay = await startRelayProc(dir, sinkPort, dns.address, variant);
     await sleep(200);
+    const cpuBefore = cpuMs(relay.child.pid!);
     const started = performance.now();
     const intakeMs = await runSource(relay.port, '127.0.0.1', MESSAGES);
     await waitFor('all messages at the sink', () => sink.count() >= MESSAGES, 300_000);
@@ -158,6 +164,8 @@ async function main(): Promise<void> {
       commitP50ms: +(histogramQuantile(metrics, 'mailfleet_intake_commit_seconds', 0.5) * 1000).toFixed(2),
       commitP99ms: +(histogramQuantile(metrics, 'mailfleet_intake_commit_seconds', 0.99) * 1000).toFixed(2),
       peakRssMb: Math.round(peakRssMb(relay.child.pid!)),
+      relayCpuMsPerMsg: +((cpuMs(relay.child.pid!) - cpuBefore) / MESSAGES).toFixed(2),
+      loadAvg: os.loadavg()[0]!.toFixed(1),
     };
     results.push(row);
     console.log(JSON.stringify(row));

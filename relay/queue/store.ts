@@ -48,6 +48,8 @@ export interface QueuedMessage {
   meta: MessageMeta;
   state: DeliveryState;
   path: string;
+  /** A state file exists on disk (only after a first attempt that did not finish). */
+  stateOnDisk?: boolean;
 }
 
 export class MessageTooLargeError extends Error {
@@ -60,6 +62,10 @@ export class MessageTooLargeError extends Error {
 const MAGIC = 'MFQ1';
 const FOOTER_LEN = MAGIC.length + 10 + 1; // MFQ1 + 10-digit trailer length + \n
 const WRITE_BATCH = 256 * 1024;
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
 
 export function newQueueId(now = Date.now()): string {
   return now.toString(36).toUpperCase() + crypto.randomBytes(5).toString('hex').toUpperCase();
@@ -152,8 +158,8 @@ export class QueueStore {
     for (const name of await fsp.readdir(store.msgDir)) {
       const file = path.join(store.msgDir, name);
       const meta = await readTrailer(file);
-      const state = await store.readState(meta.id, meta.receivedAt);
-      store.index.set(meta.id, { meta, state, path: file });
+      const { state, onDisk } = await store.readState(meta.id, meta.receivedAt);
+      store.index.set(meta.id, { meta, state, path: file, stateOnDisk: onDisk });
       recovered++;
     }
     // State files whose message is gone belong to messages finished just before a crash.
@@ -164,11 +170,11 @@ export class QueueStore {
     return { store, recovered, discarded: tmp.length };
   }
 
-  private async readState(id: string, receivedAt: number): Promise<DeliveryState> {
+  private async readState(id: string, receivedAt: number): Promise<{ state: DeliveryState; onDisk: boolean }> {
     try {
-      return JSON.parse(await fsp.readFile(path.join(this.stateDir, `${id}.json`), 'utf8')) as DeliveryState;
+      return { state: JSON.parse(await fsp.readFile(path.join(this.stateDir, `${id}.json`), 'utf8')) as DeliveryState, onDisk: true };
     } catch {
-      return { attempts: 0, nextAttemptAt: receivedAt, done: {} };
+      return { state: { attempts: 0, nextAttemptAt: receivedAt, done: {} }, onDisk: false };
     }
   }
 
@@ -237,14 +243,16 @@ export class QueueStore {
     const file = path.join(this.stateDir, `${id}.json`);
     await fsp.writeFile(`${file}.tmp`, JSON.stringify(state));
     await fsp.rename(`${file}.tmp`, file);
+    if (q) q.stateOnDisk = true;
   }
 
   /** Removes a message whose every recipient has a final outcome. */
   async remove(id: string): Promise<void> {
     const q = this.index.get(id);
     this.index.delete(id);
-    await fsp.rm(q?.path ?? path.join(this.msgDir, id), { force: true });
-    await fsp.rm(path.join(this.stateDir, `${id}.json`), { force: true });
+    // unlink, not rm: rm stats and walks first, and this runs once per delivered message.
+    await fsp.unlink(q?.path ?? path.join(this.msgDir, id)).catch(ignoreMissing);
+    if (!q || q.stateOnDisk) await fsp.unlink(path.join(this.stateDir, `${id}.json`)).catch(ignoreMissing);
   }
 
   get(id: string): QueuedMessage | undefined {
