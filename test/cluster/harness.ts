@@ -245,13 +245,14 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
 
 /**
  * Stops every process recorded in `dir`/pids (only those whose command line still names `dir`,
- * so a recycled pid is never hit): SIGTERM, then SIGKILL after `graceMs`. Then removes `dir`
+ * so a recycled pid is never hit): SIGTERM, then SIGKILL after `graceMs` (default 1.5 s: the
+ * state is throwaway, and kube-apiserver/etcd take 6 s+ to shut down gracefully). Then removes `dir`
  * unless keepDir. Usable from another process (cluster:down, stale cleanup).
  */
 export async function stopClusterDir(dir: string, opts: { graceMs?: number; keepDir?: boolean } = {}): Promise<void> {
   const ours = readPids(dir).filter((p) => pidBelongsTo(p.pid, dir));
   for (const p of ours) signalGroup(p.pid, 'SIGTERM');
-  const deadline = Date.now() + (opts.graceMs ?? 5000);
+  const deadline = Date.now() + (opts.graceMs ?? 1500);
   while (ours.some((p) => pidBelongsTo(p.pid, dir)) && Date.now() < deadline) await sleep(50);
   for (const p of ours) if (pidBelongsTo(p.pid, dir)) signalGroup(p.pid, 'SIGKILL');
   const hardDeadline = Date.now() + 5000;
