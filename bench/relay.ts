@@ -49,7 +49,8 @@ async function waitFor(what: string, check: () => boolean, timeoutMs: number): P
 function runSource(port: number, host: string, count: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(smtpSource, ['-s', String(SESSIONS), '-l', String(SIZE), '-m', String(count), '-f', 'bench@example.test', '-t', 'sink@dest.test', `${host}:${port}`], { stdio: 'inherit' });
+    const extra = (process.env.BENCH_SOURCE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(smtpSource, [...extra, '-s', String(SESSIONS), '-l', String(SIZE), '-m', String(count), '-f', 'bench@example.test', '-t', 'sink@dest.test', `${host}:${port}`], { stdio: 'inherit' });
     child.on('exit', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`smtp-source exited ${code}`))));
   });
 }
