@@ -1,0 +1,152 @@
+// The operator against a real control plane, running under the deploy/rbac.yaml
+// ServiceAccount only: creates, updates, repairs and lets the garbage collector remove what
+// it owns; writes nothing while the cluster is quiet; hands over leadership.
+import { afterAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { eventually, getJson, readyCondition, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
+
+const cluster = useOperatorCluster();
+const NS = 'life';
+let op: OperatorProcess | undefined;
+afterAll(async () => { await op?.stop(); }, 30_000);
+
+const apply = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
+const relay = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: NS }, spec });
+const domain = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: NS }, spec });
+
+async function relayConfig(name: string): Promise<any> {
+  const cm = await getJson(cluster.get(), ['get', 'configmap', `${name}-config`, '-n', NS]);
+  return YAML.parse(cm.data['relay.yaml']);
+}
+
+async function waitReady(kind: string, name: string): Promise<any> {
+  return eventually(`${kind} ${name} Ready`, async () => {
+    const o = await tryGetJson(cluster.get(), ['get', kind, name, '-n', NS]);
+    const r = readyCondition(o);
+    return r?.status === 'True' && r.observedGeneration === o.metadata.generation && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+  }, 120_000);
+}
+
+describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', () => {
+  it('creates owned objects; pods run on kwok nodes; Ready with observedGeneration', async () => {
+    const c = cluster.get();
+    await c.kubectl(['create', 'namespace', NS]);
+    op = await startOperatorProcess(cluster.operatorKubeconfig());
+    await apply(relay('edge', { replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 5 } } } }));
+    await apply(domain('example', { domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply'] }));
+    await apply(domain('shop', { domain: 'shop.example', relayRef: { name: 'edge' }, dkim: { algorithm: 'ed25519' } }));
+
+    const er = await waitReady('emailrelay', 'edge');
+    expect(er.status).toMatchObject({ replicas: 2, readyReplicas: 2, domains: 2, endpoint: { host: `edge.${NS}.svc.cluster.local`, ports: { submission: 587, smtps: 465 } } });
+    expect(er.status.selector).toBe('app.kubernetes.io/instance=edge,app.kubernetes.io/name=mailfleet-relay');
+    for (const [kind, name] of [['deployment', 'edge'], ['service', 'edge'], ['service', 'edge-headless'], ['configmap', 'edge-config'], ['secret', 'edge-secrets'], ['pdb', 'edge']]) {
+      const o = await getJson(c, ['get', kind, name, '-n', NS, '--show-managed-fields']);
+      expect(o.metadata.ownerReferences, `${kind}/${name}`).toEqual([{ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge', uid: er.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata.managedFields.some((m: any) => m.manager === 'mailfleet-operator' && m.operation === 'Apply')).toBe(true);
+    }
+    const pods = await getJson(c, ['get', 'pods', '-n', NS, '-l', 'app.kubernetes.io/instance=edge']);
+    expect(pods.items.filter((p: any) => p.status.phase === 'Running' && c.nodes.includes(p.spec.nodeName))).toHaveLength(2);
+
+    const sd = await waitReady('senderdomain', 'example');
+    expect(sd.status.dnsRecords[0]).toMatchObject({ type: 'TXT', name: 'mailfleet._domainkey.example.com', purpose: 'dkim' });
+    expect(sd.status.dnsRecords[0].value).toMatch(/^v=DKIM1; k=rsa; p=/);
+    expect(sd.status.credentialsSecret).toBe('example-smtp');
+    const creds = await getJson(c, ['get', 'secret', 'example-smtp', '-n', NS]);
+    expect(Object.keys(creds.data).sort()).toEqual(['host', 'password', 'port', 'username']);
+    expect(Buffer.from(creds.data.host, 'base64').toString()).toBe(`edge.${NS}.svc.cluster.local`);
+
+    const cfg = await eventually('both domains in the relay config', async () => {
+      const cfg = await relayConfig('edge');
+      return cfg.domains?.length === 2 && cfg.credentials?.length === 2 ? cfg : undefined;
+    });
+    expect(cfg.domains.map((d: any) => [d.domain, d.dkim?.keys[0]?.algorithm])).toEqual([['example.com', 'rsa-sha256'], ['shop.example', 'ed25519-sha256']]);
+    const events = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=example']);
+    expect(events.items.map((e: any) => e.reason)).toContain('DKIMKeyGenerated');
+  });
+
+  it('writes nothing while the cluster is quiet', async () => {
+    await sleep(3000); // let the last status writes land and their watch events come back
+    const before = await op!.writes();
+    await sleep(25_000); // longer than --resync 20: every object is reconciled again meanwhile
+    expect(await op!.writes()).toBe(before);
+    const m = (await op!.get('/metrics')).text;
+    expect(m).toMatch(/mailfleet_operator_reconciles_total\{kind="EmailRelay",result="ok"\} \d+/);
+  });
+
+  it('follows updates: a domain added, limits changed, kubectl scale — without rolling pods for config', async () => {
+    const c = cluster.get();
+    const tmplBefore = (await getJson(c, ['get', 'deployment', 'edge', '-n', NS])).spec.template;
+    await apply(domain('news', { domain: 'news.example', relayRef: { name: 'edge' }, rateLimit: { perHour: 1000 } }));
+    await apply(relay('edge', { replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 2, messagesPerMinute: 60 } } } }));
+    await eventually('config follows', async () => {
+      const cfg = await relayConfig('edge');
+      return cfg.domains.length === 3 && cfg.delivery.destinations['gmail.com']?.maxConnections === 2 && cfg.rateLimits.destinations['gmail.com']?.perMinute === 60
+        && cfg.domains.find((d: any) => d.domain === 'news.example')?.rateLimit?.perHour === 1000;
+    });
+    expect((await getJson(c, ['get', 'deployment', 'edge', '-n', NS])).spec.template).toEqual(tmplBefore);
+
+    await c.kubectl(['scale', 'emailrelay', 'edge', '-n', NS, '--replicas=3']);
+    await eventually('3 pods ready', async () => {
+      const er = await getJson(c, ['get', 'emailrelay', 'edge', '-n', NS]);
+      return er.status.readyReplicas === 3 && readyCondition(er)?.status === 'True' && er.status.domains === 3;
+    });
+  });
+
+  it('repairs drift: a deleted child comes back, an edited managed field is restored', async () => {
+    const c = cluster.get();
+    await c.kubectl(['delete', 'service', 'edge', '-n', NS]);
+    await c.kubectl(['patch', 'configmap', 'edge-config', '-n', NS, '--type=merge', '-p', '{"data":{"relay.yaml":"hostname: hacked\\n"}}']);
+    await c.kubectl(['patch', 'deployment', 'edge', '-n', NS, '--type=merge', '-p', '{"spec":{"replicas":1}}']);
+    await eventually('service recreated, config and replicas restored', async () => {
+      const svc = await tryGetJson(c, ['get', 'service', 'edge', '-n', NS]);
+      const cfg = await relayConfig('edge');
+      const dep = await getJson(c, ['get', 'deployment', 'edge', '-n', NS]);
+      return svc && cfg.domains?.length === 3 && dep.spec.replicas === 3;
+    });
+  });
+
+  it('refuses the later of two SenderDomains claiming one domain', async () => {
+    const c = cluster.get();
+    await apply(domain('example-copy', { domain: 'example.com', relayRef: { name: 'edge' } }));
+    const sd = await eventually('conflict condition', async () => {
+      const o = await tryGetJson(c, ['get', 'senderdomain', 'example-copy', '-n', NS]);
+      return readyCondition(o)?.reason === 'DomainConflict' ? o : undefined;
+    });
+    expect(readyCondition(sd).message).toMatch(/already served by relay edge for SenderDomain example/);
+    expect(await tryGetJson(c, ['get', 'secret', 'example-copy-smtp', '-n', NS])).toBeUndefined();
+  });
+
+  it('renders a StatefulSet with a volume claim per pod when persistence is on', async () => {
+    const c = cluster.get();
+    await apply(relay('durable', { replicas: 1, queue: { persistence: { size: '2Gi' } } }));
+    const sts = await eventually('statefulset', () => tryGetJson(c, ['get', 'statefulset', 'durable', '-n', NS]));
+    expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('2Gi');
+    expect(sts.spec.serviceName).toBe('durable-headless');
+    expect(sts.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/mailfleet' });
+  });
+
+  it('hands over leadership: a second operator waits, takes over when the first is killed', async () => {
+    const second = await startOperatorProcess(cluster.operatorKubeconfig(), ['--lease-duration', '4']);
+    try {
+      await sleep(3000);
+      expect((await second.get('/readyz')).text).toBe('standby\n');
+      expect(await second.writes()).toBe(0);
+      await op!.stop('SIGKILL');
+      await eventually('second operator leads', async () => (await second.get('/readyz')).text === 'leader\n', 60_000);
+      // and acts: a change made now is reconciled by the new leader
+      await apply(domain('late', { domain: 'late.example', relayRef: { name: 'edge' } }));
+      await waitReady('senderdomain', 'late');
+    } finally {
+      op = second;
+    }
+  });
+
+  it('deletes: children are garbage-collected with the EmailRelay', async () => {
+    const c = cluster.get();
+    await c.kubectl(['delete', 'emailrelay', 'edge', '-n', NS, '--wait=true']);
+    await eventually('children gone', async () => {
+      const left = await getJson(c, ['get', 'deployments,services,configmaps,pdb', '-n', NS, '-l', 'mailfleet.io/relay=edge']);
+      return left.items.length === 0;
+    });
+  });
+});
