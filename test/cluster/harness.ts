@@ -705,13 +705,13 @@ async function startOnce(binaries: Binaries, opts: ClusterOptions): Promise<Clus
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     const etcd = launch('etcd', [
-      '--name=default',
+      '--name=mailfleet',
       `--data-dir=${path.join(dir, 'etcd')}`,
       `--listen-client-urls=${etcdUrl}`,
       `--advertise-client-urls=${etcdUrl}`,
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
+      `--initial-cluster=mailfleet=${peerUrl}`,
       '--unsafe-no-fsync',
       '--log-level=warn',
     ]);
