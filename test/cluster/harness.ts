@@ -287,7 +287,9 @@ export async function cleanupStaleClusters(): Promise<string[]> {
     const dir = path.join(os.tmpdir(), e);
     let owner = NaN;
     try {
-      owner = Number(fs.readFileSync(path.join(dir, 'owner'), 'utf8').trim());
+      const text = fs.readFileSync(path.join(dir, 'owner'), 'utf8').trim();
+      if (text === 'detached') continue; // outlives its starter on purpose: stopClusterDir() it
+      owner = Number(text);
     } catch {
       // no owner file: a dir still being set up, or a broken one; only take it when old
       try {
