@@ -39,7 +39,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     const er = await waitReady('emailrelay', 'edge');
     expect(er.status).toMatchObject({ replicas: 2, readyReplicas: 2, domains: 2, endpoint: { host: `edge.${NS}.svc.cluster.local`, ports: { submission: 587, smtps: 465 } } });
     expect(er.status.selector).toBe('app.kubernetes.io/instance=edge,app.kubernetes.io/name=mailfleet-relay');
-    for (const [kind, name] of ([['deployment', 'edge'], ['service', 'edge'], ['service', 'edge-headless'], ['configmap', 'edge-config'], ['secret', 'edge-secrets'], ['pdb', 'edge']] as [string, string][]) {
+    for (const [kind, name] of [['deployment', 'edge'], ['service', 'edge'], ['service', 'edge-headless'], ['configmap', 'edge-config'], ['secret', 'edge-secrets'], ['pdb', 'edge']] as [string, string][]) {
       const o = await getJson(c, ['get', kind, name, '-n', NS, '--show-managed-fields']);
       expect(o.metadata.ownerReferences, `${kind}/${name}`).toEqual([{ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge', uid: er.metadata.uid, controller: true, blockOwnerDeletion: true }]);
       expect(o.metadata.managedFields.some((m: any) => m.manager === 'mailfleet-operator' && m.operation === 'Apply')).toBe(true);
