@@ -10,6 +10,7 @@ import { buildRuntime } from '../relay/config/runtime.ts';
 const USAGE = `usage: mailfleet <command>
   relay --config FILE        run a relay
   relay --dev                run a relay on the embedded loopback default (npm start)
+  operator [flags]           run the operator (see docs/operator.md)
   config check FILE [--schema-only]  validate a relay config and the files it names (exit 1 with the errors)
   config schema              print the JSON Schema of the relay config
   hash-password              read a password on stdin, print its scrypt hash
@@ -30,6 +31,10 @@ export async function run(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, dev: { type: 'boolean' } } });
       const { runRelay } = await import('./relay.ts');
       return runRelay(values.config, values.dev ?? false);
+    }
+    case 'operator': {
+      const { runOperator } = await import('../operator/main.ts');
+      return runOperator(rest);
     }
     case 'config': {
       const schemaOnly = rest.includes('--schema-only');

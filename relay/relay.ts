@@ -16,6 +16,7 @@ import { Intake, type IntakePolicy } from './smtp/intake.ts';
 import { startHttpServer } from './http/server.ts';
 import { ensureSelfSignedCert } from './tls/selfsigned.ts';
 import crypto from 'node:crypto';
+import tls from 'node:tls';
 import { LocalLimiter, RedisLimiter, AuthThrottle, type RateLimiter } from './limits/index.ts';
 import { SuppressionList } from './suppression/index.ts';
 import { WebhookDispatcher } from './webhooks/index.ts';
@@ -91,10 +92,11 @@ export class Relay {
       policy: cfg.queue, concurrency: cfg.queue.concurrency,
       hostname: cfg.hostname, log: this.log, metrics: this.metrics, onEvent: (e) => this.onDeliveryEvent(e),
     });
-    const tls = this.tlsMaterial();
+    const tlsPair = this.tlsMaterial();
+    if (tlsPair) this.tlsFingerprint = this.fingerprint(tlsPair);
     this.intake = new Intake({
       runtime: () => this.runtimeState, store, onQueued: (q) => this.runner.enqueue(q), log: this.log, metrics: this.metrics,
-      ...(tls ? { tls } : {}),
+      ...(tlsPair ? { tls: tlsPair } : {}),
       policy: this.opts.policy ? this.opts.policy(this) : createSenderPolicy({
         runtime: () => this.runtimeState, limiter: () => this.limiter, authThrottle: () => this.authThrottle,
         ...(this.suppression ? { suppression: this.suppression } : {}),
@@ -187,9 +189,20 @@ export class Relay {
     this.opts.onEvent?.(e);
   }
 
-  private tlsMaterial(): { key: Buffer; cert: Buffer } | undefined {
-    const t = this.config.tls;
-    if (t.certFile && t.keyFile) return { cert: fs.readFileSync(t.certFile), key: fs.readFileSync(t.keyFile) };
+  private tlsFingerprint = '';
+
+  private fingerprint(tls: { key: Buffer; cert: Buffer }): string {
+    return crypto.createHash('sha256').update(tls.cert).update(tls.key).digest('hex');
+  }
+
+  private tlsMaterial(cfg: RelayConfig = this.config): { key: Buffer; cert: Buffer } | undefined {
+    const t = cfg.tls;
+    if (t.certFile && t.keyFile) {
+      const pair = { cert: fs.readFileSync(t.certFile), key: fs.readFileSync(t.keyFile) };
+      // Fails on a key that does not match its certificate, before anything uses the pair.
+      tls.createSecureContext(pair);
+      return pair;
+    }
     if (t.selfSigned) {
       const files = ensureSelfSignedCert(this.config.dataDir, this.config.hostname);
       return { cert: fs.readFileSync(files.certFile), key: fs.readFileSync(files.keyFile) };
@@ -214,11 +227,19 @@ export class Relay {
       const runtime = buildRuntime(next);
       const before = JSON.stringify(this.config.listeners);
       if (JSON.stringify(next.listeners) !== before) this.log.warn('listener changes take effect at the next restart');
+      // Read the certificate first: an unreadable one refuses the whole reload.
+      const tlsPair = this.tlsMaterial(next);
       this.deliverer.updateConfig(next.delivery);
       this.applyComponents(next);
       void this.openWebhooks(next).catch((err: Error) => this.log.error({ err: err.message }, 'webhook reconfiguration failed'));
       this.runner.setPolicy(next.queue, next.queue.concurrency);
       this.runtimeState = runtime;
+      // Renewed certificates (cert-manager rewrites the Secret) apply to new handshakes.
+      if (tlsPair && this.fingerprint(tlsPair) !== this.tlsFingerprint) {
+        this.intake.updateTls(tlsPair);
+        this.tlsFingerprint = this.fingerprint(tlsPair);
+        this.log.info({ reason }, 'TLS certificate reloaded');
+      }
       this.metrics.configReloads.inc({ result: 'ok' });
       this.log.info({ reason, file: this.opts.configFile }, 'config reloaded');
       this.watchFiles();

@@ -84,6 +84,11 @@ export class Intake {
     }));
   }
 
+  /** New certificate and key (a renewed Secret): used by every handshake from now on. */
+  updateTls(tls: { key: Buffer; cert: Buffer }): void {
+    for (const l of this.listeners) (l.smtp as unknown as { updateSecureContext(o: object): void }).updateSecureContext({ key: tls.key, cert: tls.cert });
+  }
+
   get openSessions(): number {
     return this.listeners.reduce((n, l) => n + (l.smtp as unknown as { connections: Set<unknown> }).connections.size, 0);
   }

@@ -82,3 +82,40 @@ describe('SIGHUP on the real process', () => {
     }
   });
 });
+
+describe('certificate renewal', () => {
+  it('serves a renewed certificate on STARTTLS and implicit TLS without a restart', async () => {
+    const tls = await import('node:tls');
+    const { testCert } = await import('../support/certs.ts');
+    const cfg = YAML.parse(fs.readFileSync(w.relay.configFile, 'utf8')) as { tls: { certFile: string; keyFile: string } };
+    // Copy the current pair to files of this test, so renewing them touches nothing shared.
+    const certFile = `${w.relay.dir}/tls.crt`;
+    const keyFile = `${w.relay.dir}/tls.key`;
+    fs.copyFileSync(cfg.tls.certFile, certFile);
+    fs.copyFileSync(cfg.tls.keyFile, keyFile);
+    editConfig((c) => { c.tls = { certFile, keyFile }; c.limits = { maxMessageSize: 200_000, maxRecipients: 5 }; });
+    expect(w.relay.relay.reload('test')).toBe(true);
+    const served = (port: number, implicit: boolean) => new Promise<string>((resolve, reject) => {
+      if (implicit) {
+        const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => { resolve(s.getPeerCertificate().fingerprint256); s.destroy(); });
+        s.on('error', reject);
+        return;
+      }
+      SmtpTalk.connect(port).then(async ({ talk }) => {
+        await talk.cmd('EHLO c.test');
+        await talk.starttls();
+        const sock = (talk as unknown as { socket: import('node:tls').TLSSocket }).socket;
+        resolve(sock.getPeerCertificate().fingerprint256);
+        talk.close();
+      }, reject);
+    });
+    const before = await served(w.relay.port('submission'), false);
+    expect(await served(w.relay.port('smtps'), true)).toBe(before);
+    const renewed = testCert(['localhost', 'renewed.example.test']);
+    fs.writeFileSync(keyFile, renewed.key);
+    fs.writeFileSync(certFile, renewed.cert);
+    await waitUntil('the renewed certificate on STARTTLS', async () => (await served(w.relay.port('submission'), false)) !== before);
+    expect(await served(w.relay.port('smtps'), true)).not.toBe(before);
+    expect(fs.readFileSync(w.relay.logFile, 'utf8')).toContain('TLS certificate reloaded');
+  });
+});
