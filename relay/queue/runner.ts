@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Deliverer } from '../delivery/deliverer.ts';
 import type { RecipientOutcome } from '../delivery/types.ts';
 import { buildDsn } from '../bounce/dsn.ts';
-import { DueHeap } from './heap.ts';
+import { TimerHeap } from '../util/timer-heap.ts';
 import { isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
 
@@ -43,7 +43,7 @@ const MAX_TIMER_MS = 60_000;
 
 export class DeliveryRunner {
   private readonly opts: RunnerOptions;
-  private readonly heap = new DueHeap();
+  private readonly heap = new TimerHeap<{ at: number; id: string }>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -60,13 +60,13 @@ export class DeliveryRunner {
 
   start(): void {
     this.stopped = false;
-    for (const q of this.opts.store.messages()) this.heap.push(q.state.nextAttemptAt, q.meta.id);
+    for (const q of this.opts.store.messages()) this.heap.push(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
     this.pump();
   }
 
   /** A message was just committed: deliver it now. */
   enqueue(q: QueuedMessage): void {
-    this.heap.push(q.state.nextAttemptAt, q.meta.id);
+    this.heap.push(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
     this.pump();
   }
 
@@ -85,9 +85,8 @@ export class DeliveryRunner {
     if (this.stopped) return;
     const now = Date.now();
     while (this.inFlight.size < this.opts.concurrency) {
-      const top = this.heap.peek();
-      if (!top || top.at > now) break;
-      this.heap.pop();
+      const top = this.heap.popDue(now);
+      if (!top) break;
       const q = this.opts.store.get(top.id);
       // Stale heap entries (already finished, or rescheduled) are skipped.
       if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at) continue;
@@ -100,9 +99,9 @@ export class DeliveryRunner {
       this.inFlight.set(q.meta.id, p);
     }
     if (this.timer) clearTimeout(this.timer);
-    const next = this.heap.peek();
-    if (next && this.inFlight.size < this.opts.concurrency) {
-      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(next.at - Date.now(), 0), MAX_TIMER_MS));
+    const next = this.heap.peekTime();
+    if (next !== undefined && this.inFlight.size < this.opts.concurrency) {
+      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(next - Date.now(), 0), MAX_TIMER_MS));
     }
   }
 
@@ -119,7 +118,7 @@ export class DeliveryRunner {
       // Pacing is not a failed attempt: no attempt counted, no deferral reported.
       const state = { ...q.state, nextAttemptAt: Date.now() + held.retryAfterMs };
       await store.saveState(meta.id, state);
-      this.heap.push(state.nextAttemptAt, meta.id);
+      this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
       return;
     }
     const started = process.hrtime.bigint();
@@ -185,7 +184,7 @@ export class DeliveryRunner {
       log.info({ queueId: meta.id, attempts: state.attempts }, 'removed from queue');
     } else {
       await store.saveState(meta.id, state);
-      this.heap.push(state.nextAttemptAt, meta.id);
+      this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
     }
   }
 

@@ -17,7 +17,7 @@ import {
   type WebhookEventInput,
 } from './schema.ts';
 import { eventIdHeader, signatureHeader, signWebhook } from './signature.ts';
-import { TimerHeap } from './heap.ts';
+import { TimerHeap } from '../util/timer-heap.ts';
 
 export interface WebhookDispatcherOptions {
   /** Directory of the outbox (the relay's data dir, or a subdirectory of it). */

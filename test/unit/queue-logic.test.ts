@@ -1,7 +1,7 @@
 // Pure queue logic: retry timing, the due-time heap, DSN format, PROXY header parsing.
 import { describe, expect, it } from 'vitest';
 import { backoffAfter, isExpired, nextAttemptAt } from '../../relay/queue/schedule.ts';
-import { DueHeap } from '../../relay/queue/heap.ts';
+import { TimerHeap } from '../../relay/util/timer-heap.ts';
 import { buildDsn } from '../../relay/bounce/dsn.ts';
 import { parseProxyHeader } from '../../relay/smtp/proxy-protocol.ts';
 
@@ -19,14 +19,15 @@ describe('retry schedule', () => {
   });
 });
 
-describe('due heap', () => {
-  it('pops in due order', () => {
-    const h = new DueHeap();
+describe('timer heap', () => {
+  it('pops what is due in due order, ties in insertion order', () => {
+    const h = new TimerHeap<string>();
     const times = [50, 10, 40, 10, 30, 20, 60, 0];
     times.forEach((t, i) => h.push(t, `m${i}`));
-    const out: number[] = [];
-    while (h.size) out.push(h.pop()!.at);
-    expect(out).toEqual([...times].sort((a, b) => a - b));
+    expect(h.popDue(-1)).toBeUndefined();
+    const out: string[] = [];
+    for (let v = h.popDue(100); v !== undefined; v = h.popDue(100)) out.push(v);
+    expect(out).toEqual(['m7', 'm1', 'm3', 'm5', 'm4', 'm2', 'm0', 'm6']);
   });
 });
 

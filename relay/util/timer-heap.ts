@@ -1,4 +1,5 @@
-// A binary min-heap keyed by due time: the dispatcher's schedule of next attempts.
+// A binary min-heap keyed by due time (ties in insertion order): the delivery runner's
+// schedule of next attempts and the webhook dispatcher's.
 export class TimerHeap<T> {
   private readonly items: { at: number; seq: number; value: T }[] = [];
   private seq = 0;
