@@ -24,3 +24,25 @@ export const condition = (type: string, ok: boolean, reason: string, message: st
 export function findCondition(conds: Condition[] | undefined, type: string): Condition | undefined {
   return conds?.find((c) => c.type === type);
 }
+
+/**
+ * Where an object stands, as one of three phases, and the five summary conditions every
+ * reader expects from it: Ready/Progressing/Degraded (kubectl, Argo CD) and kstatus'
+ * Reconciling/Stalled (Flux, kpt, cli-utils), which mirror Progressing/Degraded so the two
+ * vocabularies can never disagree.
+ */
+export type Phase = 'Ready' | 'Progressing' | 'Degraded';
+
+export function summaryConditions(phase: Phase, reason: string, message: string): ConditionInput[] {
+  const progressing = phase === 'Progressing';
+  const degraded = phase === 'Degraded';
+  const prog = progressing ? [reason, message] as const : phase === 'Ready' ? ['Complete', 'nothing left to do'] as const : [reason, 'stopped: see Degraded'] as const;
+  const deg = degraded ? [reason, message] as const : ['AsExpected', 'no permanent error'] as const;
+  return [
+    condition('Ready', phase === 'Ready', reason, message),
+    condition('Progressing', progressing, prog[0], prog[1]),
+    condition('Reconciling', progressing, prog[0], prog[1]),
+    condition('Degraded', degraded, deg[0], deg[1]),
+    condition('Stalled', degraded, deg[0], deg[1]),
+  ];
+}

@@ -4,7 +4,8 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { dkimTxtRecord } from '../../relay/dkim/keys.ts';
 import type { Condition } from '../api/common.ts';
 import type { DnsRecord, SenderDomainSpec, SenderDomainStatus } from '../api/senderdomain.ts';
-import { condition, mergeConditions, type ConditionInput } from './conditions.ts';
+import type { Refusal } from './claims.ts';
+import { condition, mergeConditions, summaryConditions, type ConditionInput, type Phase } from './conditions.ts';
 import { keyPhase, signingKeys, type DkimState, type KeyAlgorithm } from './dkim.ts';
 import {
   DOMAIN_LABEL, FIELD_MANAGER, MANAGED_BY, RELAY_LABEL, domainNames, encodeSecretData, ownerRef, type CustomObject, type KubeObject,
@@ -74,8 +75,8 @@ export interface DomainInput {
   sd: SenderDomain;
   /** The relay exists. */
   relay: KubeObject | undefined;
-  /** Name of the SenderDomain that owns this domain on the relay, when it is not us. */
-  conflictWith?: string;
+  /** Why the relay refuses this SenderDomain (another one holds its domain or login). */
+  refused?: Refusal;
   internal: DomainInternal;
   /** App password (kept from the existing Secret, or freshly generated at the edge). */
   password?: string;
@@ -105,9 +106,9 @@ export function reconcileDomain(input: DomainInput): DomainOutput {
   const objects: KubeObject[] = [];
   const conds: ConditionInput[] = [];
 
-  if (input.conflictWith) {
-    conds.push(condition('Ready', false, 'DomainConflict',
-      `domain ${spec.domain} is already served by relay ${spec.relayRef.name} for SenderDomain ${input.conflictWith} (created earlier); this one is refused`));
+  if (input.refused) {
+    // Permanent until someone edits or deletes a SenderDomain: Degraded (and kstatus Stalled).
+    conds.push(...summaryConditions('Degraded', input.refused.reason, input.refused.message));
     return {
       objects,
       status: { observedGeneration: sd.metadata.generation ?? 0, conditions: mergeConditions(sd.status?.conditions, conds, sd.metadata.generation ?? 0, now) },
@@ -144,8 +145,15 @@ export function reconcileDomain(input: DomainInput): DomainOutput {
   }
   const dnsOk = !spec.dnsVerification.enabled || !!input.dns?.ok;
   const ready = keyReady && !!input.relay && credsOk && dnsOk;
-  const why = !input.relay ? `EmailRelay ${spec.relayRef.name} not found` : !keyReady ? 'DKIM key not ready' : !dnsOk ? 'DNS records not verified' : !credsOk ? 'credentials pending' : 'domain is served';
-  conds.unshift(condition('Ready', ready, ready ? 'Ready' : 'NotReady', why));
+  // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
+  // something that will come by itself (the relay, a key, DNS): Progressing.
+  const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
+    : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
+    : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
+    : !keyReady ? ['Progressing', 'KeyPending', 'DKIM key not ready']
+    : !dnsOk ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']
+    : ['Progressing', 'CredentialsPending', 'credentials pending'];
+  conds.unshift(...summaryConditions(phase, reason, why));
 
   const status: SenderDomainStatus = {
     observedGeneration: sd.metadata.generation ?? 0,

@@ -6,6 +6,8 @@ export const FIELD_MANAGER = 'mailfleet-operator';
 export const MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const RELAY_LABEL = 'mailfleet.io/relay';
 export const DOMAIN_LABEL = 'mailfleet.io/senderdomain';
+/** On the relay's two Services: main (ClusterIP, with metrics) or headless (StatefulSet DNS). */
+export const SERVICE_ROLE_LABEL = 'mailfleet.io/service';
 export const ROTATE_ANNOTATION = 'mailfleet.io/rotate-dkim';
 /** Hash of the intent last applied: a removed field (which SSA then drops) changes it. */
 export const INTENT_ANNOTATION = 'mailfleet.io/intent';

@@ -12,7 +12,7 @@ import { API_VERSION } from '../api/common.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal, SenderDomain } from './domain.ts';
 import {
-  encodeSecretData, ownerRef, parseDurationMs, relayHost, relayLabels, relayNames, relaySelector, type CustomObject, type KubeObject,
+  SERVICE_ROLE_LABEL, encodeSecretData, ownerRef, parseDurationMs, relayHost, relayLabels, relayNames, relaySelector, type CustomObject, type KubeObject,
 } from './objects.ts';
 
 export type EmailRelay = CustomObject<EmailRelaySpec, EmailRelayStatus>;
@@ -227,13 +227,15 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
     });
   }
 
+  // Both Services select the same pods, so they carry a role label: the ServiceMonitor
+  // selects the normal one only (else Prometheus scrapes every pod twice).
   const servicePorts = Object.entries(ports).map(([p, port]) => ({ name: p, port, targetPort: p, protocol: 'TCP' }));
   objects.push({
-    apiVersion: 'v1', kind: 'Service', metadata: meta(n.service),
+    apiVersion: 'v1', kind: 'Service', metadata: { ...meta(n.service), labels: { ...labels, [SERVICE_ROLE_LABEL]: 'main' } },
     spec: { type: 'ClusterIP', selector, ports: [...servicePorts, { name: 'metrics', port: HTTP_PORT, targetPort: 'metrics', protocol: 'TCP' }] },
   });
   objects.push({
-    apiVersion: 'v1', kind: 'Service', metadata: meta(n.headless),
+    apiVersion: 'v1', kind: 'Service', metadata: { ...meta(n.headless), labels: { ...labels, [SERVICE_ROLE_LABEL]: 'headless' } },
     spec: { clusterIP: 'None', selector, ports: servicePorts.length ? servicePorts : [{ name: 'metrics', port: HTTP_PORT, targetPort: 'metrics', protocol: 'TCP' }] },
   });
 
@@ -350,7 +352,7 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
   if (spec.metrics.serviceMonitor.enabled && input.apis.serviceMonitor) {
     objects.push({
       apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: meta(n.serviceMonitor),
-      spec: { selector: { matchLabels: { ...selector, 'app.kubernetes.io/component': 'relay' } }, endpoints: [{ port: 'metrics', path: '/metrics', ...(spec.metrics.serviceMonitor.interval ? { interval: spec.metrics.serviceMonitor.interval } : {}) }] },
+      spec: { selector: { matchLabels: { ...selector, [SERVICE_ROLE_LABEL]: 'main' } }, endpoints: [{ port: 'metrics', path: '/metrics', ...(spec.metrics.serviceMonitor.interval ? { interval: spec.metrics.serviceMonitor.interval } : {}) }] },
     });
   } else if (input.apis.serviceMonitor) absent.push({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', name: n.serviceMonitor });
 

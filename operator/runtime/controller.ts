@@ -8,8 +8,8 @@ import { hashPassword } from '../../relay/auth/password.ts';
 import { API_VERSION } from '../api/common.ts';
 import { emailRelaySpec } from '../api/emailrelay.ts';
 import { senderDomainSpec } from '../api/senderdomain.ts';
-import { domainOwners } from '../reconcilers/claims.ts';
-import { condition, findCondition, mergeConditions, type ConditionInput } from '../reconcilers/conditions.ts';
+import { resolveClaims } from '../reconcilers/claims.ts';
+import { findCondition, mergeConditions, summaryConditions } from '../reconcilers/conditions.ts';
 import { planDkim, type KeyAlgorithm } from '../reconcilers/dkim.ts';
 import { detectAlgorithm, parseInternal, reconcileDomain, type SenderDomain } from '../reconcilers/domain.ts';
 import {
@@ -80,9 +80,12 @@ export class Controller {
     const ns = sd.metadata.namespace ?? '';
     this.queue.add(`SenderDomain/${ns}/${sd.metadata.name}`);
     if (sd.spec?.relayRef?.name) this.queue.add(`EmailRelay/${ns}/${sd.spec.relayRef.name}`);
-    // a claim ending or starting changes who owns the domain
+    // a claim ending or starting changes who owns a domain or a login on that relay
     for (const other of this.domains.list(ns)) {
-      if (other.metadata.name !== sd.metadata.name && other.spec?.domain === sd.spec?.domain) this.queue.add(`SenderDomain/${ns}/${other.metadata.name}`);
+      if (other.metadata.name === sd.metadata.name) continue;
+      if (other.spec?.domain === sd.spec?.domain || (sd.spec?.relayRef?.name && other.spec?.relayRef?.name === sd.spec.relayRef.name)) {
+        this.queue.add(`SenderDomain/${ns}/${other.metadata.name}`);
+      }
     }
   }
 
@@ -98,11 +101,7 @@ export class Controller {
     await this.discover();
     for (const r of [this.relays, this.domains, ...this.owned.values()]) r.start();
     for (let i = 0; i < this.o.workers; i++) this.workers.push(this.work());
-    this.resyncTimer = setInterval(() => {
-      void this.discover();
-      for (const r of this.relays.list()) this.onRelay(r);
-      for (const sd of this.domains.list()) this.queue.add(`SenderDomain/${sd.metadata.namespace}/${sd.metadata.name}`);
-    }, this.o.resyncMs);
+    this.resyncTimer = setInterval(() => void this.resync(), this.o.resyncMs);
     this.resyncTimer.unref();
   }
 
@@ -117,11 +116,40 @@ export class Controller {
     await Promise.all(this.workers);
   }
 
-  private async discover(): Promise<void> {
-    const has = async (path: string) => {
-      try { await this.o.kube.request('GET', path, { verb: 'discovery', resource: 'discovery' }); return true; } catch { return false; }
+  /** Re-checks the optional APIs first, so a resync already renders with what is installed now. */
+  private async resync(): Promise<void> {
+    await this.discover();
+    for (const r of this.relays.list()) this.onRelay(r);
+    for (const sd of this.domains.list()) this.queue.add(`SenderDomain/${sd.metadata.namespace}/${sd.metadata.name}`);
+  }
+
+  /**
+   * Which optional APIs (Prometheus Operator, cert-manager) are served. Checked at start and
+   * on every resync, so installing one later needs no operator restart. Only a 404 means
+   * "not installed": any other failure keeps what we knew, so a flaky API server does not
+   * make every TLS relay Degraded.
+   */
+  async discover(): Promise<{ serviceMonitor: boolean; certManager: boolean }> {
+    const has = async (path: string, known: boolean) => {
+      try {
+        await this.o.kube.request('GET', path, { verb: 'discovery', resource: 'discovery' });
+        return true;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return false;
+        this.o.log.warn({ path, err: (e as Error).message }, 'API discovery failed; keeping the last answer');
+        return known;
+      }
     };
-    this.apis = { serviceMonitor: await has('/apis/monitoring.coreos.com/v1'), certManager: await has('/apis/cert-manager.io/v1') };
+    const before = this.apis;
+    this.apis = {
+      serviceMonitor: await has('/apis/monitoring.coreos.com/v1', before.serviceMonitor),
+      certManager: await has('/apis/cert-manager.io/v1', before.certManager),
+    };
+    if (this.apis.serviceMonitor !== before.serviceMonitor || this.apis.certManager !== before.certManager) {
+      this.o.log.info({ apis: this.apis }, 'optional APIs changed');
+      for (const r of this.relays.list()) this.onRelay(r);
+    }
+    return this.apis;
   }
 
   private async work(): Promise<void> {
@@ -210,9 +238,7 @@ export class Controller {
     const parsed = emailRelaySpec.safeParse(raw.spec);
     const degrade = async (reason: string, message: string) => {
       const was = findCondition(raw.status?.conditions, 'Degraded');
-      const conds = mergeConditions(raw.status?.conditions, [
-        condition('Ready', false, reason, message), condition('Progressing', false, reason, message), condition('Degraded', true, reason, message),
-      ], gen, now);
+      const conds = mergeConditions(raw.status?.conditions, summaryConditions('Degraded', reason, message), gen, now);
       await this.writeStatus(raw, { ...raw.status, observedGeneration: gen, conditions: conds });
       if (was?.status !== 'True' || was.message !== message) await this.event(raw, 'Warning', reason, message);
     };
@@ -225,7 +251,7 @@ export class Controller {
       const s = senderDomainSpec.safeParse(sd.spec);
       return s.success ? [{ ...sd, spec: s.data }] : [];
     });
-    const owners = domainOwners(all, name);
+    const { owners } = resolveClaims(all, name);
     const attached: AttachedDomain[] = [];
     for (const sd of owners.values()) {
       const internal = this.ownedCached('Secret', ns, domainNames(sd.metadata.name).internal);
@@ -268,11 +294,11 @@ export class Controller {
     const current = (workload?.metadata.generation ?? 0) === (ws.observedGeneration ?? -1);
     const readyN = ws.readyReplicas ?? 0;
     const rolledOut = !!workload && current && readyN >= want && (ws.updatedReplicas ?? 0) >= want && (ws.replicas ?? 0) === want;
-    const conds: ConditionInput[] = [
-      condition('Ready', rolledOut, rolledOut ? 'Ready' : 'PodsNotReady', rolledOut ? `${readyN}/${want} pods ready` : `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`),
-      condition('Progressing', !rolledOut, rolledOut ? 'RolledOut' : 'RollingOut', rolledOut ? 'all pods updated' : 'waiting for pods'),
-      condition('Degraded', false, 'AsExpected', 'configuration rendered and applied'),
-    ];
+    // Observed and applied, pods not all updated and ready: Progressing, and for kstatus
+    // Reconciling, so GitOps tools keep waiting until the rollout completes.
+    const conds = rolledOut
+      ? summaryConditions('Ready', 'Ready', `${readyN}/${want} pods ready`)
+      : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
     const wasReady = findCondition(raw.status?.conditions, 'Ready')?.status === 'True';
     const status: Status = {
       observedGeneration: gen,
@@ -299,7 +325,9 @@ export class Controller {
     const parsed = senderDomainSpec.safeParse(raw.spec);
     if (!parsed.success) {
       const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-      await this.writeStatus(raw, { observedGeneration: gen, conditions: mergeConditions(raw.status?.conditions, [condition('Ready', false, 'InvalidSpec', msg)], gen, now) });
+      const was = findCondition(raw.status?.conditions, 'Degraded');
+      await this.writeStatus(raw, { observedGeneration: gen, conditions: mergeConditions(raw.status?.conditions, summaryConditions('Degraded', 'InvalidSpec', msg), gen, now) });
+      if (was?.status !== 'True' || was.message !== msg) await this.event(raw, 'Warning', 'InvalidSpec', msg);
       return undefined;
     }
     const sd: SenderDomain = { ...raw, spec: parsed.data };
@@ -309,8 +337,7 @@ export class Controller {
       const s = senderDomainSpec.safeParse(d.spec);
       return s.success ? [{ ...d, spec: s.data }] : [];
     });
-    const owner = domainOwners(all, spec.relayRef.name).get(spec.domain.toLowerCase());
-    const conflictWith = owner && owner.metadata.name !== name ? owner.metadata.name : undefined;
+    const refused = resolveClaims(all, spec.relayRef.name).refused.get(name);
     const names = domainNames(name, spec.credentials.secretName);
 
     const relaySpec = relay ? emailRelaySpec.safeParse(relay.spec) : undefined;
@@ -318,11 +345,11 @@ export class Controller {
     const port = rs.listeners.submission.enabled ? rs.listeners.submission.port : rs.listeners.implicitTls.port;
     const host = relayHost(spec.relayRef.name, ns);
 
-    if (conflictWith) {
-      const out = reconcileDomain({ sd, relay, conflictWith, internal: parseInternal({}), host, port, now });
-      const was = findCondition(raw.status?.conditions, 'Ready');
+    if (refused) {
+      const out = reconcileDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now });
+      const was = findCondition(raw.status?.conditions, 'Degraded');
       await this.writeStatus(raw, out.status);
-      if (was?.reason !== 'DomainConflict') await this.event(raw, 'Warning', 'DomainConflict', out.status.conditions?.[0]?.message ?? 'domain conflict');
+      if (was?.status !== 'True' || was.reason !== refused.reason) await this.event(raw, 'Warning', refused.reason, refused.message);
       return undefined;
     }
 

@@ -6,7 +6,8 @@ import { relayConfigSchema } from '../../relay/config/schema.ts';
 import { planDkim, signingKeys, type DkimState } from '../../operator/reconcilers/dkim.ts';
 import { reconcileDomain, parseInternal, type DomainInternal } from '../../operator/reconcilers/domain.ts';
 import { reconcileRelay, type RelayInput } from '../../operator/reconcilers/relay.ts';
-import { domainOwners } from '../../operator/reconcilers/claims.ts';
+import { domainOwners, resolveClaims } from '../../operator/reconcilers/claims.ts';
+import { summaryConditions } from '../../operator/reconcilers/conditions.ts';
 import { decodeSecretData } from '../../operator/reconcilers/objects.ts';
 import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
 
@@ -122,11 +123,80 @@ describe('domain claims', () => {
     const owners = domainOwners([b, a, d, c], 'r');
     expect(owners.get('x.example')?.metadata.name).toBe('b-first');
     expect(owners.get('y.example')?.metadata.name).toBe('a-same');
-    const refused = reconcileDomain({ sd: b, relay: undefined, conflictWith: 'b-first', internal: parseInternal({}), host: 'h', port: 587, now });
+    const refusal = resolveClaims([b, a, d, c], 'r').refused.get('a-later');
+    expect(refusal).toMatchObject({ reason: 'DomainConflict', with: 'b-first' });
+    expect([...resolveClaims([b, a, d, c], 'r').refused.keys()].sort()).toEqual(['a-later', 'b-same']);
+    const refused = reconcileDomain({ sd: b, relay: undefined, refused: refusal!, internal: parseInternal({}), host: 'h', port: 587, now });
     expect(refused.objects).toEqual([]);
     expect(refused.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'DomainConflict', observedGeneration: 1 });
     expect(refused.status.conditions?.[0]?.message).toMatch(/already served .* b-first/);
+    // a permanent error: Degraded for Argo CD, Stalled for kstatus, nothing in progress
+    const byType = Object.fromEntries(refused.status.conditions!.map((x) => [x.type, x.status]));
+    expect(byType).toMatchObject({ Degraded: 'True', Stalled: 'True', Progressing: 'False', Reconciling: 'False' });
   });
+
+  it('refuses the later of two SenderDomains asking for one SMTP username, explicit or generated', () => {
+    const first = domainObject('first', { domain: 'a.example', relayRef: { name: 'r' }, credentials: { username: 'apps' } }, 'mail', '2025-01-01T00:00:00Z');
+    const second = domainObject('second', { domain: 'b.example', relayRef: { name: 'r' }, credentials: { username: 'apps' } }, 'mail', '2025-01-02T00:00:00Z');
+    // its generated username (the domain) collides with an explicit one created earlier
+    const third = domainObject('third', { domain: 'c.example', relayRef: { name: 'r' } }, 'mail', '2025-01-03T00:00:00Z');
+    const squatter = domainObject('squatter', { domain: 'd.example', relayRef: { name: 'r' }, credentials: { username: 'c.example' } }, 'mail', '2025-01-01T00:00:00Z');
+    // same username on another relay, or without credentials: no conflict
+    const elsewhere = domainObject('elsewhere', { domain: 'e.example', relayRef: { name: 'other' }, credentials: { username: 'apps' } }, 'mail', '2025-01-01T00:00:00Z');
+    const noLogin = domainObject('nologin', { domain: 'f.example', relayRef: { name: 'r' }, credentials: { enabled: false, username: 'apps' } }, 'mail', '2025-01-01T00:00:00Z');
+    const claims = resolveClaims([third, second, elsewhere, first, squatter, noLogin], 'r');
+    expect([...claims.owners.values()].map((o) => o.metadata.name).sort()).toEqual(['first', 'nologin', 'squatter']);
+    expect(Object.fromEntries([...claims.refused].map(([k, v]) => [k, [v.reason, v.with]]))).toEqual({
+      second: ['UsernameConflict', 'first'], third: ['UsernameConflict', 'squatter'],
+    });
+    expect(claims.refused.get('second')!.message).toMatch(/SMTP username apps is already used on relay r by SenderDomain first/);
+    const out = reconcileDomain({ sd: second, relay: undefined, refused: claims.refused.get('second')!, internal: parseInternal({}), host: 'h', port: 587, now });
+    expect(out.objects).toEqual([]);
+    expect(out.status.conditions?.find((x) => x.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'UsernameConflict' });
+
+    // the relay config then lists each login once (the relay refuses a config naming one twice)
+    const domains = [...claims.owners.values()].map((sd) => ({ sd, internal: internalFor('mailfleet') }));
+    const rendered = reconcileRelay(input({ domains }));
+    expect(rendered.errors).toEqual([]);
+    expect(rendered.config!.credentials!.map((c) => c.username).sort()).toEqual(['apps', 'c.example']);
+  });
+});
+
+describe('summary conditions', () => {
+  it('mirror Progressing as Reconciling and Degraded as Stalled, so Argo CD and kstatus agree', () => {
+    const s = (p: Parameters<typeof summaryConditions>[0]) => Object.fromEntries(summaryConditions(p, 'R', 'm').map((c) => [c.type, c.status]));
+    expect(s('Ready')).toEqual({ Ready: 'True', Progressing: 'False', Reconciling: 'False', Degraded: 'False', Stalled: 'False' });
+    expect(s('Progressing')).toEqual({ Ready: 'False', Progressing: 'True', Reconciling: 'True', Degraded: 'False', Stalled: 'False' });
+    expect(s('Degraded')).toEqual({ Ready: 'False', Progressing: 'False', Reconciling: 'False', Degraded: 'True', Stalled: 'True' });
+  });
+
+  it('a SenderDomain waiting for its relay is Progressing; one whose key Secret is unreadable is Degraded', () => {
+    const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'gone' } });
+    const base = { sd, relay: undefined, internal: internalFor('mailfleet'), password: 'pw', host: 'h', port: 587, now };
+    const waiting = reconcileDomain(base).status.conditions!;
+    expect(waiting.find((x) => x.type === 'Reconciling')).toMatchObject({ status: 'True', reason: 'RelayNotFound' });
+    expect(waiting.find((x) => x.type === 'Stalled')?.status).toBe('False');
+    const broken = reconcileDomain({ ...base, internal: parseInternal({}), externalKeyError: 'Secret k not found' }).status.conditions!;
+    expect(broken.find((x) => x.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'KeyUnreadable', message: 'Secret k not found' });
+  });
+});
+
+describe('ServiceMonitor', () => {
+  const matches = (sel: Record<string, string>, labels: Record<string, string> | undefined) => Object.entries(sel).every(([k, v]) => labels?.[k] === v);
+  for (const persistence of [true, false]) {
+    it(`selects only the Service that serves metrics, not the headless one (persistence ${persistence})`, () => {
+      const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, metrics: { serviceMonitor: { enabled: true } }, queue: { persistence: { enabled: persistence } } });
+      const out = reconcileRelay(input({ relay, apis: { serviceMonitor: true, certManager: false } }));
+      expect(out.errors).toEqual([]);
+      const sm = kindOf(out, 'ServiceMonitor');
+      const services = out.objects.filter((o) => o.kind === 'Service') as any[];
+      expect(services).toHaveLength(2);
+      const selected = services.filter((svc) => matches(sm.spec.selector.matchLabels, svc.metadata.labels));
+      expect(selected.map((svc) => svc.metadata.name)).toEqual(['edge']);
+      expect(selected[0].spec.clusterIP).toBeUndefined();
+      expect(selected[0].spec.ports.map((p: any) => p.name)).toContain(sm.spec.endpoints[0].port);
+    });
+  }
 });
 
 describe('planDkim', () => {
