@@ -2,7 +2,7 @@
 // The relay holds a SuppressionList; the CLI uses the pure functions below on the same
 // data dir while the relay runs (see journal.ts for why that is safe).
 import { z } from 'zod';
-import { appendRecords, normalizeAddress, readJournal, type SuppressionEntry, type SuppressionInfo } from './journal.ts';
+import { appendRecords, newEntry, normalizeAddress, readJournal, type SuppressionEntry, type SuppressionInfo } from './journal.ts';
 
 export { SuppressionList } from './list.ts';
 export type { SuppressionListOptions } from './list.ts';
@@ -45,15 +45,7 @@ export async function addSuppression(
   ttlMs: number,
   now = Date.now(),
 ): Promise<SuppressionEntry> {
-  if (!(ttlMs > 0)) throw new Error(`suppression ttlMs must be positive, got ${ttlMs}`);
-  const entry: SuppressionEntry = {
-    address: normalizeAddress(address),
-    reason: info.reason,
-    ...(info.code !== undefined ? { code: info.code } : {}),
-    source: info.source,
-    addedAt: now,
-    expiresAt: now + ttlMs,
-  };
+  const entry = newEntry(address, info, ttlMs, now);
   await appendRecords(dataDir, [{ op: 'add', ...entry }]);
   return entry;
 }

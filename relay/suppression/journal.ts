@@ -38,6 +38,19 @@ export type JournalRecord =
   | ({ op: 'add' } & SuppressionEntry)
   | { op: 'remove'; address: string; at: number };
 
+/** A new entry, validated: the one place both the relay and the CLI build one. */
+export function newEntry(address: string, info: SuppressionInfo, ttlMs: number, now: number): SuppressionEntry {
+  if (!(ttlMs > 0)) throw new Error(`suppression ttlMs must be positive, got ${ttlMs}`);
+  return {
+    address: normalizeAddress(address),
+    reason: info.reason,
+    ...(info.code !== undefined ? { code: info.code } : {}),
+    source: info.source,
+    addedAt: now,
+    expiresAt: now + ttlMs,
+  };
+}
+
 export function journalPath(dataDir: string): string {
   return join(dataDir, journalName);
 }

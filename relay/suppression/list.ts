@@ -9,6 +9,7 @@ import {
   appendRecords,
   applyRecords,
   journalPath,
+  newEntry,
   normalizeAddress,
   parseChunk,
   type SuppressionEntry,
@@ -86,16 +87,7 @@ export class SuppressionList {
 
   /** Durable (fsync'd) when it resolves. Re-adding refreshes reason and expiry. */
   async add(address: string, info: SuppressionInfo, ttlMs: number): Promise<SuppressionEntry> {
-    if (!(ttlMs > 0)) throw new Error(`suppression ttlMs must be positive, got ${ttlMs}`);
-    const now = this.now();
-    const entry: SuppressionEntry = {
-      address: normalizeAddress(address),
-      reason: info.reason,
-      ...(info.code !== undefined ? { code: info.code } : {}),
-      source: info.source,
-      addedAt: now,
-      expiresAt: now + ttlMs,
-    };
+    const entry = newEntry(address, info, ttlMs, this.now());
     await appendRecords(this.dataDir, [{ op: 'add', ...entry }]);
     this.entries.set(entry.address, entry);
     return entry;
