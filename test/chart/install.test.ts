@@ -7,24 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { useCluster } from '../cluster/fixture.ts';
 import { type Cluster } from '../cluster/harness.ts';
 import { chartDir, find, KUBE_VERSION, parseObjects } from './helpers.ts';
+import { eventually } from '../support/eventually.ts';
 
 const cluster = useCluster({ tier: 'chart', nodes: 2 });
 const NS = 'mailfleet-system';
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 const getJson = async (c: Cluster, args: string[]): Promise<any> => JSON.parse((await c.kubectl([...args, '-o', 'json'])).stdout);
 

@@ -6,24 +6,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from './fixture.ts';
 import { pinnedVersions } from './harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const cluster = useCluster();
 
-/** Polls fn until it returns a truthy value; bounded, no timing assertions. */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 async function getJson(args: string[]): Promise<any> {
   return JSON.parse((await cluster.get().kubectl([...args, '-o', 'json'])).stdout);

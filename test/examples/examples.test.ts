@@ -13,6 +13,7 @@ import { useCluster } from '../cluster/fixture.ts';
 import { freePorts, type Cluster } from '../cluster/harness.ts';
 import { haveTools } from '../support/tools.ts';
 import { argoHealth, kstatus } from './gitops.ts';
+import { eventually as eventuallyBase } from '../support/eventually.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const exampleDir = path.join(repoRoot, 'examples/k8s');
@@ -33,20 +34,8 @@ afterAll(async () => {
   if (operator.exitCode === null && operator.signalCode === null) operator.kill('SIGKILL');
 }, 30_000);
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 150_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n--- operator log tail ---\n${operatorLog.slice(-4000)}`);
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 150_000): Promise<T> =>
+  eventuallyBase(what, fn, timeoutMs, { everyMs: 500, context: () => `--- operator log tail ---\n${operatorLog.slice(-4000)}` });
 const getJson = async (c: Cluster, args: string[]): Promise<any> => JSON.parse((await c.kubectl([...args, '-o', 'json'])).stdout);
 const cond = (o: any, type: string) => (o.status?.conditions ?? []).find((x: any) => x.type === type);
 

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { Relay, type RelayOptions } from '../../relay/relay.ts';
 import { loadConfigFile } from '../../relay/config/load.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
+import { eventually } from './eventually.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -72,11 +73,7 @@ export async function spawnRelay(configFile: string, env: NodeJS.ProcessEnv = {}
 }
 
 export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+  await eventually(what, check, timeoutMs, { everyMs });
 }
 
 export async function scrape(httpPort: number): Promise<string> {
