@@ -1,9 +1,10 @@
 // The operator against a real control plane, running under the deploy/rbac.yaml
 // ServiceAccount only: creates, updates, repairs and lets the garbage collector remove what
 // it owns; writes nothing while the cluster is quiet; hands over leadership.
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { eventually, getJson, readyCondition, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
+import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'life';
@@ -12,6 +13,7 @@ afterAll(async () => { await op?.stop(); }, 30_000);
 
 const apply = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
 const relay = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: NS }, spec });
+const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
 const domain = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: NS }, spec });
 
 async function relayConfig(name: string): Promise<any> {
@@ -113,7 +115,55 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
       return readyCondition(o)?.reason === 'DomainConflict' ? o : undefined;
     });
     expect(readyCondition(sd).message).toMatch(/already served by relay edge for SenderDomain example/);
+    expect(cond(sd, 'Degraded')).toMatchObject({ status: 'True', reason: 'DomainConflict', observedGeneration: sd.metadata.generation });
+    expect(cond(sd, 'Stalled')).toMatchObject({ status: 'True', reason: 'DomainConflict' });
     expect(await tryGetJson(c, ['get', 'secret', 'example-copy-smtp', '-n', NS])).toBeUndefined();
+  });
+
+  it('refuses the later of two SenderDomains asking for one SMTP username', async () => {
+    const c = cluster.get();
+    // example.com (created first) logs in as "example.com"; this one asks for the same login
+    await apply(domain('squat', { domain: 'squat.example', relayRef: { name: 'edge' }, credentials: { username: 'example.com' } }));
+    const sd = await eventually('UsernameConflict', async () => {
+      const o = await tryGetJson(c, ['get', 'senderdomain', 'squat', '-n', NS]);
+      return cond(o, 'Stalled')?.reason === 'UsernameConflict' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+    });
+    expect(cond(sd, 'Degraded')).toMatchObject({ status: 'True', message: expect.stringMatching(/SMTP username example\.com is already used on relay edge by SenderDomain example/) });
+    expect(readyCondition(sd).status).toBe('False');
+    expect(await tryGetJson(c, ['get', 'secret', 'squat-smtp', '-n', NS])).toBeUndefined();
+    const events = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=squat']);
+    expect(events.items.map((e: any) => e.reason)).toContain('UsernameConflict');
+    // the relay keeps serving: one login per name, the refused domain not listed
+    const cfg = await relayConfig('edge');
+    expect(cfg.credentials.filter((x: any) => x.username === 'example.com')).toHaveLength(1);
+    expect(cfg.domains.map((d: any) => d.domain)).not.toContain('squat.example');
+    expect(readyCondition(await getJson(c, ['get', 'emailrelay', 'edge', '-n', NS])).status).toBe('True');
+    // fixed: a free username, and the domain is served
+    await apply(domain('squat', { domain: 'squat.example', relayRef: { name: 'edge' }, credentials: { username: 'squatter' } }));
+    await waitReady('senderdomain', 'squat');
+    await eventually('squatter login in the relay config', async () => (await relayConfig('edge')).credentials.some((x: any) => x.username === 'squatter'));
+  });
+
+  it('creates the Certificate once cert-manager is installed while the operator runs (no restart)', async () => {
+    const c = cluster.get();
+    await apply(relay('tls', { replicas: 1, queue: { persistence: { enabled: false } }, tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }));
+    const degraded = await eventually('tls Degraded without cert-manager', async () => {
+      const o = await tryGetJson(c, ['get', 'emailrelay', 'tls', '-n', NS]);
+      return cond(o, 'Stalled')?.status === 'True' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+    });
+    expect(cond(degraded, 'Degraded').message).toContain('cert-manager');
+    expect(await tryGetJson(c, ['get', 'configmap', 'tls-config', '-n', NS])).toBeUndefined();
+
+    await c.kubectl(['apply', '-f', path.join(repoRoot, 'test/examples/fixtures/cert-manager-certificate-crd.yaml')]);
+    await c.kubectl(['wait', '--for=condition=Established', 'crd/certificates.cert-manager.io', '--timeout=60s']);
+    // the next resync (--resync 20) re-discovers the API
+    const cert = await eventually('Certificate tls-tls', () => tryGetJson(c, ['get', 'certificates.cert-manager.io', 'tls-tls', '-n', NS]), 90_000);
+    expect(cert.spec).toMatchObject({ secretName: 'tls-tls', issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' }, dnsNames: [`tls.${NS}.svc.cluster.local`] });
+    expect(cert.metadata.ownerReferences[0]).toMatchObject({ kind: 'EmailRelay', name: 'tls', controller: true });
+    const cfg = await relayConfig('tls');
+    expect(cfg.tls).toEqual({ certFile: '/var/run/mailfleet/tls/tls.crt', keyFile: '/var/run/mailfleet/tls/tls.key' });
+    await eventually('tls no longer Degraded', async () => cond(await getJson(c, ['get', 'emailrelay', 'tls', '-n', NS]), 'Degraded')?.status === 'False');
+    await c.kubectl(['delete', 'emailrelay', 'tls', '-n', NS]);
   });
 
   it('renders a StatefulSet with a volume claim per pod when persistence is on', async () => {
