@@ -730,6 +730,14 @@ async function startOnce(binaries: Binaries, opts: ClusterOptions): Promise<Clus
       `--tls-private-key-file=${pki('apiserver.key')}`,
       `--client-ca-file=${pki('ca.crt')}`,
       '--authorization-mode=RBAC',
+      // As kubeadm does: without a request-header CA in kube-system/extension-apiserver-authentication,
+      // the controller-manager's and scheduler's delegated authentication log "missing content
+      // for CA bundle ... requestheader-client-ca-file" every few seconds.
+      `--requestheader-client-ca-file=${pki('ca.crt')}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${pki('sa.pub')}`,
       `--service-account-signing-key-file=${pki('sa.key')}`,
