@@ -84,7 +84,9 @@ export const relayConfigSchema = z.object({
     maxClients: z.number().int().positive().default(1000).describe('Concurrent SMTP sessions per listener'),
     socketTimeout: duration.default(300_000).describe('Idle time before a session is closed'),
     drainTimeout: duration.default(30_000).describe('How long open sessions may finish on shutdown'),
-  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000 }),
+    greetingDelay: duration.default(0)
+      .describe('Hold the greeting this long and refuse clients that talk first (an inbound-MX spam check; off for submission)'),
+  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0 }),
   credentials: z.array(credentialSchema).default([]).describe('SMTP logins and the domains each may send for'),
   trustedNetworks: z.array(trustedNetworkSchema).default([])
     .describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),

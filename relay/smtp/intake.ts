@@ -131,6 +131,7 @@ export class Intake {
       maxClients: limits.maxClients,
       socketTimeout: limits.socketTimeout,
       closeTimeout: limits.drainTimeout,
+      greetingDelayMs: limits.greetingDelay,
       hideENHANCEDSTATUSCODES: false,
       hideDSN: true,
       disableReverseLookup: true,
