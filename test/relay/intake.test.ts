@@ -139,3 +139,20 @@ describe('intake', () => {
     expect(w.sink.messages.at(-1)!.to).toEqual(['carol@dest.test']);
   });
 });
+
+describe('greeting delay (early-talker check, off by default)', () => {
+  it('with greetingDelay set, refuses a client that talks before the greeting', async () => {
+    const { startWorld: start } = await import('./fixture.ts');
+    const delayed = await start({ limits: { maxMessageSize: 200_000, maxRecipients: 5, greetingDelay: '300ms' } });
+    try {
+      const { talk, greeting } = await SmtpTalk.connect(delayed.relay.port('plain'), '127.0.0.1', { preamble: Buffer.from('EHLO eager.test\r\n') });
+      expect(greeting.text).toMatch(/^421 .*You talk too soon/);
+      talk.close();
+      const polite = await SmtpTalk.connect(delayed.relay.port('plain'));
+      expect(polite.greeting.code).toBe(220);
+      polite.talk.close();
+    } finally {
+      await delayed.close();
+    }
+  });
+});
