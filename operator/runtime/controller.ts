@@ -45,6 +45,14 @@ const OWNED_KINDS: [string, string][] = [
 
 type Status = Record<string, unknown> & { conditions?: any[] };
 
+/** An object we would write exists and belongs to someone else: only a person can resolve it. */
+class NotControlledError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotControlledError';
+  }
+}
+
 export class Controller {
   private readonly o: ControllerOptions;
   readonly relays: Reflector<EmailRelay>;
@@ -193,7 +201,7 @@ export class Controller {
     if (live) {
       const ctl = live.metadata.ownerReferences?.find((r) => r.controller);
       if (!ctl || ctl.uid !== ownerUid) {
-        throw new Error(`${obj.kind} ${ns}/${obj.metadata.name} exists and is not controlled by this object; rename or delete it`);
+        throw new NotControlledError(`${obj.kind} ${ns}/${obj.metadata.name} exists and is not controlled by this object; rename or delete it`);
       }
     }
     if (!needsApply(desired, live)) return false;
@@ -281,6 +289,10 @@ export class Controller {
         }
       }
     } catch (e) {
+      if (e instanceof NotControlledError) {
+        await degrade('OwnershipConflict', e.message);
+        return undefined; // retrying cannot help; a resync or an edit brings us back
+      }
       await degrade('ApplyFailed', (e as Error).message);
       throw e;
     }
@@ -317,6 +329,20 @@ export class Controller {
   // ------------------------------------------------------------------------------------------
 
   private async reconcileDomain(ns: string, name: string): Promise<number | undefined> {
+    try {
+      return await this.reconcileDomainInner(ns, name);
+    } catch (e) {
+      const raw = this.domains.get(ns, name);
+      if (!(e instanceof NotControlledError) || !raw) throw e;
+      const gen = raw.metadata.generation ?? 0;
+      const was = findCondition(raw.status?.conditions, 'Degraded');
+      await this.writeStatus(raw, { ...raw.status, observedGeneration: gen, conditions: mergeConditions(raw.status?.conditions, summaryConditions('Degraded', 'OwnershipConflict', e.message), gen, new Date()) });
+      if (was?.status !== 'True' || was.message !== e.message) await this.event(raw, 'Warning', 'OwnershipConflict', e.message);
+      return undefined; // retrying cannot help; a resync or an edit brings us back
+    }
+  }
+
+  private async reconcileDomainInner(ns: string, name: string): Promise<number | undefined> {
     const log = this.o.log.child({ namespace: ns, name, kind: 'SenderDomain' });
     const raw = this.domains.get(ns, name);
     if (!raw || raw.metadata.deletionTimestamp) return undefined;
@@ -383,7 +409,7 @@ export class Controller {
     if (spec.credentials.enabled) {
       const app = this.ownedCached('Secret', ns, names.credentials);
       if (app && !app.metadata.ownerReferences?.some((r) => r.controller && r.uid === raw.metadata.uid)) {
-        throw new Error(`Secret ${ns}/${names.credentials} exists and is not controlled by this SenderDomain`);
+        throw new NotControlledError(`Secret ${ns}/${names.credentials} exists and is not controlled by this SenderDomain; rename or delete it, or set credentials.secretName`);
       }
       password = app ? decodeSecretData(app as { data?: Record<string, string> }).password : undefined;
       password ||= randomBytes(24).toString('base64url');

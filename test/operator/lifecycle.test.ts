@@ -144,6 +144,24 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     await eventually('squatter login in the relay config', async () => (await relayConfig('edge')).credentials.some((x: any) => x.username === 'squatter'));
   });
 
+  it("is Degraded (OwnershipConflict), not retrying, when its credentials Secret name is someone else's Secret", async () => {
+    const c = cluster.get();
+    await c.kubectl(['create', 'secret', 'generic', 'taken-smtp', '-n', NS, '--from-literal=password=mine']);
+    await apply(domain('taken', { domain: 'taken.example', relayRef: { name: 'edge' } }));
+    const sd = await eventually('OwnershipConflict', async () => {
+      const o = await tryGetJson(c, ['get', 'senderdomain', 'taken', '-n', NS]);
+      return cond(o, 'Stalled')?.status === 'True' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+    });
+    expect(cond(sd, 'Degraded')).toMatchObject({ status: 'True', reason: 'OwnershipConflict', message: expect.stringContaining('Secret life/taken-smtp exists and is not controlled by this') });
+    // the user's Secret is untouched
+    const secret = await getJson(c, ['get', 'secret', 'taken-smtp', '-n', NS]);
+    expect(Buffer.from(secret.data.password, 'base64').toString()).toBe('mine');
+    expect(secret.metadata.ownerReferences).toBeUndefined();
+    // pointed at a Secret name of its own, it is served
+    await apply(domain('taken', { domain: 'taken.example', relayRef: { name: 'edge' }, credentials: { secretName: 'taken-login' } }));
+    await waitReady('senderdomain', 'taken');
+  });
+
   it('creates the Certificate once cert-manager is installed while the operator runs (no restart)', async () => {
     const c = cluster.get();
     await apply(relay('tls', { replicas: 1, queue: { persistence: { enabled: false } }, tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }));
