@@ -20,7 +20,7 @@ import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { testCert } from '../support/certs.ts';
-import { eventually, getJson, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
+import { eventually, getJson, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'e2e';
@@ -48,13 +48,7 @@ const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 const secretData = async (name: string): Promise<Record<string, string>> =>
   Object.fromEntries(Object.entries((await getJson(cluster.get(), ['get', 'secret', name, '-n', NS])).data ?? {}).map(([k, v]) => [k, b64(v as string)]));
 
-async function waitReady(kind: string, name: string): Promise<any> {
-  return eventually(`${kind} ${name} Ready`, async () => {
-    const o = await tryGetJson(cluster.get(), ['get', kind, name, '-n', NS]);
-    const r = readyCondition(o);
-    return r?.status === 'True' && r.observedGeneration === o.metadata.generation && o.status.observedGeneration === o.metadata.generation ? o : undefined;
-  }, 120_000);
-}
+const waitReady = (kind: string, name: string): Promise<any> => waitReadyIn(cluster.get(), NS, kind, name);
 
 /** The rendered relay config as written to the cluster. */
 async function renderedConfig(relay: string): Promise<RelayConfigInput> {

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
+import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'life';
@@ -21,13 +21,7 @@ async function relayConfig(name: string): Promise<any> {
   return YAML.parse(cm.data['relay.yaml']);
 }
 
-async function waitReady(kind: string, name: string): Promise<any> {
-  return eventually(`${kind} ${name} Ready`, async () => {
-    const o = await tryGetJson(cluster.get(), ['get', kind, name, '-n', NS]);
-    const r = readyCondition(o);
-    return r?.status === 'True' && r.observedGeneration === o.metadata.generation && o.status.observedGeneration === o.metadata.generation ? o : undefined;
-  }, 120_000);
-}
+const waitReady = (kind: string, name: string): Promise<any> => waitReadyIn(cluster.get(), NS, kind, name);
 
 describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', () => {
   it('creates owned objects; pods run on kwok nodes; Ready with observedGeneration', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { cacheBinDir, CLUSTER_BINARIES, findBinaries, clusterBinariesOrSkip, freePorts, startCluster, type Binaries, type Cluster } from '../cluster/harness.ts';
 import { inCI } from '../support/tools.ts';
+import { eventually } from '../support/eventually.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -30,20 +31,7 @@ export interface OperatorCluster {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(300);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+export { eventually };
 
 export function useOperatorCluster(): OperatorCluster {
   const bins = binaries();
@@ -127,3 +115,12 @@ export async function tryGetJson(c: Cluster, args: string[]): Promise<any | unde
 }
 
 export const readyCondition = (o: any) => (o?.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+
+/** Waits until an object is Ready for its current generation (status and condition agree). */
+export function waitReady(c: Cluster, ns: string, kind: string, name: string, timeoutMs = 120_000): Promise<any> {
+  return eventually(`${kind} ${name} Ready`, async () => {
+    const o = await tryGetJson(c, ['get', kind, name, '-n', ns]);
+    const r = readyCondition(o);
+    return r?.status === 'True' && r.observedGeneration === o.metadata.generation && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+  }, timeoutMs);
+}
