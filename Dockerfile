@@ -11,11 +11,10 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=dev: no test or type-checking tools in the image. --ignore-scripts: no dependency
-# runs code at install (the only one with an install script is the npm `node` package, a
-# second Node runtime that the base image already provides; it is removed below).
+# --omit=dev: no test or type-checking tools in the image, and not the npm `node` package
+# (a dev dependency that brings Node 24 to machines without it; the base image has it).
+# --ignore-scripts: no dependency runs code at install.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/node node_modules/.bin/node \
  && npm cache clean --force
 
 # --- runtime ------------------------------------------------------------------------------
