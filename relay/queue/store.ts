@@ -67,6 +67,28 @@ function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
 }
 
+// writev may write less than asked without an error: on a full disk (or at RLIMIT_FSIZE)
+// the kernel writes what fits and only the next write fails. Ignoring the count would
+// commit a truncated file and answer 250, so write the rest until it is all out or fails.
+async function writeAll(fh: fsp.FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  let total = rest.reduce((n, b) => n + b.length, 0);
+  // Bounded: every turn writes at least one byte or throws.
+  while (total > 0) {
+    const { bytesWritten } = await fh.writev(rest);
+    if (bytesWritten === 0) throw new Error(`queue write made no progress with ${total} bytes left`);
+    total -= bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) { skip -= b.length; continue; }
+      next.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    rest = next;
+  }
+}
+
 export function newQueueId(now = Date.now()): string {
   return now.toString(36).toUpperCase() + crypto.randomBytes(5).toString('hex').toUpperCase();
 }
@@ -201,7 +223,7 @@ export class QueueStore {
         pending.push(chunk);
         pendingBytes += chunk.length;
         if (pendingBytes >= WRITE_BATCH) {
-          await fh.writev(pending);
+          await writeAll(fh, pending);
           pending = [];
           pendingBytes = 0;
         }
@@ -210,7 +232,7 @@ export class QueueStore {
       let meta: MessageMeta = { ...envelope, id, size, receivedAt };
       if (opts.finalize) meta = { ...meta, ...(await opts.finalize(meta)) };
       pending.push(trailerFor(meta));
-      await fh.writev(pending);
+      await writeAll(fh, pending);
       if (this.fsync) await fh.datasync();
       await fh.close();
       const file = path.join(this.msgDir, id);
