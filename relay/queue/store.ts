@@ -117,7 +117,7 @@ export async function readTrailer(file: string): Promise<MessageMeta> {
 }
 
 /** Shares one fsync of a directory among every caller waiting while it is in flight. */
-class DirSyncer {
+export class DirSyncer {
   private readonly dir: string;
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
@@ -126,7 +126,10 @@ class DirSyncer {
   sync(): Promise<void> {
     if (!this.running) return (this.running = this.run());
     // A sync already running may have started before our rename: wait for the one after it.
-    this.next ??= this.running.then(() => {
+    // Queued behind the running sync whatever its outcome: a failed sync must not hand its
+    // error to the next batch, nor stay behind as a settled `next` that every later
+    // caller would get instead of a real sync.
+    this.next ??= this.running.catch(() => {}).then(() => {
       this.next = undefined;
       return (this.running = this.run());
     });
@@ -237,7 +240,9 @@ export class QueueStore {
       await fh.close();
       const file = path.join(this.msgDir, id);
       await fsp.rename(tmpFile, file);
-      if (this.fsync) await this.syncer.sync();
+      // The client gets a 451 if the directory sync fails: take the file back out, or a
+      // restart would deliver it besides the copy the client sends again.
+      if (this.fsync) await this.syncer.sync().catch(async (err: unknown) => { await fsp.rm(file, { force: true }); throw err; });
       committed = true;
       const queued: QueuedMessage = { meta, state: { attempts: 0, nextAttemptAt: receivedAt, done: {} }, path: file };
       this.index.set(id, queued);
