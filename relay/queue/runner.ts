@@ -7,7 +7,7 @@ import type { Deliverer } from '../delivery/deliverer.ts';
 import type { RecipientOutcome } from '../delivery/types.ts';
 import { buildDsn } from '../bounce/dsn.ts';
 import { TimerHeap } from '../util/timer-heap.ts';
-import { isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
+import { backoffAfter, isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
 
 export type DeliveryEventType = 'delivered' | 'deferred' | 'bounced' | 'expired';
@@ -91,7 +91,15 @@ export class DeliveryRunner {
       // Stale heap entries (already finished, or rescheduled) are skipped.
       if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at) continue;
       const p = this.attempt(q)
-        .catch((err: Error) => this.opts.log.error({ queueId: q.meta.id, err: err.message }, 'delivery attempt crashed'))
+        .catch((err: Error) => {
+          // Whatever broke (state write, DSN queueing, unlink), the message is still queued:
+          // without a new heap entry it would sit untouched until the next restart.
+          const retryAt = Date.now() + backoffAfter(Math.max(q.state.attempts, 1), this.opts.policy);
+          this.opts.log.error({ queueId: q.meta.id, err: err.message, retryAt: new Date(retryAt).toISOString() }, 'delivery attempt crashed');
+          if (this.opts.store.get(q.meta.id) !== q) return;
+          q.state = { ...q.state, nextAttemptAt: retryAt };
+          this.heap.push(retryAt, { at: retryAt, id: q.meta.id });
+        })
         .finally(() => {
           this.inFlight.delete(q.meta.id);
           this.pump();
@@ -109,6 +117,9 @@ export class DeliveryRunner {
     const { store, deliverer, log, metrics } = this.opts;
     const { meta } = q;
     let open = meta.recipients.filter((r) => !q.state.done[r]);
+    // Every recipient is final but the message is still here: a previous attempt crashed
+    // while bouncing or removing it. Finish that, deliver nothing again.
+    if (open.length === 0) return this.finish(q, q.state);
     const held = await this.holdForPace(open);
     if (held.recipients.length > 0) {
       open = open.filter((r) => !held.recipients.includes(r));
@@ -179,13 +190,19 @@ export class DeliveryRunner {
       }
     }
     if (meta.recipients.every((r) => state.done[r])) {
-      await this.bounceIfNeeded(q, state);
-      await store.remove(meta.id);
-      log.info({ queueId: meta.id, attempts: state.attempts }, 'removed from queue');
+      // In memory first: if finishing fails, the retry must not deliver these again.
+      q.state = state;
+      await this.finish(q, state);
     } else {
       await store.saveState(meta.id, state);
       this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
     }
+  }
+
+  private async finish(q: QueuedMessage, state: DeliveryState): Promise<void> {
+    await this.bounceIfNeeded(q, state);
+    await this.opts.store.remove(q.meta.id);
+    this.opts.log.info({ queueId: q.meta.id, attempts: state.attempts }, 'removed from queue');
   }
 
   private async holdForPace(recipients: string[]): Promise<{ recipients: string[]; retryAfterMs: number }> {
