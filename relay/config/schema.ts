@@ -106,9 +106,10 @@ export const relayConfigSchema = z.object({
   suppression: suppressionSchema.default(suppressionSchema.parse({})).describe('Recipients that hard-bounced are refused for a while'),
   webhooks: z.array(webhookSchema).default([]).describe('Delivery events sent as signed JSON POSTs'),
   queue: z.object({
-    retrySchedule: z.array(duration).min(1).default([60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000])
+    // A zero step would retry a deferring destination in a tight loop.
+    retrySchedule: z.array(duration.refine((ms) => ms > 0, { message: 'a retry step must be longer than 0' })).min(1).default([60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000])
       .describe('Waits between delivery attempts; the last one repeats'),
-    maxLifetime: duration.default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
+    maxLifetime: duration.refine((ms) => ms > 0, { message: 'must be longer than 0' }).default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
     concurrency: z.number().int().positive().default(100).describe('Messages in delivery at once'),
   }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 }),
   delivery: deliverySchema.default(deliverySchema.parse({})).describe('How mail leaves: MX lookup or smarthosts'),

@@ -49,6 +49,13 @@ describe('relay config', () => {
     expect(issues({ ...minimal, domains: [{ domain: 'other.com' }] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not listed/)]);
   });
 
+  it('refuses a zero retry step or lifetime, which would retry a deferring destination in a tight loop', () => {
+    expect(issues({ ...minimal, queue: { retrySchedule: ['1m', '0s'] } })).toEqual([expect.stringMatching(/^queue\.retrySchedule\.1: /)]);
+    expect(issues({ ...minimal, queue: { retrySchedule: [0] } })).toEqual([expect.stringMatching(/^queue\.retrySchedule\.0: /)]);
+    expect(issues({ ...minimal, queue: { maxLifetime: '0s' } })).toEqual([expect.stringMatching(/^queue\.maxLifetime: /)]);
+    expect(parseConfig({ ...minimal, queue: { retrySchedule: ['200ms'] } }).queue.retrySchedule).toEqual([200]);
+  });
+
   it('reports YAML syntax errors as config errors', () => {
     expect(() => parseConfigText('listeners: [', 'x.yaml', '/')).toThrow(/invalid config x\.yaml:\n {2}YAML: /);
   });
