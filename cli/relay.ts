@@ -28,7 +28,7 @@ export async function runRelay(configFile: string | undefined, dev: boolean): Pr
     log.fatal({ err: (err as Error).message }, 'relay failed to start');
     return 1;
   }
-  process.on('SIGHUP', () => relay.reload('SIGHUP'));
+  process.on('SIGHUP', () => void relay.reload('SIGHUP'));
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info({ signal: sig }, 'stopping');

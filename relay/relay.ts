@@ -31,6 +31,18 @@ function isHardBounce(enhanced: string | undefined, code: number | undefined): b
   return code === 550 || code === 551 || code === 553;
 }
 
+interface Prepared {
+  cfg: RelayConfig;
+  limiter: RateLimiter | undefined;
+  limiterKey: string;
+  authThrottle: AuthThrottle | undefined;
+  throttleKey: string;
+  recipientDns: RecipientDnsCheck | undefined;
+  domainDeliverers: Map<string, { key: string; deliverer: Deliverer }>;
+  webhooks: Map<string, WebhookDispatcher>;
+  created: Array<{ close(): unknown }>;
+}
+
 export interface RelayOptions {
   config: RelayConfig;
   configFile?: string; // watched for changes when set
@@ -58,6 +70,7 @@ export class Relay {
   private recipientDns: RecipientDnsCheck | undefined;
   private webhooks = new Map<string, WebhookDispatcher>();
   private domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
+  private reloading: Promise<boolean> = Promise.resolve(true);
   private httpServer!: http.Server;
   private watched: string[] = [];
   private ready = false;
@@ -80,9 +93,8 @@ export class Relay {
     this.store = store;
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }) });
-    this.applyComponents(cfg);
+    await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
-    await this.openWebhooks(cfg);
     this.runner = new DeliveryRunner({
       store, deliverer: (domain) => (domain && this.domainDeliverers.get(domain)?.deliverer) || this.deliverer,
       destinationGate: async (domain) => {
@@ -122,52 +134,83 @@ export class Relay {
     this.log.info({ listeners: this.intake.addresses(), http: this.httpAddress() }, 'relay ready');
   }
 
-  /** (Re)builds what depends on the config: limiter, throttle, DNS check, per-domain routes. */
-  private applyComponents(cfg: RelayConfig): void {
-    const limiterKey = JSON.stringify(cfg.redis ?? null);
-    if (limiterKey !== this.limiterKey) {
-      const old = this.limiter;
-      this.limiter = cfg.redis
-        ? new RedisLimiter({ config: cfg.redis, logger: this.log, registry: this.metrics.registry })
-        : new LocalLimiter();
-      this.limiterKey = limiterKey;
-      void old?.close();
-    }
-    const throttleKey = JSON.stringify(cfg.authThrottle);
-    if (throttleKey !== this.authThrottleKey) {
-      this.authThrottle?.close();
-      this.authThrottle = new AuthThrottle(cfg.authThrottle);
-      this.authThrottleKey = throttleKey;
-    }
-    this.recipientDns = cfg.recipientChecks.dns
-      ? new RecipientDnsCheck({ dnsServers: cfg.delivery.mx.dnsServers, ttlSeconds: cfg.recipientChecks.cacheSeconds })
-      : undefined;
-    const wanted = new Set<string>();
-    for (const d of cfg.domains) {
-      if (!d.smarthost) continue;
-      wanted.add(d.domain);
-      const route: DeliveryConfig = { ...cfg.delivery, mode: 'smarthost', smarthosts: [d.smarthost] };
-      const key = JSON.stringify(route);
-      const have = this.domainDeliverers.get(d.domain);
-      if (have?.key === key) continue;
-      if (have) have.deliverer.updateConfig(route);
-      else this.domainDeliverers.set(d.domain, { key, deliverer: new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }) }) });
-      if (have) have.key = key;
-    }
-    for (const [domain, d] of this.domainDeliverers) {
-      if (!wanted.has(domain)) { void d.deliverer.close(); this.domainDeliverers.delete(domain); }
+  /**
+   * Builds everything a config needs that can fail (new limiter, DNS check, per-domain
+   * deliverers reading their password files, webhook dispatchers reading their secrets)
+   * without touching what serves now. commitComponents() then swaps it in; discard()
+   * undoes a preparation that will not be used. This keeps a reload all-or-nothing.
+   */
+  private async prepareComponents(cfg: RelayConfig): Promise<Prepared> {
+    const created: Array<{ close(): unknown }> = [];
+    try {
+      const limiterKey = JSON.stringify(cfg.redis ?? null);
+      const limiter = limiterKey === this.limiterKey ? undefined
+        : cfg.redis ? new RedisLimiter({ config: cfg.redis, logger: this.log, registry: this.metrics.registry }) : new LocalLimiter();
+      if (limiter) created.push(limiter);
+      const throttleKey = JSON.stringify(cfg.authThrottle);
+      const authThrottle = throttleKey === this.authThrottleKey ? undefined : new AuthThrottle(cfg.authThrottle);
+      if (authThrottle) created.push(authThrottle);
+      const recipientDns = cfg.recipientChecks.dns
+        ? new RecipientDnsCheck({ dnsServers: cfg.delivery.mx.dnsServers, ttlSeconds: cfg.recipientChecks.cacheSeconds })
+        : undefined;
+      const domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
+      for (const d of cfg.domains) {
+        if (!d.smarthost) continue;
+        const route: DeliveryConfig = { ...cfg.delivery, mode: 'smarthost', smarthosts: [d.smarthost] };
+        const key = JSON.stringify(route);
+        const have = this.domainDeliverers.get(d.domain);
+        if (have?.key === key) { domainDeliverers.set(d.domain, have); continue; }
+        const deliverer = new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }) });
+        created.push(deliverer);
+        domainDeliverers.set(d.domain, { key, deliverer });
+      }
+      const webhooks = new Map<string, WebhookDispatcher>();
+      for (const w of cfg.webhooks) {
+        const id = crypto.createHash('sha256').update(w.url).digest('hex').slice(0, 16);
+        const have = this.webhooks.get(id);
+        if (have && JSON.stringify(have.config) === JSON.stringify(w)) { webhooks.set(id, have); continue; }
+        // A changed hook keeps its outbox directory: the old dispatcher closes first at commit.
+        webhooks.set(id, have ? (undefined as unknown as WebhookDispatcher) : await this.openWebhook(cfg, id, w, created));
+      }
+      return { cfg, limiter, limiterKey, authThrottle, throttleKey, recipientDns, domainDeliverers, webhooks, created };
+    } catch (err) {
+      await Promise.allSettled(created.map(async (c) => c.close()));
+      throw err;
     }
   }
 
-  private async openWebhooks(cfg: RelayConfig): Promise<void> {
-    const wanted = new Map(cfg.webhooks.map((w) => [crypto.createHash('sha256').update(w.url).digest('hex').slice(0, 16), w]));
-    for (const [id, w] of wanted) {
-      const have = this.webhooks.get(id);
-      if (have && JSON.stringify(have.config) === JSON.stringify(w)) continue;
-      await have?.close();
-      this.webhooks.set(id, await WebhookDispatcher.open({ dir: path.join(cfg.dataDir, 'webhooks', id), config: w, logger: this.log, registry: this.metrics.registry }));
+  private async openWebhook(cfg: RelayConfig, id: string, w: RelayConfig['webhooks'][number], created: Array<{ close(): unknown }>): Promise<WebhookDispatcher> {
+    const d = await WebhookDispatcher.open({ dir: path.join(cfg.dataDir, 'webhooks', id), config: w, logger: this.log, registry: this.metrics.registry });
+    created.push(d);
+    return d;
+  }
+
+  private async discard(p: Prepared): Promise<void> {
+    await Promise.allSettled(p.created.map(async (c) => c.close()));
+  }
+
+  /** Swaps prepared components in and closes what they replace. Cannot fail half-way. */
+  private async commitComponents(p: Prepared): Promise<void> {
+    if (p.limiter) { void this.limiter?.close(); this.limiter = p.limiter; this.limiterKey = p.limiterKey; }
+    if (p.authThrottle) { this.authThrottle?.close(); this.authThrottle = p.authThrottle; this.authThrottleKey = p.throttleKey; }
+    this.recipientDns = p.recipientDns;
+    for (const [domain, d] of this.domainDeliverers) {
+      if (p.domainDeliverers.get(domain) !== d) void d.deliverer.close();
     }
-    for (const [id, d] of this.webhooks) if (!wanted.has(id)) { await d.close(); this.webhooks.delete(id); }
+    this.domainDeliverers = p.domainDeliverers;
+    for (const [id, d] of this.webhooks) if (p.webhooks.get(id) !== d) await d.close().catch(() => {});
+    // Changed hooks reopen on their outbox now that the old dispatcher let go of it.
+    for (const [id, d] of p.webhooks) {
+      if (d) continue;
+      const w = p.cfg.webhooks.find((x) => crypto.createHash('sha256').update(x.url).digest('hex').slice(0, 16) === id)!;
+      try {
+        p.webhooks.set(id, await this.openWebhook(p.cfg, id, w, p.created));
+      } catch (err) {
+        p.webhooks.delete(id);
+        this.log.error({ err: (err as Error).message, url: w.url }, 'webhook could not be reopened; its events wait in the outbox');
+      }
+    }
+    this.webhooks = p.webhooks;
   }
 
   private emitWebhook(e: Parameters<WebhookDispatcher['emit']>[0]): void {
@@ -204,7 +247,7 @@ export class Relay {
       return pair;
     }
     if (t.selfSigned) {
-      const files = ensureSelfSignedCert(this.config.dataDir, this.config.hostname);
+      const files = ensureSelfSignedCert(cfg.dataDir, cfg.hostname);
       return { cert: fs.readFileSync(files.certFile), key: fs.readFileSync(files.keyFile) };
     }
     return undefined;
@@ -219,19 +262,27 @@ export class Relay {
     return { host: a.address, port: a.port };
   }
 
-  /** Re-reads the config file. Returns false (and keeps the old config) when it is invalid. */
-  reload(reason = 'signal'): boolean {
-    if (!this.opts.configFile) return false;
+  /**
+   * Re-reads the config file. Resolves false (and everything keeps the old config) when the
+   * file, or anything it names, is invalid. Reloads run one at a time.
+   */
+  reload(reason = 'signal'): Promise<boolean> {
+    this.reloading = this.reloading.then(() => this.reloadNow(reason));
+    return this.reloading;
+  }
+
+  private async reloadNow(reason: string): Promise<boolean> {
+    if (!this.opts.configFile || this.stopping) return false;
+    let prepared: Prepared | undefined;
     try {
       const next = loadConfigFile(this.opts.configFile);
       const runtime = buildRuntime(next);
-      const before = JSON.stringify(this.config.listeners);
-      if (JSON.stringify(next.listeners) !== before) this.log.warn('listener changes take effect at the next restart');
-      // Read the certificate first: an unreadable one refuses the whole reload.
+      if (JSON.stringify(next.listeners) !== JSON.stringify(this.config.listeners)) this.log.warn('listener changes take effect at the next restart');
+      // Everything that reads files or can refuse is done before anything is swapped.
       const tlsPair = this.tlsMaterial(next);
-      this.deliverer.updateConfig(next.delivery);
-      this.applyComponents(next);
-      void this.openWebhooks(next).catch((err: Error) => this.log.error({ err: err.message }, 'webhook reconfiguration failed'));
+      prepared = await this.prepareComponents(next);
+      this.deliverer.updateConfig(next.delivery); // refuses (throws) without changing anything
+      await this.commitComponents(prepared);
       this.runner.setPolicy(next.queue, next.queue.concurrency);
       this.runtimeState = runtime;
       // Renewed certificates (cert-manager rewrites the Secret) apply to new handshakes.
@@ -245,6 +296,7 @@ export class Relay {
       this.watchFiles();
       return true;
     } catch (err) {
+      if (prepared) await this.discard(prepared);
       this.metrics.configReloads.inc({ result: 'invalid' });
       const issues = err instanceof ConfigError ? err.issues : [(err as Error).message];
       this.log.error({ reason, file: this.opts.configFile, issues }, 'new config refused, the previous one keeps serving');
@@ -262,7 +314,7 @@ export class Relay {
     for (const f of files) {
       if (this.watched.includes(f)) continue;
       fs.watchFile(f, { interval, persistent: false }, (cur, prev) => {
-        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.reload(`changed: ${f}`);
+        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.reload(`changed: ${f}`);
       });
     }
     this.watched = files;

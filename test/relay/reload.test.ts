@@ -50,8 +50,28 @@ describe('config reload', () => {
 
   it('reloads on demand (the SIGHUP path) and picks up a fixed file', async () => {
     editConfig((cfg) => { cfg.limits = { maxMessageSize: 200_000, maxRecipients: 2 }; });
-    expect(w.relay.relay.reload('SIGHUP')).toBe(true);
+    expect(await w.relay.relay.reload('SIGHUP')).toBe(true);
     expect(w.relay.relay.config.limits.maxRecipients).toBe(2);
+  });
+});
+
+describe('reload is all-or-nothing', () => {
+  it('refuses a config whose per-domain smarthost password file is missing, and keeps every old setting', async () => {
+    const { talk } = await SmtpTalk.connect(w.relay.port('plain'));
+    await talk.cmd('EHLO client.test');
+    editConfig((cfg) => {
+      (cfg.domains as object[]).push({ domain: 'halfway.test', smarthost: { host: '127.0.0.9', port: 2525, auth: { user: 'u', passwordFile: `${w.relay.dir}/missing-password` } } });
+      (cfg.trustedNetworks as Array<{ domains: string[] }>)[0]!.domains.push('halfway.test');
+    });
+    expect(await w.relay.relay.reload('test')).toBe(false);
+    // The trusted domain that came with the broken smarthost was not half-applied.
+    expect((await talk.cmd('MAIL FROM:<ops@halfway.test>')).text).toMatch(/^550 5\.7\.1/);
+    talk.close();
+    editConfig((cfg) => {
+      cfg.domains = (cfg.domains as Array<{ domain: string }>).filter((d) => d.domain !== 'halfway.test');
+      (cfg.trustedNetworks as Array<{ domains: string[] }>)[0]!.domains = (cfg.trustedNetworks as Array<{ domains: string[] }>)[0]!.domains.filter((d) => d !== 'halfway.test');
+    });
+    expect(await w.relay.relay.reload('test')).toBe(true);
   });
 });
 
@@ -94,7 +114,7 @@ describe('certificate renewal', () => {
     fs.copyFileSync(cfg.tls.certFile, certFile);
     fs.copyFileSync(cfg.tls.keyFile, keyFile);
     editConfig((c) => { c.tls = { certFile, keyFile }; c.limits = { maxMessageSize: 200_000, maxRecipients: 5 }; });
-    expect(w.relay.relay.reload('test')).toBe(true);
+    expect(await w.relay.relay.reload('test')).toBe(true);
     const served = (port: number, implicit: boolean) => new Promise<string>((resolve, reject) => {
       if (implicit) {
         const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => { resolve(s.getPeerCertificate().fingerprint256); s.destroy(); });
