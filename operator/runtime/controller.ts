@@ -191,6 +191,10 @@ export class Controller {
     return this.owned.get(kind)?.get(ns, name);
   }
 
+  private async ownedOrLive(kind: 'Secret', ns: string, name: string): Promise<KubeObject | undefined> {
+    return this.ownedCached(kind, ns, name) ?? await this.o.kube.getOrUndefined('v1', kind, name, ns);
+  }
+
   /** Applies obj unless the live object already matches; refuses to take over objects we do not control. */
   private async applyOwned(obj: KubeObject, ownerUid: string): Promise<boolean> {
     const desired = withIntent(obj);
@@ -379,7 +383,10 @@ export class Controller {
       return undefined;
     }
 
-    const liveInternal = this.ownedCached('Secret', ns, names.internal);
+    // Generated state (DKIM keys, the app password) is read cache first, then from the API:
+    // a cache miss is not proof of absence (the watch lags a fresh write, or the object lost
+    // our label), and treating it as absence would silently replace keys and passwords.
+    const liveInternal = await this.ownedOrLive('Secret', ns, names.internal);
     const internal = parseInternal(decodeSecretData(liveInternal as { data?: Record<string, string> } | undefined));
 
     let externalAlgorithm: KeyAlgorithm | undefined;
@@ -407,7 +414,7 @@ export class Controller {
 
     let password: string | undefined;
     if (spec.credentials.enabled) {
-      const app = this.ownedCached('Secret', ns, names.credentials);
+      const app = await this.ownedOrLive('Secret', ns, names.credentials);
       if (app && !app.metadata.ownerReferences?.some((r) => r.controller && r.uid === raw.metadata.uid)) {
         throw new NotControlledError(`Secret ${ns}/${names.credentials} exists and is not controlled by this SenderDomain; rename or delete it, or set credentials.secretName`);
       }

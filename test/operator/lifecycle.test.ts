@@ -101,6 +101,25 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     });
   });
 
+  it('keeps DKIM keys and the app password when their Secrets drop out of the watch cache (label removed)', async () => {
+    const c = cluster.get();
+    const pub = async () => (await getJson(c, ['get', 'senderdomain', 'example', '-n', NS])).status.dnsRecords[0].value;
+    const password = async () => Buffer.from((await getJson(c, ['get', 'secret', 'example-smtp', '-n', NS])).data.password, 'base64').toString();
+    const keyBefore = await pub();
+    const passwordBefore = await password();
+    // Outside the label-selected watch the operator's cache says "absent"; the objects are not.
+    await c.kubectl(['label', 'secret', 'example-mailfleet', 'example-smtp', '-n', NS, 'app.kubernetes.io/managed-by-']);
+    await eventually('labels restored', async () => {
+      const s = await getJson(c, ['get', 'secrets', 'example-mailfleet', 'example-smtp', '-n', NS]);
+      return s.items.every((x: any) => x.metadata.labels?.['app.kubernetes.io/managed-by'] === 'mailfleet-operator');
+    });
+    await waitReady('senderdomain', 'example');
+    expect(await pub()).toBe(keyBefore);
+    expect(await password()).toBe(passwordBefore);
+    const events = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=example']);
+    expect(events.items.filter((e: any) => e.reason === 'DKIMKeyGenerated')).toHaveLength(1);
+  });
+
   it('refuses the later of two SenderDomains claiming one domain', async () => {
     const c = cluster.get();
     await apply(domain('example-copy', { domain: 'example.com', relayRef: { name: 'edge' } }));
