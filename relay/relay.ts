@@ -24,11 +24,11 @@ import { createSenderPolicy } from './senders/policy.ts';
 import { RecipientDnsCheck } from './senders/recipient-dns.ts';
 import type { DeliveryConfig } from './delivery/schema.ts';
 
-// Permanent failures that say the mailbox or domain is gone (not policy or content):
-// those recipients go on the suppression list.
-function isHardBounce(enhanced: string | undefined, code: number | undefined): boolean {
-  if (enhanced) return /^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1';
-  return code === 550 || code === 551 || code === 553;
+// Permanent failures whose enhanced code says the mailbox or domain is gone (5.1.x, or
+// 5.2.1 disabled): those recipients go on the suppression list. A bare 550 without an
+// enhanced code is as often a policy or content refusal, so it suppresses nothing.
+function isHardBounce(enhanced: string | undefined): boolean {
+  return enhanced !== undefined && (/^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1');
 }
 
 interface Prepared {
@@ -89,9 +89,10 @@ export class Relay {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    const { store, recovered, discarded } = await QueueStore.open(path.join(cfg.dataDir, 'queue'));
+    const { store, recovered, discarded, corrupt } = await QueueStore.open(path.join(cfg.dataDir, 'queue'));
     this.store = store;
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
+    if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
     this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }) });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
@@ -220,7 +221,7 @@ export class Relay {
   }
 
   private onDeliveryEvent(e: DeliveryEvent): void {
-    if (e.type === 'bounced' && this.suppression && isHardBounce(e.enhanced, e.code)) {
+    if (e.type === 'bounced' && this.suppression && isHardBounce(e.enhanced)) {
       const ttl = this.config.suppression.ttlHours * 3_600_000;
       this.suppression.add(e.recipient, { reason: e.response, ...(e.enhanced ?? e.code ? { code: e.enhanced ?? String(e.code) } : {}), source: `queue ${e.queueId}` }, ttl)
         .catch((err: Error) => this.log.error({ queueId: e.queueId, err: err.message }, 'suppression add failed'));

@@ -31,7 +31,10 @@ export const listenerSchema = z.object({
   proxyProtocol: z.boolean().default(false)
     .describe('Expect a PROXY protocol v1 or v2 header from the load balancer on every connection'),
   proxyFrom: z.array(cidr).default([])
-    .describe('Load balancer addresses allowed to send PROXY headers (empty: any peer)'),
+    .describe('Load balancer addresses allowed to send PROXY headers (required with proxyProtocol)'),
+}).refine((l) => !l.proxyProtocol || l.proxyFrom.length > 0, {
+  // Otherwise any client could claim any address, e.g. one in trustedNetworks.
+  path: ['proxyFrom'], message: 'proxyProtocol needs proxyFrom: the load balancer addresses whose PROXY headers are believed',
 });
 
 export const credentialSchema = z.object({

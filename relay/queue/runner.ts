@@ -125,22 +125,28 @@ export class DeliveryRunner {
       open = open.filter((r) => !held.recipients.includes(r));
       log.debug({ queueId: meta.id, held: held.recipients.length, retryAfterMs: held.retryAfterMs }, 'paced: destination rate limit');
     }
-    if (open.length === 0) {
+    const pacedOut = open.length === 0 && isExpired(meta.receivedAt, Date.now(), this.opts.policy);
+    if (open.length === 0 && !pacedOut) {
       // Pacing is not a failed attempt: no attempt counted, no deferral reported.
-      const state = { ...q.state, nextAttemptAt: Date.now() + held.retryAfterMs };
+      const state = { ...q.state, nextAttemptAt: this.pacedUntil(meta.receivedAt, held.retryAfterMs) };
       await store.saveState(meta.id, state);
       this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
       return;
     }
     const started = process.hrtime.bigint();
     let outcomes: RecipientOutcome[];
-    try {
-      outcomes = await deliverer(meta.senderDomain).deliver({
-        id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
-        size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
-      });
-    } catch (err) {
-      outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
+    if (pacedOut) {
+      // Held back by pacing until the lifetime ran out: it expires like any deferral.
+      outcomes = held.recipients.map((recipient) => ({ recipient, status: 'deferred', response: 'held back by the destination rate limit until the message expired', route: 'mx' }));
+    } else {
+      try {
+        outcomes = await deliverer(meta.senderDomain).deliver({
+          id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
+          size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
+        });
+      } catch (err) {
+        outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
+      }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const now = Date.now();
@@ -169,7 +175,7 @@ export class DeliveryRunner {
       }
     }
     if (held.recipients.length > 0 && deferred.length === 0) {
-      state.nextAttemptAt = now + held.retryAfterMs;
+      state.nextAttemptAt = this.pacedUntil(meta.receivedAt, held.retryAfterMs);
     }
     if (deferred.length > 0) {
       if (isExpired(meta.receivedAt, now, this.opts.policy)) {
@@ -203,6 +209,11 @@ export class DeliveryRunner {
     await this.bounceIfNeeded(q, state);
     await this.opts.store.remove(q.meta.id);
     this.opts.log.info({ queueId: q.meta.id, attempts: state.attempts }, 'removed from queue');
+  }
+
+  /** When paced recipients are tried again: after the pace allows, but never past expiry. */
+  private pacedUntil(receivedAt: number, retryAfterMs: number): number {
+    return Math.min(Date.now() + retryAfterMs, receivedAt + this.opts.policy.maxLifetime);
   }
 
   private async holdForPace(recipients: string[]): Promise<{ recipients: string[]; retryAfterMs: number }> {

@@ -173,16 +173,27 @@ export class QueueStore {
   }
 
   /** Opens (creating if needed) the queue and recovers every committed message. */
-  static async open(dir: string, opts: { fsync?: boolean } = {}): Promise<{ store: QueueStore; recovered: number; discarded: number }> {
+  static async open(dir: string, opts: { fsync?: boolean } = {}): Promise<{ store: QueueStore; recovered: number; discarded: number; corrupt: string[] }> {
     const store = new QueueStore(dir, opts.fsync ?? true);
     for (const d of [store.tmpDir, store.msgDir, store.stateDir]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
     // Files in tmp/ were never acknowledged with a 250: the client still has them.
     const tmp = await fsp.readdir(store.tmpDir);
     await Promise.all(tmp.map((f) => fsp.rm(path.join(store.tmpDir, f), { force: true })));
     let recovered = 0;
+    const corrupt: string[] = [];
     for (const name of await fsp.readdir(store.msgDir)) {
       const file = path.join(store.msgDir, name);
-      const meta = await readTrailer(file);
+      let meta: MessageMeta;
+      try {
+        meta = await readTrailer(file);
+      } catch {
+        // One unreadable file must not keep the relay (and every other message) down:
+        // it is set aside in corrupt/ for a person to look at.
+        await fsp.mkdir(path.join(dir, 'corrupt'), { recursive: true, mode: 0o700 });
+        await fsp.rename(file, path.join(dir, 'corrupt', name));
+        corrupt.push(name);
+        continue;
+      }
       const { state, onDisk } = await store.readState(meta.id, meta.receivedAt);
       store.index.set(meta.id, { meta, state, path: file, stateOnDisk: onDisk });
       recovered++;
@@ -192,7 +203,7 @@ export class QueueStore {
       const id = name.replace(/\.json(\.tmp)?$/, '');
       if (!store.index.has(id)) await fsp.rm(path.join(store.stateDir, name), { force: true });
     }
-    return { store, recovered, discarded: tmp.length };
+    return { store, recovered, discarded: tmp.length, corrupt };
   }
 
   private async readState(id: string, receivedAt: number): Promise<{ state: DeliveryState; onDisk: boolean }> {

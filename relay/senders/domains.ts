@@ -32,11 +32,15 @@ export function buildDomainPolicies(config: RelayConfig, log?: Logger): Map<stri
   return out;
 }
 
-/** Is the header From domain acceptable for mail sent as envelopeDomain? */
-export function aligned(headerDomain: string, envelopeDomain: string, mode: DomainPolicy['alignment']): boolean {
+/**
+ * Is the header From domain acceptable for mail sent as envelopeDomain? Relaxed allows a
+ * subdomain of the envelope domain, or a parent of it that this relay serves too (so
+ * bounces.example.com may carry From: example.com) — never an arbitrary parent, which
+ * could be a public suffix.
+ */
+export function aligned(headerDomain: string, envelopeDomain: string, mode: DomainPolicy['alignment'], served: (d: string) => boolean = () => false): boolean {
   if (mode === 'off') return true;
   if (headerDomain === envelopeDomain) return true;
   if (mode === 'strict') return false;
-  // Relaxed: one is a subdomain of the other (same organizational domain for our purpose).
-  return headerDomain.endsWith(`.${envelopeDomain}`) || envelopeDomain.endsWith(`.${headerDomain}`);
+  return headerDomain.endsWith(`.${envelopeDomain}`) || (envelopeDomain.endsWith(`.${headerDomain}`) && served(headerDomain));
 }

@@ -111,7 +111,8 @@ export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
           }
           if (headers && policy.alignment !== 'off') {
             const froms = headerFromAddresses(headers);
-            const bad = froms.find((a) => !aligned(domainOf(a), domain, policy.alignment));
+            const served = (d: string) => deps.runtime().domains.has(d);
+            const bad = froms.find((a) => !aligned(domainOf(a), domain, policy.alignment, served));
             if (froms.length === 0) throw smtpError(550, '5.7.1', 'The message has no From header');
             if (bad) throw smtpError(550, '5.7.1', `Header From ${bad} does not align with the sender domain ${domain}`);
           }

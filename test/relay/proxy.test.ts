@@ -10,7 +10,7 @@ beforeAll(async () => {
     listeners: [
       { name: 'submission', host: '127.0.0.1', port: 0, mode: 'starttls' },
       { name: 'smtps', host: '127.0.0.1', port: 0, mode: 'implicit' },
-      { name: 'plain', host: '127.0.0.1', port: 0, mode: 'plain', proxyProtocol: true },
+      { name: 'plain', host: '127.0.0.1', port: 0, mode: 'plain', proxyProtocol: true, proxyFrom: ['127.0.0.1/32'] },
     ],
     trustedNetworks: [{ cidrs: ['203.0.113.0/24'], domains: ['legacy.test'] }],
   });
@@ -50,6 +50,11 @@ describe('PROXY protocol listener', () => {
     expect(out).toMatch(/^554 5\.7\.1 198\.51\.100\.1 is not in a trusted network/);
     const ok = await converse(v2([203, 0, 113, 8], 40002), ['EHLO lb.test', 'MAIL FROM:<cron@legacy.test>', 'QUIT']);
     expect(ok).toMatch(/250 2\.1\.0/);
+  });
+
+  it('believes PROXY headers only from proxyFrom: another peer is dropped', async () => {
+    await expect(SmtpTalk.connect(w.relay.port('plain'), '127.0.0.1', { localAddress: '127.0.0.7', preamble: Buffer.from('PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n') }))
+      .rejects.toThrow(/closed/);
   });
 
   it('drops a connection without a valid header', async () => {

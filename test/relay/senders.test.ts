@@ -123,6 +123,16 @@ describe('sender domains', () => {
     expect(metricValue(m, 'mailfleet_messages_delivered_total')).toBe(6);
   });
 
+  it('expires mail that pacing held back past its lifetime (and bounces it)', async () => {
+    w = await startWorld({ rateLimits: { destinations: { 'dest.test': { perHour: 1 } } }, queue: { retrySchedule: ['200ms'], maxLifetime: '2s' } });
+    await w.send({ subject: 'first, within the pace' });
+    await w.send({ subject: 'second, held back' });
+    await waitUntil('the held message to expire', async () => metricValue(await scrape(w!.relay.httpPort), 'mailfleet_messages_bounced_total', { reason: 'expired' }) === 1, 20_000);
+    await waitUntil('its DSN', () => w!.sink.messages.some((m) => m.from === ''), 20_000);
+    expect(w.sink.messages.find((m) => m.from === '')!.data!.toString()).toContain('held back by the destination rate limit');
+    expect(w.sink.messages.filter((m) => m.from !== '')).toHaveLength(1);
+  });
+
   it('refuses recipients of dead domains at RCPT (550 5.1.2) from a cached DNS answer', async () => {
     w = await startWorld();
     w.dns.setZone({

@@ -46,6 +46,8 @@ describe('relay config', () => {
   it('refuses unsafe combinations: TLS listeners without a certificate, a plain listener without trusted networks', () => {
     expect(issues({ listeners: [{ name: 's', port: 587, mode: 'starttls' }] })).toEqual([expect.stringMatching(/^tls: TLS listeners need/)]);
     expect(issues({ listeners: [{ name: 'p', port: 25, mode: 'plain' }] })).toEqual([expect.stringMatching(/^trustedNetworks: a plain listener needs/)]);
+    expect(issues({ ...minimal, listeners: [{ name: 'lb', port: 25, mode: 'plain', proxyProtocol: true }] }))
+      .toEqual([expect.stringMatching(/^listeners\.0\.proxyFrom: proxyProtocol needs proxyFrom/)]);
     expect(issues({ ...minimal, domains: [{ domain: 'other.com' }] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not listed/)]);
   });
 

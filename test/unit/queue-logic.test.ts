@@ -74,3 +74,40 @@ describe('PROXY protocol', () => {
     expect(parseProxyHeader(Buffer.concat([sig, Buffer.from([0x20, 0x00, 0x00, 0x00])]))).toEqual({ done: true, consumed: 16, info: {} });
   });
 });
+
+describe('queue recovery', () => {
+  it('recovers committed messages and sets an unreadable file aside instead of refusing to start', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { Readable } = await import('node:stream');
+    const { QueueStore } = await import('../../relay/queue/store.ts');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailfleet-queue-'));
+    const first = await QueueStore.open(dir);
+    const q = await first.store.accept({ from: 'a@example.test', recipients: ['b@dest.test'] }, Readable.from([Buffer.from('Subject: x\r\n\r\nhi\r\n')]), { maxSize: 1000 });
+    fs.writeFileSync(path.join(dir, 'msg', 'GARBAGE'), 'not a queue file');
+    fs.writeFileSync(path.join(dir, 'tmp', 'HALF'), 'never acknowledged');
+    const again = await QueueStore.open(dir);
+    expect(again.recovered).toBe(1);
+    expect(again.discarded).toBe(1);
+    expect(again.corrupt).toEqual(['GARBAGE']);
+    expect(again.store.get(q.meta.id)?.meta.recipients).toEqual(['b@dest.test']);
+    expect(fs.readdirSync(path.join(dir, 'corrupt'))).toEqual(['GARBAGE']);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+  });
+});
+
+describe('header From alignment', () => {
+  it('relaxed: same domain or a subdomain; a parent only when served; never a bare suffix', async () => {
+    const { aligned } = await import('../../relay/senders/domains.ts');
+    const served = (d: string) => d === 'example.com';
+    expect(aligned('example.com', 'example.com', 'strict')).toBe(true);
+    expect(aligned('news.example.com', 'example.com', 'strict')).toBe(false);
+    expect(aligned('news.example.com', 'example.com', 'relaxed')).toBe(true);
+    expect(aligned('example.com', 'bounces.example.com', 'relaxed', served)).toBe(true);
+    expect(aligned('com', 'example.com', 'relaxed', served)).toBe(false);
+    expect(aligned('test', 'example.test', 'relaxed')).toBe(false);
+    expect(aligned('bank.test', 'example.test', 'relaxed', served)).toBe(false);
+    expect(aligned('bank.test', 'example.test', 'off')).toBe(true);
+  });
+});
