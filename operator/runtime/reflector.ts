@@ -28,6 +28,9 @@ export interface ReflectorOptions<T extends KubeObject> {
 }
 
 const key = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+/** A watch that lasted less than this before closing cleanly counts as a failure to back off from. */
+const MIN_HEALTHY_WATCH_MS = 5_000;
+
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((r) => {
   const t = setTimeout(r, ms);
   signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
@@ -145,6 +148,7 @@ export class Reflector<T extends KubeObject> {
         continue;
       }
       for (let i = 0; !this.stop.signal.aborted; i++) {
+        const watchStarted = Date.now();
         const why = await this.watchOnce();
         if (this.stop.signal.aborted) break;
         if (why === 'gone') {
@@ -152,7 +156,15 @@ export class Reflector<T extends KubeObject> {
           this.opts.onRestart?.('gone');
           break;
         }
-        if (why === 'closed') { backoff = 0; continue; }
+        if (why === 'closed') {
+          // A watch the server ends after its timeout is normal: rewatch at once. One that
+          // ends right away (a proxy closing it, an overloaded server) would otherwise
+          // spin: those back off like errors.
+          const healthyAfter = Math.min(MIN_HEALTHY_WATCH_MS, ((this.opts.watchSeconds?.[0] ?? 240) * 1000) / 2);
+          if (Date.now() - watchStarted >= healthyAfter) { backoff = 0; continue; }
+          await sleep(nextBackoff(), this.stop.signal);
+          continue;
+        }
         log.warn({ kind, err: why.message }, 'watch failed; rewatching');
         this.opts.onRestart?.('error');
         await sleep(nextBackoff(), this.stop.signal);
