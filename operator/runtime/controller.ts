@@ -297,7 +297,11 @@ export class Controller {
         await degrade('OwnershipConflict', e.message);
         return undefined; // retrying cannot help; a resync or an edit brings us back
       }
-      await degrade('ApplyFailed', (e as Error).message);
+      // The API refusing what we render (a 4xx such as 422) will not go away by retrying:
+      // Degraded/Stalled tells people and GitOps tools. A timeout, a 5xx, a conflict or
+      // throttling is transient: retry with backoff without flagging the relay as failed.
+      const status = e instanceof ApiError ? e.status : 0;
+      if (status >= 400 && status < 500 && ![408, 409, 429].includes(status)) await degrade('ApplyFailed', (e as Error).message);
       throw e;
     }
     if (changed) log.info({ changed }, 'reconciled');
