@@ -32,7 +32,11 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     await apply(domain('example', { domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply'] }));
     await apply(domain('shop', { domain: 'shop.example', relayRef: { name: 'edge' }, dkim: { algorithm: 'ed25519' } }));
 
-    const er = await waitReady('emailrelay', 'edge');
+    // Ready does not wait for every domain: the RSA key of one may still be in the making.
+    const er = await eventually('edge Ready with both domains', async () => {
+      const o = await waitReady('emailrelay', 'edge');
+      return o.status.domains === 2 ? o : undefined;
+    });
     expect(er.status).toMatchObject({ replicas: 2, readyReplicas: 2, domains: 2, endpoint: { host: `edge.${NS}.svc.cluster.local`, ports: { submission: 587, smtps: 465 } } });
     expect(er.status.selector).toBe('app.kubernetes.io/instance=edge,app.kubernetes.io/name=mailfleet-relay');
     for (const [kind, name] of [['deployment', 'edge'], ['service', 'edge'], ['service', 'edge-headless'], ['configmap', 'edge-config'], ['secret', 'edge-secrets'], ['pdb', 'edge']] as [string, string][]) {
