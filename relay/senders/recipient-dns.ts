@@ -5,6 +5,8 @@ import { MxResolver } from '../delivery/mx.ts';
 
 interface Cached { ok: boolean; response: string; until: number }
 
+const FAILURE_TTL_MS = 30_000;
+
 export class RecipientDnsCheck {
   private readonly resolver: MxResolver;
   private readonly cache = new Map<string, Cached>();
@@ -34,9 +36,11 @@ export class RecipientDnsCheck {
 
   private async lookup(domain: string, now: number): Promise<Cached> {
     const plan = await this.resolver.plan(domain);
+    // A DNS failure lets the recipient through (the queue copes) and is remembered briefly,
+    // so an unreachable resolver costs one timeout per domain per period, not one per RCPT.
     const result: Cached = plan.kind === 'verdict' && plan.status === 'failed'
       ? { ok: false, response: plan.response, until: now + this.ttlMs }
-      : { ok: true, response: '', until: plan.kind === 'targets' ? now + this.ttlMs : now };
+      : { ok: true, response: '', until: now + (plan.kind === 'targets' ? this.ttlMs : Math.min(this.ttlMs, FAILURE_TTL_MS)) };
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(domain, result);
     return result;

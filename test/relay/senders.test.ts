@@ -192,3 +192,21 @@ describe('sender domains', () => {
     }
   });
 });
+
+describe('recipient DNS check when DNS fails', () => {
+  it('lets the recipient through (the queue copes) and asks again only after a while', async () => {
+    w = await startWorld();
+    w.dns.setZone({
+      'dest.test': { MX: [{ preference: 10, exchange: 'mx.dest.test' }] },
+      'mx.dest.test': { A: ['127.0.0.2'] },
+      'broken.test': { servfail: true },
+    });
+    const talk = await login(w);
+    expect((await talk.cmd('MAIL FROM:<app@example.test>')).code).toBe(250);
+    expect((await talk.cmd('RCPT TO:<a@broken.test>')).code).toBe(250);
+    const before = w.dns.queries();
+    expect((await talk.cmd('RCPT TO:<b@broken.test>')).code).toBe(250);
+    expect(w.dns.queries()).toBe(before); // the failure was remembered
+    talk.close();
+  });
+});
