@@ -27,6 +27,11 @@ import type { DeliveryConfig } from './delivery/schema.ts';
 // Permanent failures whose enhanced code says the mailbox or domain is gone (5.1.x, or
 // 5.2.1 disabled): those recipients go on the suppression list. A bare 550 without an
 // enhanced code is as often a policy or content refusal, so it suppresses nothing.
+/** A webhook's outbox directory name: stable for its URL. */
+function webhookId(url: string): string {
+  return crypto.createHash('sha256').update(url).digest('hex').slice(0, 16);
+}
+
 function isHardBounce(enhanced: string | undefined): boolean {
   return enhanced !== undefined && (/^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1');
 }
@@ -40,6 +45,8 @@ interface Prepared {
   recipientDns: RecipientDnsCheck | undefined;
   domainDeliverers: Map<string, { key: string; deliverer: Deliverer }>;
   webhooks: Map<string, WebhookDispatcher>;
+  /** Hooks whose settings changed: reopened on their outbox at commit. */
+  reopen: Map<string, RelayConfig['webhooks'][number]>;
   created: Array<{ close(): unknown }>;
 }
 
@@ -166,14 +173,16 @@ export class Relay {
         domainDeliverers.set(d.domain, { key, deliverer });
       }
       const webhooks = new Map<string, WebhookDispatcher>();
+      const reopen = new Map<string, RelayConfig['webhooks'][number]>();
       for (const w of cfg.webhooks) {
-        const id = crypto.createHash('sha256').update(w.url).digest('hex').slice(0, 16);
+        const id = webhookId(w.url);
         const have = this.webhooks.get(id);
         if (have && JSON.stringify(have.config) === JSON.stringify(w)) { webhooks.set(id, have); continue; }
         // A changed hook keeps its outbox directory: the old dispatcher closes first at commit.
-        webhooks.set(id, have ? (undefined as unknown as WebhookDispatcher) : await this.openWebhook(cfg, id, w, created));
+        if (have) reopen.set(id, w);
+        else webhooks.set(id, await this.openWebhook(cfg, id, w, created));
       }
-      return { cfg, limiter, limiterKey, authThrottle, throttleKey, recipientDns, domainDeliverers, webhooks, created };
+      return { cfg, limiter, limiterKey, authThrottle, throttleKey, recipientDns, domainDeliverers, webhooks, reopen, created };
     } catch (err) {
       await Promise.allSettled(created.map(async (c) => c.close()));
       throw err;
@@ -201,13 +210,10 @@ export class Relay {
     this.domainDeliverers = p.domainDeliverers;
     for (const [id, d] of this.webhooks) if (p.webhooks.get(id) !== d) await d.close().catch(() => {});
     // Changed hooks reopen on their outbox now that the old dispatcher let go of it.
-    for (const [id, d] of p.webhooks) {
-      if (d) continue;
-      const w = p.cfg.webhooks.find((x) => crypto.createHash('sha256').update(x.url).digest('hex').slice(0, 16) === id)!;
+    for (const [id, w] of p.reopen) {
       try {
         p.webhooks.set(id, await this.openWebhook(p.cfg, id, w, p.created));
       } catch (err) {
-        p.webhooks.delete(id);
         this.log.error({ err: (err as Error).message, url: w.url }, 'webhook could not be reopened; its events wait in the outbox');
       }
     }

@@ -9,6 +9,7 @@ import { buildDsn } from '../bounce/dsn.ts';
 import { TimerHeap } from '../util/timer-heap.ts';
 import { backoffAfter, isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
+import { domainOf } from '../util/address.ts';
 
 export type DeliveryEventType = 'delivered' | 'deferred' | 'bounced' | 'expired';
 export interface DeliveryEvent {
@@ -221,7 +222,7 @@ export class DeliveryRunner {
     if (!gate) return { recipients: [], retryAfterMs: 0 };
     const byDomain = new Map<string, string[]>();
     for (const r of recipients) {
-      const d = r.slice(r.lastIndexOf('@') + 1).toLowerCase();
+      const d = domainOf(r);
       byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
     }
     const held: string[] = [];

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { fsyncPath } from '../util/fsync.ts';
 
 export interface ClientInfo {
   address: string;
@@ -138,8 +139,7 @@ export class DirSyncer {
 
   private async run(): Promise<void> {
     try {
-      const fh = await fsp.open(this.dir, 'r');
-      try { await fh.sync(); } finally { await fh.close(); }
+      await fsyncPath(this.dir);
     } finally {
       this.running = undefined;
     }

@@ -13,6 +13,7 @@ import { smtpError } from '../smtp/replies.ts';
 import { aligned } from './domains.ts';
 import { HeaderCollector, headerFromAddresses } from './headers.ts';
 import type { RecipientDnsCheck } from './recipient-dns.ts';
+import { domainOf } from '../util/address.ts';
 
 export interface SenderPolicyDeps {
   runtime(): RelayRuntime;
@@ -23,10 +24,6 @@ export interface SenderPolicyDeps {
   log: Logger;
   metrics: Metrics;
   onSuppressed?(rcpt: string, reason: string, session: SMTPServerSession): void;
-}
-
-function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
 function seconds(ms: number): number {

@@ -13,6 +13,7 @@ import { readProxyHeader } from './proxy-protocol.ts';
 import { CidrSet } from '../util/cidr.ts';
 import { smtpError } from './replies.ts';
 import { receivedHeader } from './received.ts';
+import { domainOf } from '../util/address.ts';
 
 /** Hooks the sender-domain features (DKIM, limits, suppression) plug into. */
 export interface IntakePolicy {
@@ -42,11 +43,6 @@ interface Listening {
   config: ListenerConfig;
   smtp: SMTPServer;
   front: net.Server; // the socket that listens: smtp-server's own, or our PROXY front
-}
-
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
 // Old relay tricks that turn "deliver to x" into "relay to y": the percent hack, bang

@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
+import { fsyncPath } from '../util/fsync.ts';
 import {
   appendRecords,
   applyRecords,
@@ -204,7 +205,7 @@ export class SuppressionList {
         await out.close();
       }
       await fs.rename(tmp, this.path);
-      await syncDir(dirname(this.path));
+      await fsyncPath(dirname(this.path));
       // Records another process appended to the old file after our read: carry them over.
       const oldSize = (await old.stat()).size;
       this.offset = covered;
@@ -212,7 +213,7 @@ export class SuppressionList {
       const before = this.entries.size;
       this.entries = new Map(live.map((e) => [e.address, e]));
       applyRecords(this.entries, parseChunk(tail).records);
-      if (tail.length > 0) await fs.appendFile(this.path, tail).then(() => syncFile(this.path));
+      if (tail.length > 0) await fs.appendFile(this.path, tail).then(() => fsyncPath(this.path, 'r+'));
       this.ino = newIno;
       this.offset = Buffer.byteLength(data); // the carried tail is re-read next time: harmless
       this.records = live.length;
@@ -241,22 +242,4 @@ async function takeLock(lock: string): Promise<boolean> {
     }
   }
   return false;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await fs.open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { WebhookEvent } from './schema.ts';
+import { fsyncPath } from '../util/fsync.ts';
 
 export const outboxName = 'webhooks-outbox.jsonl';
 
@@ -117,8 +118,7 @@ export class Outbox {
         await out.close();
       }
       await fs.rename(tmp, this.path);
-      const dir = await fs.open(join(this.path, '..'), 'r');
-      await dir.sync().finally(() => dir.close());
+      await fsyncPath(join(this.path, '..'));
       await this.fh.close();
       this.fh = await fs.open(this.path, 'a', 0o600);
       this.records = this.pending.size;
