@@ -3,10 +3,18 @@
 // types the reconcilers use, and the parse that applies defaults at reconcile time (so an
 // object written before a default existed still reconciles the same way).
 //
+// Shapes the relay config also has (rate limits, smarthosts, durations) are taken from the
+// relay's own schemas, so the CRD cannot accept what the relay would refuse; where the CRD
+// must restate one (RE2 patterns, Secret references), test/unit/crd-contract.test.ts
+// holds the two side by side.
+//
 // Rules a structural schema cannot say are CEL rules attached with .meta(), so the API
 // server refuses bad objects with a readable message. Kubernetes evaluates `pattern` and
 // CEL `matches()` with RE2: no look-around in any regular expression here.
 import { z } from 'zod';
+import { DURATION_HINT, DURATION_PATTERN } from '../../relay/util/duration.ts';
+import { rateLimitSchema } from '../../relay/limits/schema.ts';
+import { smarthostSchema } from '../../relay/delivery/schema.ts';
 
 export const GROUP = 'mailfleet.io';
 export const VERSION = 'v1alpha1';
@@ -24,7 +32,6 @@ export const cel = (...rules: CelRule[]) => ({ 'x-kubernetes-validations': rules
 // RE2-compatible: labels of letters, digits and inner hyphens, at least two labels.
 export const DOMAIN_RE = '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 export const SELECTOR_RE = '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
-export const DURATION_RE = '^[0-9]+(ms|s|m|h|d)$';
 export const NAME_RE = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
 const domainRule: CelRule = {
@@ -40,8 +47,8 @@ export const dkimSelector = z.string().max(63).meta(cel({
   message: 'must be a DKIM selector (RFC 6376 §3.1): dot-separated DNS labels such as mail or s2024.mail',
 }));
 
-export const duration = (what: string) => z.string().regex(new RegExp(DURATION_RE)).describe(
-  `${what}, as a number with a unit: ms, s, m, h or d (e.g. 90s, 15m, 5d)`);
+/** A duration in the relay's grammar (relay/util/duration.ts), always a string in a CRD. */
+export const duration = (what: string) => z.string().max(32).regex(new RegExp(DURATION_PATTERN)).describe(`${what}, as ${DURATION_HINT}`);
 
 export const port = z.number().int().meta(cel({
   rule: 'self >= 1 && self <= 65535', message: 'must be a TCP port between 1 and 65535',
@@ -65,25 +72,17 @@ export const credentialsSecretRef = z.object({
 export const quantity = z.union([z.string(), z.number()]).meta({ 'x-mf-int-or-string': true })
   .describe('A resource quantity such as 500m, 1, 256Mi');
 
-export const rateLimit = z.object({
-  perSecond: z.number().int().min(1).optional().describe('Messages per second'),
-  perMinute: z.number().int().min(1).optional().describe('Messages per minute'),
-  perHour: z.number().int().min(1).optional().describe('Messages per hour'),
-  perDay: z.number().int().min(1).optional().describe('Messages per day'),
-  burst: z.number().int().min(1).optional().describe('Messages that may pass at once for the shortest period given'),
-}).meta(cel({
+export const rateLimit = rateLimitSchema.meta(cel({
   rule: 'has(self.perSecond) || has(self.perMinute) || has(self.perHour) || has(self.perDay)',
   message: 'a rate limit needs at least one of perSecond, perMinute, perHour, perDay',
 }));
 
-export const smarthost = z.object({
-  name: z.string().min(1).optional().describe('Shown in logs and metrics (default host:port)'),
-  host: z.string().min(1).max(253).describe('Provider host name, e.g. email-smtp.eu-west-1.amazonaws.com'),
-  port: port.default(587).describe('Provider port (587 STARTTLS, 465 implicit TLS)'),
-  tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('starttls, implicit (TLS from the first byte) or none'),
-  requireTls: z.boolean().default(true).describe('Refuse to send unless the session is encrypted'),
+/** The relay's smarthost, with the login taken from a Secret instead of a mounted file. */
+export const smarthost = smarthostSchema.pick({ name: true, host: true, tls: true, requireTls: true }).extend({
+  // A CEL rule (not minimum/maximum) for the same range, so the API server's message says what a port is.
+  port: port.default(587).describe(smarthostSchema.shape.port.description ?? 'Provider port'),
   credentialsSecretRef: credentialsSecretRef.optional(),
-}).meta(cel({ rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: "tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext" }));
+}).meta(cel({ rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: 'tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext' }));
 
 export const condition = z.object({
   type: z.string().max(316).describe('Condition type, e.g. Ready'),

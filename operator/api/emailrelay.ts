@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   cel, conditions, credentialsSecretRef, domainName, duration, objectName, port, quantity, rateLimit, secretKeyRef, smarthost,
 } from './common.ts';
+import { webhookEventTypes } from '../../relay/webhooks/schema.ts';
 
 const listener = (defaultPort: number, what: string) => z.object({
   enabled: z.boolean().default(true).describe(`Serve ${what}`),
@@ -94,7 +95,7 @@ export const emailRelaySpec = z.object({
     url: z.string().min(1).meta(cel({ rule: "self.startsWith('http://') || self.startsWith('https://')", message: 'must be an http:// or https:// URL' }))
       .describe('Receiver URL'),
     secretRef: secretKeyRef('secret', 'the HMAC signing secret'),
-    events: z.array(z.enum(['delivered', 'deferred', 'bounced', 'expired', 'suppressed'])).min(1).optional()
+    events: z.array(z.enum(webhookEventTypes)).min(1).optional()
       .describe('Event types to send (default all)'),
   })).max(16).optional().describe('Delivery events as signed JSON POSTs'),
 });

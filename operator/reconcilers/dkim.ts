@@ -8,7 +8,7 @@
 // being listed until retired. Timestamps live in the state, so replaying the plan at the
 // same instant gives the same result (no writes when nothing is due).
 import type { SenderDomainSpec } from '../api/senderdomain.ts';
-import { parseDurationMs } from './objects.ts';
+import { parseDuration } from '../../relay/util/duration.ts';
 
 export type KeyAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 
@@ -110,7 +110,7 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
     }
     events.push({ reason: 'DKIMKeyGenerated', message: `generated ${wanted.join(' and ')} key(s): selector(s) ${generate.map((k) => k.selector).join(', ')}` });
     rotateToken = input.rotateAnnotation ?? rotateToken;
-    if (spec.rotationPeriod) future.push(now + parseDurationMs(spec.rotationPeriod));
+    if (spec.rotationPeriod) future.push(now + parseDuration(spec.rotationPeriod));
   } else {
     const newest = gens[gens.length - 1] as number;
     const newestKeys = keys.filter((k) => k.generation === newest);
@@ -127,16 +127,16 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
       events.push({ reason: 'DKIMKeyGenerated', message: `generated ${algorithm} key for selector ${selector}` });
     }
     // Algorithm removed from the spec: its keys retire like a rotation's.
-    for (const k of keys) if (!k.retireAt && !wanted.includes(k.algorithm)) k.retireAt = iso(now + parseDurationMs(spec.retireAfter));
+    for (const k of keys) if (!k.retireAt && !wanted.includes(k.algorithm)) k.retireAt = iso(now + parseDuration(spec.retireAfter));
 
     const rotateRequested = input.rotateAnnotation !== undefined && input.rotateAnnotation !== rotateToken;
-    const period = spec.rotationPeriod ? parseDurationMs(spec.rotationPeriod) : undefined;
+    const period = spec.rotationPeriod ? parseDuration(spec.rotationPeriod) : undefined;
     const pending = newestActiveAt > now;
     const periodDue = period !== undefined && newestActiveAt + period <= now;
     if (period !== undefined && !pending) future.push(newestActiveAt + period);
     if ((rotateRequested || periodDue) && !pending) {
       const g = newest + 1;
-      const activeAt = now + parseDurationMs(spec.rotationDelay);
+      const activeAt = now + parseDuration(spec.rotationDelay);
       const added: string[] = [];
       for (const algorithm of wanted) {
         const selector = selectorFor(spec.selector, g, algorithm, both, taken);
@@ -154,7 +154,7 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
     const liveGen = live.length ? Math.max(...live) : undefined;
     if (liveGen !== undefined) {
       const older = keys.filter((k) => !k.retireAt && k.generation < liveGen);
-      for (const k of older) k.retireAt = iso(now + parseDurationMs(spec.retireAfter));
+      for (const k of older) k.retireAt = iso(now + parseDuration(spec.retireAfter));
       if (older.length) events.push({ reason: 'DKIMRotated', message: `signing with generation ${liveGen}; retiring selector(s) ${older.map((k) => k.selector).join(', ')}` });
     }
   }

@@ -98,10 +98,3 @@ export function encodeSecretData(data: Record<string, string>): Record<string, s
   for (const k of Object.keys(data).sort()) out[k] = b64(data[k] ?? '');
   return out;
 }
-
-export function parseDurationMs(v: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v);
-  if (!m) throw new Error(`"${v}" is not a duration`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
-}

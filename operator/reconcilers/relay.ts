@@ -7,12 +7,16 @@
 // the relay re-reads when the mounted files change, so adding a domain never rolls pods.
 import YAML from 'yaml';
 import { relayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
+import type { SmarthostConfigInput } from '../../relay/delivery/schema.ts';
+import type { RedisLimiterConfigInput } from '../../relay/limits/schema.ts';
+import { parseDuration } from '../../relay/util/duration.ts';
+import { formatIssues } from '../../relay/util/zod-issues.ts';
 import type { EmailRelaySpec, EmailRelayStatus } from '../api/emailrelay.ts';
 import { API_VERSION } from '../api/common.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal, SenderDomain } from './domain.ts';
 import {
-  SERVICE_ROLE_LABEL, encodeSecretData, ownerRef, parseDurationMs, relayHost, relayLabels, relayNames, relaySelector, type CustomObject, type KubeObject,
+  SERVICE_ROLE_LABEL, encodeSecretData, ownerRef, relayHost, relayLabels, relayNames, relaySelector, type CustomObject, type KubeObject,
 } from './objects.ts';
 
 export type EmailRelay = CustomObject<EmailRelaySpec, EmailRelayStatus>;
@@ -79,8 +83,8 @@ export function referencedSecrets(relay: EmailRelay, domains: SenderDomain[]): s
 
 type SmarthostSpec = NonNullable<EmailRelaySpec['delivery']['smarthosts']>[number];
 
-function smarthostConfig(input: RelayInput, errors: string[], secretData: Record<string, string>, h: SmarthostSpec, fileKey: string, what: string) {
-  const out: Record<string, unknown> = { host: h.host, port: h.port, tls: h.tls, requireTls: h.requireTls };
+function smarthostConfig(input: RelayInput, errors: string[], secretData: Record<string, string>, h: SmarthostSpec, fileKey: string, what: string): SmarthostConfigInput {
+  const out: SmarthostConfigInput = { host: h.host, port: h.port, tls: h.tls, requireTls: h.requireTls };
   if (h.name) out.name = h.name;
   const ref = h.credentialsSecretRef;
   if (ref) {
@@ -146,7 +150,7 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
       };
     }
     if (d.rateLimit) entry.rateLimit = d.rateLimit;
-    if (d.smarthost) entry.smarthost = smarthostConfig(input, errors, secretData, d.smarthost, `smarthost-${sd.metadata.name}.password`, `SenderDomain ${sd.metadata.name} smarthost`) as never;
+    if (d.smarthost) entry.smarthost = smarthostConfig(input, errors, secretData, d.smarthost, `smarthost-${sd.metadata.name}.password`, `SenderDomain ${sd.metadata.name} smarthost`);
     domains.push(entry);
     if (d.credentials.enabled && internal.passwordHash) {
       const file = `login-${sd.metadata.name}.hash`;
@@ -164,7 +168,7 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
   }
   const delivery: RelayConfigInput['delivery'] = {
     mode: spec.delivery.mode,
-    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(input, errors, secretData, h, `smarthost-${i}.password`, `delivery.smarthosts[${i}]`)) as never,
+    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(input, errors, secretData, h, `smarthost-${i}.password`, `delivery.smarthosts[${i}]`)),
     destinations,
     heloName: hostname,
     ...(spec.delivery.dnsServers ? { mx: { dnsServers: spec.delivery.dnsServers } } : {}),
@@ -189,13 +193,13 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
     http: { host: '0.0.0.0', port: HTTP_PORT },
   };
   if (spec.redis) {
-    const r: Record<string, unknown> = { url: spec.redis.url };
+    const r: RedisLimiterConfigInput = { url: spec.redis.url };
     const ref = spec.redis.passwordSecretRef;
     if (ref) {
       const v = secretValue(input, errors, ref.name, ref.key, 'redis password');
       if (v !== undefined) { secretData['redis.password'] = v; r.passwordFile = secretFile('redis.password'); }
     }
-    config.redis = r as never;
+    config.redis = r;
   }
   if (spec.webhooks?.length) {
     config.webhooks = spec.webhooks.map((w, i) => {
@@ -208,7 +212,7 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
 
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) {
-    errors.push(...parsed.error.issues.map((i) => `relay config ${i.path.join('.') || '(root)'}: ${i.message}`));
+    errors.push(...formatIssues(parsed.error, 'relay config '));
   }
   if (errors.length) return { objects: [], absent: [], errors, ports };
 
@@ -240,7 +244,7 @@ export function reconcileRelay(input: RelayInput): RelayOutput {
   });
 
   const persistent = spec.queue.persistence.enabled;
-  const drainSeconds = Math.ceil(parseDurationMs(spec.drainTimeout) / 1000);
+  const drainSeconds = Math.ceil(parseDuration(spec.drainTimeout) / 1000);
   const volumes: Record<string, unknown>[] = [
     { name: 'config', configMap: { name: n.config } },
     { name: 'secrets', secret: { secretName: n.secrets, defaultMode: 0o440 } },

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { hashPassword } from '../../relay/auth/password.ts';
 import { API_VERSION } from '../api/common.ts';
+import { formatIssues } from '../../relay/util/zod-issues.ts';
 import { emailRelaySpec } from '../api/emailrelay.ts';
 import { senderDomainSpec } from '../api/senderdomain.ts';
 import { resolveClaims } from '../reconcilers/claims.ts';
@@ -255,7 +256,7 @@ export class Controller {
       if (was?.status !== 'True' || was.message !== message) await this.event(raw, 'Warning', reason, message);
     };
     if (!parsed.success) {
-      await degrade('InvalidSpec', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      await degrade('InvalidSpec', formatIssues(parsed.error).join('; '));
       return undefined;
     }
     const relay: EmailRelay = { ...raw, spec: parsed.data };
@@ -358,7 +359,7 @@ export class Controller {
     const now = new Date();
     const parsed = senderDomainSpec.safeParse(raw.spec);
     if (!parsed.success) {
-      const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      const msg = formatIssues(parsed.error).join('; ');
       const was = findCondition(raw.status?.conditions, 'Degraded');
       await this.writeStatus(raw, { observedGeneration: gen, conditions: mergeConditions(raw.status?.conditions, summaryConditions('Degraded', 'InvalidSpec', msg), gen, now) });
       if (was?.status !== 'True' || was.message !== msg) await this.event(raw, 'Warning', 'InvalidSpec', msg);

@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { z } from 'zod';
 import { relayConfigSchema, type RelayConfig } from './schema.ts';
+import { formatIssues } from '../util/zod-issues.ts';
 
 export class ConfigError extends Error {
   readonly issues: string[];
@@ -13,10 +13,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.issues = issues;
   }
-}
-
-export function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
 }
 
 // Every key named *File or *Dir holds a path; relative ones are taken from the config

@@ -1,6 +1,8 @@
 // The relay's configuration: the one contract between the relay and the operator, which
-// renders it into a ConfigMap through this same schema. Every field has a description so
-// `mailfleet config schema` gives editors and docs something to show.
+// renders it into a ConfigMap through this same schema. Every object is strict (a misspelt
+// key is an error naming it, never a setting silently dropped) and every field has a
+// description, so `mailfleet config schema` gives editors and docs something to show;
+// test/unit/config-contract.test.ts holds both rules for the whole tree.
 import { z } from 'zod';
 import { duration } from '../util/duration.ts';
 import { parseCidr } from '../util/cidr.ts';
@@ -20,7 +22,7 @@ export const domainName = z.string().toLowerCase().regex(
   { message: 'must be a domain name such as example.com' },
 );
 
-export const listenerSchema = z.object({
+export const listenerSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9-]+$/, { message: 'must be lower-case letters, digits and hyphens' })
     .describe('Name used in logs and metric labels'),
   host: z.string().default('0.0.0.0').describe('Address to bind'),
@@ -37,7 +39,7 @@ export const listenerSchema = z.object({
   path: ['proxyFrom'], message: 'proxyProtocol needs proxyFrom: the load balancer addresses whose PROXY headers are believed',
 });
 
-export const credentialSchema = z.object({
+export const credentialSchema = z.strictObject({
   username: z.string().min(1).max(256).describe('SMTP AUTH login'),
   passwordHash: z.string().optional()
     .describe('scrypt hash from `mailfleet hash-password` (never a plain password)'),
@@ -47,7 +49,7 @@ export const credentialSchema = z.object({
   message: 'set exactly one of passwordHash or passwordHashFile',
 });
 
-export const trustedNetworkSchema = z.object({
+export const trustedNetworkSchema = z.strictObject({
   cidrs: z.array(cidr).min(1).describe('Client networks allowed to send without AUTH'),
   domains: z.array(domainName).min(1).describe('Sender domains those clients may use'),
 });
@@ -55,7 +57,7 @@ export const trustedNetworkSchema = z.object({
 // Local-part patterns: '*' and '?' wildcards over the part before the '@'.
 const localPartPattern = z.string().min(1).max(64).regex(/^[^@\s]+$/, { message: 'a local-part pattern has no @ or spaces (e.g. noreply, billing-*, *)' });
 
-export const senderDomainSchema = z.object({
+export const senderDomainSchema = z.strictObject({
   domain: domainName.describe('A sender domain served by this relay'),
   dkim: dkimSchema.optional().describe('DKIM keys that sign this domain\'s mail'),
   allowedSenders: z.array(localPartPattern).min(1).default(['*'])
@@ -66,21 +68,21 @@ export const senderDomainSchema = z.object({
   smarthost: smarthostSchema.optional().describe('Deliver this domain\'s mail through its own provider instead of the relay\'s route'),
 });
 
-export const relayConfigSchema = z.object({
+export const relayConfigSchema = z.strictObject({
   hostname: z.string().default('localhost')
     .describe('Name in the SMTP greeting, EHLO to destinations and Received headers'),
   dataDir: z.string().default('/var/lib/mailfleet').describe('Queue and state directory (a persistent volume)'),
   listeners: z.array(listenerSchema).min(1).describe('SMTP listeners')
     .refine((ls) => new Set(ls.map((l) => l.name)).size === ls.length, { message: 'listener names must be unique' }),
-  tls: z.object({
+  tls: z.strictObject({
     certFile: z.string().optional().describe('PEM certificate chain'),
     keyFile: z.string().optional().describe('PEM private key'),
     selfSigned: z.boolean().default(false)
       .describe('Generate a self-signed certificate in dataDir on first start (development only)'),
   }).default({ selfSigned: false }).refine((t) => t.selfSigned || (t.certFile && t.keyFile) || (!t.certFile && !t.keyFile), {
     message: 'set both certFile and keyFile, or selfSigned: true',
-  }),
-  limits: z.object({
+  }).describe('Serving certificate for STARTTLS and implicit TLS listeners'),
+  limits: z.strictObject({
     maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024)
       .describe('Largest message accepted, in bytes (announced as SIZE in EHLO)'),
     maxRecipients: z.number().int().positive().default(100).describe('Recipients per message'),
@@ -89,12 +91,13 @@ export const relayConfigSchema = z.object({
     drainTimeout: duration.default(30_000).describe('How long open sessions may finish on shutdown'),
     greetingDelay: duration.default(0)
       .describe('Hold the greeting this long and refuse clients that talk first (an inbound-MX spam check; off for submission)'),
-  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0 }),
+  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0 })
+    .describe('Limits on SMTP sessions and messages at intake'),
   credentials: z.array(credentialSchema).default([]).describe('SMTP logins and the domains each may send for'),
   trustedNetworks: z.array(trustedNetworkSchema).default([])
     .describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
   domains: z.array(senderDomainSchema).default([]).describe('Sender domains served by this relay'),
-  rateLimits: z.object({
+  rateLimits: z.strictObject({
     perLogin: rateLimitSchema.optional().describe('Default limit for each SMTP login'),
     perDomain: rateLimitSchema.optional().describe('Default limit for each sender domain without its own'),
     destinations: z.record(z.string(), rateLimitSchema).default({})
@@ -102,23 +105,24 @@ export const relayConfigSchema = z.object({
   }).default({ destinations: {} }).describe('Rate limits'),
   redis: redisLimiterSchema.optional().describe('Share rate-limit counters across the fleet through Redis'),
   authThrottle: authThrottleSchema.default(authThrottleSchema.parse({})).describe('Brute-force protection for AUTH'),
-  recipientChecks: z.object({
+  recipientChecks: z.strictObject({
     dns: z.boolean().default(true).describe('Refuse recipients whose domain has no MX/A or a null MX (550 5.1.2)'),
     cacheSeconds: z.number().int().positive().default(300).describe('How long DNS answers are cached for this check'),
-  }).default({ dns: true, cacheSeconds: 300 }),
+  }).default({ dns: true, cacheSeconds: 300 }).describe('Checks on each RCPT TO before the message is accepted'),
   suppression: suppressionSchema.default(suppressionSchema.parse({})).describe('Recipients that hard-bounced are refused for a while'),
   webhooks: z.array(webhookSchema).default([]).describe('Delivery events sent as signed JSON POSTs'),
-  queue: z.object({
+  queue: z.strictObject({
     // A zero step would retry a deferring destination in a tight loop.
     retrySchedule: z.array(duration.refine((ms) => ms > 0, { message: 'a retry step must be longer than 0' })).min(1).default([60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000])
       .describe('Waits between delivery attempts; the last one repeats'),
     maxLifetime: duration.refine((ms) => ms > 0, { message: 'must be longer than 0' }).default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
     concurrency: z.number().int().positive().default(100).describe('Messages in delivery at once'),
-  }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 }),
+  }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 })
+    .describe('The durable queue: retries, expiry and delivery concurrency'),
   delivery: deliverySchema.default(deliverySchema.parse({})).describe('How mail leaves: MX lookup or smarthosts'),
-  http: z.object({
-    host: z.string().default('0.0.0.0'),
-    port: z.number().int().min(0).max(65535).default(9464),
+  http: z.strictObject({
+    host: z.string().default('0.0.0.0').describe('Address to bind'),
+    port: z.number().int().min(0).max(65535).default(9464).describe('TCP port for /metrics, /healthz and /readyz (0 picks a free one, for tests)'),
   }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints'),
 }).superRefine((cfg, ctx) => {
   const served = new Set(cfg.domains.map((d) => d.domain));

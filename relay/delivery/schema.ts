@@ -16,61 +16,54 @@ const hostPort = z.string().regex(
   "a DNS server as 'IP' or 'IP:PORT' ('[IPv6]:PORT' for IPv6 with a port)",
 );
 
-export const smarthostSchema = z.object({
-  /** Shown in logs and outcomes; defaults to host:port. */
-  name: z.string().min(1).optional(),
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(587),
-  /** 'starttls' upgrades after EHLO, 'implicit' is TLS from the first byte (465), 'none' is plaintext. */
-  tls: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
-  /** Refuse to send unless the session is encrypted. Must be false with tls 'none'. */
-  requireTls: z.boolean().default(true),
-  tlsRejectUnauthorized: z.boolean().default(true),
-  /** PEM file of extra CAs to trust for this smarthost (e.g. a private CA). */
-  caFile: z.string().min(1).optional(),
-  auth: z.object({
-    user: z.string().min(1),
-    /** File holding the password (a mounted Secret); read at config load, never logged. */
-    passwordFile: z.string().min(1),
-  }).optional(),
+export const smarthostSchema = z.strictObject({
+  name: z.string().min(1).optional().describe('Shown in logs and metrics (default host:port)'),
+  host: z.string().min(1).max(253).describe('Provider host name, e.g. email-smtp.eu-west-1.amazonaws.com'),
+  port: z.number().int().min(1).max(65535).default(587).describe('Provider port (587 STARTTLS, 465 implicit TLS)'),
+  tls: z.enum(['starttls', 'implicit', 'none']).default('starttls')
+    .describe("starttls upgrades after EHLO, implicit is TLS from the first byte (465), none is plaintext"),
+  requireTls: z.boolean().default(true).describe("Refuse to send unless the session is encrypted (must be false with tls 'none')"),
+  tlsRejectUnauthorized: z.boolean().default(true).describe("Verify the provider's certificate"),
+  caFile: z.string().min(1).optional().describe('PEM file of extra CAs to trust for this smarthost (e.g. a private CA)'),
+  auth: z.strictObject({
+    user: z.string().min(1).describe('Provider login'),
+    passwordFile: z.string().min(1).describe('File holding the password (a mounted Secret); read at config load, never logged'),
+  }).optional().describe('SMTP AUTH at the provider'),
 });
 
-export const mxSchema = z.object({
-  port: z.number().int().min(1).max(65535).default(25),
-  /** Resolvers to ask instead of the system's, e.g. ['127.0.0.1:5353']. */
-  dnsServers: z.array(hostPort).min(1).optional(),
-  dnsTimeoutMs: z.number().int().positive().default(5_000),
-  requireTls: z.boolean().default(false),
-  /** Verify MX certificates. Default: only when requireTls is set (see the policy above). */
-  tlsRejectUnauthorized: z.boolean().optional(),
-  /** Addresses tried per destination per attempt, over all its MX hosts (Postfix: smtp_mx_address_limit). */
-  maxAddresses: z.number().int().positive().default(10),
+export const mxSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535).default(25).describe('Port of the MX hosts (25; another only for tests)'),
+  dnsServers: z.array(hostPort).min(1).optional()
+    .describe("Resolvers to ask instead of the system's, e.g. ['127.0.0.1:5353']"),
+  dnsTimeoutMs: z.number().int().positive().default(5_000).describe('Time one DNS query may take, in milliseconds'),
+  requireTls: z.boolean().default(false).describe('Refuse to send to an MX host that does not offer STARTTLS'),
+  tlsRejectUnauthorized: z.boolean().optional()
+    .describe('Verify MX certificates against the MX host name; default: only when requireTls is set (see the policy above)'),
+  maxAddresses: z.number().int().positive().default(10)
+    .describe('Addresses tried per destination per attempt, over all its MX hosts (Postfix: smtp_mx_address_limit)'),
 });
 
-export const destinationSchema = z.object({
-  maxConnections: z.number().int().positive().optional(),
-  // messagesPerMinute: shaping is not implemented yet; it will be added here.
+export const destinationSchema = z.strictObject({
+  maxConnections: z.number().int().positive().optional()
+    .describe('Concurrent connections to this destination (default maxConnectionsPerDestination)'),
 });
 
-export const deliverySchema = z.object({
-  mode: z.enum(['mx', 'smarthost']).default('mx'),
-  mx: mxSchema.prefault({}),
-  smarthosts: z.array(smarthostSchema).default([]),
-  /** Name sent with EHLO; default: the OS host name. */
-  heloName: z.string().min(1).optional(),
-  connectTimeoutMs: z.number().int().positive().default(30_000),
-  greetingTimeoutMs: z.number().int().positive().default(30_000),
-  socketTimeoutMs: z.number().int().positive().default(120_000),
-  /** Pooled connections idle longer than this are closed (RFC 5321 servers wait 5 min). */
-  idleTimeoutMs: z.number().int().positive().default(60_000),
-  /** Cap on concurrent connections to one destination host (IP and port) and, by default, to one recipient domain. */
-  maxConnectionsPerDestination: z.number().int().positive().default(10),
-  maxMessagesPerConnection: z.number().int().positive().default(1000),
-  /**
-   * Per-destination overrides. Keys are recipient domains in MX mode (e.g. 'gmail.com'),
-   * smarthost names (or host:port when unnamed) in smarthost mode; case-insensitive.
-   */
-  destinations: z.record(z.string().min(1), destinationSchema).default({}),
+export const deliverySchema = z.strictObject({
+  mode: z.enum(['mx', 'smarthost']).default('mx').describe('mx: deliver to the recipient domains\' MX hosts; smarthost: relay through a provider'),
+  mx: mxSchema.prefault({}).describe('MX delivery: DNS and TLS policy'),
+  smarthosts: z.array(smarthostSchema).default([]).describe('Providers in failover order (smarthost mode)'),
+  heloName: z.string().min(1).optional().describe('Name sent with EHLO; default: the OS host name'),
+  connectTimeoutMs: z.number().int().positive().default(30_000).describe('Time to open a TCP connection, in milliseconds'),
+  greetingTimeoutMs: z.number().int().positive().default(30_000).describe("Time to wait for the server's greeting, in milliseconds"),
+  socketTimeoutMs: z.number().int().positive().default(120_000).describe('Idle time on an open connection before it is given up, in milliseconds'),
+  idleTimeoutMs: z.number().int().positive().default(60_000)
+    .describe('Pooled connections idle longer than this are closed, in milliseconds (RFC 5321 servers wait 5 min)'),
+  maxConnectionsPerDestination: z.number().int().positive().default(10)
+    .describe('Cap on concurrent connections to one destination host (IP and port) and, by default, to one recipient domain'),
+  maxMessagesPerConnection: z.number().int().positive().default(1000).describe('Messages sent over one connection before it is closed'),
+  destinations: z.record(z.string().min(1), destinationSchema).default({}).describe(
+    "Per-destination overrides. Keys are recipient domains in MX mode (e.g. 'gmail.com'), "
+    + 'smarthost names (or host:port when unnamed) in smarthost mode; case-insensitive'),
 }).superRefine((cfg, ctx) => {
   if (cfg.mode === 'smarthost' && cfg.smarthosts.length === 0) {
     ctx.addIssue({
@@ -93,3 +86,4 @@ export const deliverySchema = z.object({
 export type DeliveryConfig = z.infer<typeof deliverySchema>;
 export type DeliveryConfigInput = z.input<typeof deliverySchema>;
 export type SmarthostConfig = z.infer<typeof smarthostSchema>;
+export type SmarthostConfigInput = z.input<typeof smarthostSchema>;

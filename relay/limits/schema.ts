@@ -1,7 +1,7 @@
 // Config schemas for the limiters. Owned here, composed into the relay config by relay/config.
 import { z } from 'zod';
 
-const count = z.number().int().positive();
+const count = z.number().int().min(1);
 
 /**
  * A rate: at least one period. `burst` is how many cells may pass at once for the
@@ -10,14 +10,13 @@ const count = z.number().int().positive();
  * Without `burst`, every period's burst is its count.
  */
 export const rateLimitSchema = z
-  .object({
-    perSecond: count.optional(),
-    perMinute: count.optional(),
-    perHour: count.optional(),
-    perDay: count.optional(),
-    burst: count.optional(),
+  .strictObject({
+    perSecond: count.optional().describe('Messages per second'),
+    perMinute: count.optional().describe('Messages per minute'),
+    perHour: count.optional().describe('Messages per hour'),
+    perDay: count.optional().describe('Messages per day'),
+    burst: count.optional().describe('Messages that may pass at once for the shortest period given (default: its count)'),
   })
-  .strict()
   .refine(
     (r) => r.perSecond !== undefined || r.perMinute !== undefined || r.perHour !== undefined || r.perDay !== undefined,
     { message: 'a rate limit needs at least one of perSecond, perMinute, perHour, perDay', path: ['perSecond'] },
@@ -27,42 +26,41 @@ export type RateLimit = z.infer<typeof rateLimitSchema>;
 
 /** Fleet-wide counters in Redis. The password, if any, is a mounted file. */
 export const redisLimiterSchema = z
-  .object({
-    url: z.string().regex(/^rediss?:\/\//, 'url must start with redis:// or rediss://'),
-    passwordFile: z.string().min(1).optional(),
-    keyPrefix: z.string().default('mailfleet:rl:'),
-    /** Upper bound on one decision's wait for Redis; past it the fail mode applies. */
-    commandTimeoutMs: z.number().int().positive().max(10_000).default(250),
-    connectTimeoutMs: z.number().int().positive().default(2_000),
-    /** open: allow when Redis is unreachable (mail flows, limits lapse); closed: refuse with 451. */
-    failMode: z.enum(['open', 'closed']).default('open'),
-    /** retryAfterMs reported when failing closed. */
-    failClosedRetryAfterMs: z.number().int().positive().default(5_000),
-  })
-  .strict();
+  .strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'url must start with redis:// or rediss://')
+      .describe('redis:// or rediss:// URL, without the password'),
+    passwordFile: z.string().min(1).optional().describe('File holding the Redis password (a mounted Secret)'),
+    keyPrefix: z.string().default('mailfleet:rl:').describe('Prefix of every counter key'),
+    commandTimeoutMs: z.number().int().positive().max(10_000).default(250)
+      .describe("Upper bound on one decision's wait for Redis, in milliseconds; past it failMode applies"),
+    connectTimeoutMs: z.number().int().positive().default(2_000).describe('Time to connect to Redis, in milliseconds'),
+    failMode: z.enum(['open', 'closed']).default('open')
+      .describe('open: allow when Redis is unreachable (mail flows, limits lapse); closed: refuse with 451'),
+    failClosedRetryAfterMs: z.number().int().positive().default(5_000)
+      .describe('Retry-after reported to a refused client when failing closed, in milliseconds'),
+  });
 
 export type RedisLimiterConfig = z.infer<typeof redisLimiterSchema>;
+export type RedisLimiterConfigInput = z.input<typeof redisLimiterSchema>;
 
 export const localLimiterSchema = z
-  .object({
-    /** Keys (key × period) held at most; the oldest are evicted past this. */
-    maxKeys: z.number().int().positive().default(100_000),
-    /** How often idle keys (whose state equals a fresh key's) are swept. */
-    sweepIntervalMs: z.number().int().positive().default(60_000),
-  })
-  .strict();
+  .strictObject({
+    maxKeys: z.number().int().positive().default(100_000)
+      .describe('Keys (key × period) held at most; the oldest are evicted past this'),
+    sweepIntervalMs: z.number().int().positive().default(60_000)
+      .describe("How often idle keys (whose state equals a fresh key's) are swept, in milliseconds"),
+  });
 
 export type LocalLimiterConfig = z.infer<typeof localLimiterSchema>;
 
 export const authThrottleSchema = z
-  .object({
-    maxFailuresPerLogin: count.default(5),
-    maxFailuresPerAddress: count.default(20),
-    windowSeconds: count.default(300),
-    lockoutSeconds: count.default(900),
-    /** Subjects (logins + addresses) tracked at most; the least recently touched are evicted. */
-    maxEntries: count.default(50_000),
-  })
-  .strict();
+  .strictObject({
+    maxFailuresPerLogin: count.default(5).describe('Failed AUTH attempts for one login within windowSeconds before it is locked'),
+    maxFailuresPerAddress: count.default(20).describe('Failed AUTH attempts from one client address within windowSeconds before it is locked'),
+    windowSeconds: count.default(300).describe('Window over which failures are counted'),
+    lockoutSeconds: count.default(900).describe('How long a locked login or address is refused'),
+    maxEntries: count.default(50_000)
+      .describe('Subjects (logins + addresses) tracked at most; the least recently touched are evicted'),
+  });
 
 export type AuthThrottleConfig = z.infer<typeof authThrottleSchema>;

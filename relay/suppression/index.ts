@@ -10,12 +10,10 @@ export { normalizeAddress, journalName, journalPath } from './journal.ts';
 export type { SuppressionEntry, SuppressionInfo } from './journal.ts';
 
 export const suppressionSchema = z
-  .object({
-    enabled: z.boolean().default(true),
-    /** How long a hard bounce keeps a recipient suppressed. */
-    ttlHours: z.number().positive().default(24 * 30),
-  })
-  .strict();
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Refuse recipients that hard-bounced (550 5.1.1 at RCPT)'),
+    ttlHours: z.number().positive().default(24 * 30).describe('How long a hard bounce keeps a recipient suppressed, in hours'),
+  });
 
 export type SuppressionConfig = z.infer<typeof suppressionSchema>;
 

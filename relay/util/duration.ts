@@ -1,17 +1,28 @@
-// Durations in config files are written the way people say them ("90s", "15m", "5d");
-// a bare number means seconds. Internally everything is milliseconds.
+// The one duration grammar of MailFleet, shared by the relay config and the CRDs: a whole
+// number with a unit ("200ms", "90s", "15m", "2h", "5d"). In a relay config file a bare
+// number is also accepted and means seconds. Internally everything is milliseconds.
+//
+// DURATION_PATTERN is written for RE2 as well, because the CRDs hand it to the API server.
 import { z } from 'zod';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h|d)$';
+const DURATION_RE = new RegExp(DURATION_PATTERN);
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+export const DURATION_HINT = 'a whole number with a unit: ms, s, m, h or d (e.g. 200ms, 90s, 15m, 5d)';
 
 export function parseDuration(value: string | number): number {
-  if (typeof value === 'number') return value * 1000;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
-  if (!m) throw new Error(`"${value}" is not a duration (use e.g. 30s, 15m, 2h, 5d)`);
-  return Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw new Error(`${value} is not a duration (a number means seconds and must be 0 or more)`);
+    return value * 1000;
+  }
+  const m = DURATION_RE.exec(value);
+  const ms = m ? Number(value.slice(0, -(m[1]!.length))) * UNIT_MS[m[1] as keyof typeof UNIT_MS] : Number.NaN;
+  if (!Number.isSafeInteger(ms)) throw new Error(`"${value}" is not a duration (${DURATION_HINT})`);
+  return ms;
 }
 
-/** zod type: "15m" | 900 → 900000 (ms). */
+/** zod type for relay config files: "15m" | 900 → 900000 (ms). */
 export const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
   try {
     return parseDuration(v);
@@ -20,10 +31,3 @@ export const duration = z.union([z.string(), z.number().nonnegative()]).transfor
     return z.NEVER;
   }
 });
-
-export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}

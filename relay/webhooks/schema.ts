@@ -5,27 +5,25 @@ export const webhookEventTypes = ['delivered', 'deferred', 'bounced', 'expired',
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 
 export const webhookSchema = z
-  .object({
+  .strictObject({
     url: z
       .string()
-      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'url must be an http:// or https:// URL'),
-    /** File holding the HMAC secret (a mounted Secret); surrounding whitespace is trimmed. */
-    secretFile: z.string().min(1),
-    /** Only these event types are sent; all when absent. */
-    events: z.array(z.enum(webhookEventTypes)).min(1).optional(),
-    /** One POST, headers to end of body. */
-    timeoutMs: z.number().int().positive().max(120_000).default(10_000),
-    /** Undelivered events older than this are dropped (logged and counted). */
-    maxAgeHours: z.number().positive().max(24 * 30).default(24),
-    /** POSTs in flight at once. */
-    concurrency: z.number().int().positive().max(64).default(4),
-    /** Backoff after the first failure; doubles per failure up to retryMaxMs (±20% jitter). */
-    retryBaseMs: z.number().int().positive().default(5_000),
-    retryMaxMs: z.number().int().positive().default(600_000),
-    /** Undelivered events held at most; emit() past it drops the new event (logged and counted). */
-    maxOutboxEvents: z.number().int().positive().default(100_000),
-  })
-  .strict();
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'url must be an http:// or https:// URL')
+      .describe('Receiver URL (http:// or https://)'),
+    secretFile: z.string().min(1)
+      .describe('File holding the HMAC secret (a mounted Secret); surrounding whitespace is trimmed'),
+    events: z.array(z.enum(webhookEventTypes)).min(1).optional().describe('Only these event types are sent; all when absent'),
+    timeoutMs: z.number().int().positive().max(120_000).default(10_000)
+      .describe('Time one POST may take, headers to end of body, in milliseconds'),
+    maxAgeHours: z.number().positive().max(24 * 30).default(24)
+      .describe('Undelivered events older than this are dropped (logged and counted), in hours'),
+    concurrency: z.number().int().positive().max(64).default(4).describe('POSTs in flight at once'),
+    retryBaseMs: z.number().int().positive().default(5_000)
+      .describe('Backoff after the first failure, in milliseconds; doubles per failure up to retryMaxMs (±20% jitter)'),
+    retryMaxMs: z.number().int().positive().default(600_000).describe('Longest backoff between tries, in milliseconds'),
+    maxOutboxEvents: z.number().int().positive().default(100_000)
+      .describe('Undelivered events held at most; past it a new event is dropped (logged and counted)'),
+  });
 
 export type WebhookConfig = z.infer<typeof webhookSchema>;
 export type WebhookConfigInput = z.input<typeof webhookSchema>;
