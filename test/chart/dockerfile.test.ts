@@ -100,7 +100,8 @@ describe('Dockerfile (static)', () => {
     const ep = final.filter((i) => i.op === 'ENTRYPOINT').at(-1);
     expect(ep).toBeDefined();
     expect(JSON.parse(ep!.args)).toEqual(['node', '/app/bin/mailfleet.ts']);
-    expect(pkg).toHaveProperty('bin.mailfleet', 'bin/mailfleet.ts');
+    // the published package runs the compiled entry (Node does not strip types under node_modules)
+    expect(pkg).toHaveProperty('bin.mailfleet', 'dist/bin/mailfleet.js');
   });
 
   it('copies files that exist, are not excluded by .dockerignore, and cover every import of the entrypoint', () => {
