@@ -91,7 +91,11 @@ export const relayConfigSchema = z.strictObject({
     drainTimeout: duration.default(30_000).describe('How long open sessions may finish on shutdown'),
     greetingDelay: duration.default(0)
       .describe('Hold the greeting this long and refuse clients that talk first (an inbound-MX spam check; off for submission)'),
-  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0 })
+    bareLineEndings: z.enum(['reject', 'normalize']).default('reject')
+      .describe('A bare CR or LF in DATA: reject refuses the message (550 5.6.11); normalize turns each into CRLF before any check, signature or write'),
+    maxHeaderBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024)
+      .describe('Largest header block accepted, in bytes; a larger one is refused with 552 5.3.4'),
+  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0, bareLineEndings: 'reject', maxHeaderBytes: 1024 * 1024 })
     .describe('Limits on SMTP sessions and messages at intake'),
   credentials: z.array(credentialSchema).default([]).describe('SMTP logins and the domains each may send for'),
   trustedNetworks: z.array(trustedNetworkSchema).default([])

@@ -39,8 +39,10 @@ export interface SignMessageOptions {
   /** d= : the signing domain (an IDN is converted to its A-label). */
   domain: string;
   keys: readonly LoadedKey[];
-  /** The header block from DkimBodyHasher.end(). */
+  /** The header block from DkimBodyHasher.end() or the intake's data gate. */
   headerBlock: Buffer;
+  /** The same block already parsed (the data gate's list): not parsed a second time. */
+  fields?: readonly ParsedHeader[];
   /** bh= : DkimBodyHasher.end().bodyHash (relaxed, SHA-256). */
   bodyHash: string;
   /** Header fields to sign (lower case); DkimConfig.headers. */
@@ -58,7 +60,7 @@ export async function signMessage(opts: SignMessageOptions): Promise<string> {
   if (!domain || !DKIM_DOMAIN_NAME.test(domain)) {
     throw new DkimSignError(`cannot sign for ${JSON.stringify(opts.domain)}: not a valid domain name`, 'EINVALIDDOMAIN');
   }
-  const parsed = parseHeaders(opts.headerBlock).parsed;
+  const parsed = opts.fields ?? parseHeaders(opts.headerBlock).parsed;
   const lines = selectHeaders(parsed, opts.signedHeaders ?? DEFAULT_SIGNED_HEADERS, opts.overSign ?? true);
   if (!lines.headers.some((h) => h.key === 'from')) {
     // RFC 6376 §5.4 and §6.1.1: a signature without From is worthless to every verifier.

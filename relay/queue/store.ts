@@ -218,7 +218,7 @@ export class QueueStore {
    * Streams a message to disk and commits it durably. Resolves only once the message
    * would survive a crash: the caller may then answer 250.
    */
-  async accept(envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'>, body: Readable, opts: AcceptOptions): Promise<QueuedMessage> {
+  async accept(envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'>, body: AsyncIterable<Buffer>, opts: AcceptOptions): Promise<QueuedMessage> {
     const receivedAt = Date.now();
     const id = newQueueId(receivedAt);
     const tmpFile = path.join(this.tmpDir, id);
@@ -229,7 +229,7 @@ export class QueueStore {
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       let tooLarge = false;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for await (const chunk of body) {
         size += chunk.length;
         // Keep reading past the limit so the client gets our reply, but stop writing.
         if (size > opts.maxSize) { tooLarge = true; continue; }
@@ -242,7 +242,7 @@ export class QueueStore {
           pendingBytes = 0;
         }
       }
-      if (tooLarge || (body as Readable & { sizeExceeded?: boolean }).sizeExceeded) throw new MessageTooLargeError(opts.maxSize);
+      if (tooLarge || (body as { sizeExceeded?: boolean }).sizeExceeded) throw new MessageTooLargeError(opts.maxSize);
       let meta: MessageMeta = { ...envelope, id, size, receivedAt };
       if (opts.finalize) meta = { ...meta, ...(await opts.finalize(meta)) };
       pending.push(trailerFor(meta));

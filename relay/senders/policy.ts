@@ -8,10 +8,11 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RateLimiter, AuthThrottle } from '../limits/index.ts';
 import type { SuppressionList } from '../suppression/index.ts';
-import { DkimBodyHasher, signMessage } from '../dkim/index.ts';
+import { signMessage } from '../dkim/index.ts';
+import { RelaxedBodyHash } from '../dkim/relaxed-body.ts';
 import { smtpError } from '../smtp/replies.ts';
 import { aligned } from './domains.ts';
-import { HeaderCollector, headerFromAddresses } from './headers.ts';
+import { headerFromAddresses } from './headers.ts';
 import type { RecipientDnsCheck } from './recipient-dns.ts';
 import { domainOf } from '../util/address.ts';
 
@@ -89,33 +90,23 @@ export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
       }
     },
 
-    messageOptions({ domain }) {
+    messageHooks({ domain }) {
       const policy = deps.runtime().domains.get(domain);
       if (!policy) return {};
-      const hasher = policy.dkim ? new DkimBodyHasher() : undefined;
-      const collector = hasher || policy.alignment === 'off' ? undefined : new HeaderCollector();
-      let headers: Buffer | undefined;
-      let bodyHash = '';
+      const body = policy.dkim ? new RelaxedBodyHash() : undefined;
       return {
-        observe: (chunk) => { hasher ? hasher.feed(chunk) : collector?.feed(chunk); },
-        finalize: async () => {
-          if (hasher) {
-            const h = hasher.end();
-            headers = h.headers;
-            bodyHash = h.bodyHash;
-          } else if (collector) {
-            headers = collector.headers();
-          }
-          if (headers && policy.alignment !== 'off') {
-            const froms = headerFromAddresses(headers);
+        ...(body ? { body: (chunk: Buffer) => body.update(chunk) } : {}),
+        finalize: async (_meta, headers) => {
+          if (policy.alignment !== 'off') {
             const served = (d: string) => deps.runtime().domains.has(d);
+            const froms = headerFromAddresses(headers.fields);
+            if (froms.length === 0) throw smtpError(550, '5.7.1', 'The From header has no address');
             const bad = froms.find((a) => !aligned(domainOf(a), domain, policy.alignment, served));
-            if (froms.length === 0) throw smtpError(550, '5.7.1', 'The message has no From header');
             if (bad) throw smtpError(550, '5.7.1', `Header From ${bad} does not align with the sender domain ${domain}`);
           }
-          if (!hasher || !policy.dkim || !headers) return {};
+          if (!body || !policy.dkim) return {};
           const signature = await signMessage({
-            domain, keys: policy.dkim.keys, headerBlock: headers, bodyHash,
+            domain, keys: policy.dkim.keys, headerBlock: headers.block, fields: headers.fields, bodyHash: body.digest(),
             signedHeaders: policy.dkim.headers, overSign: policy.dkim.overSign,
           });
           return { prepend: signature };

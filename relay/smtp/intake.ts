@@ -8,7 +8,8 @@ import type { Metrics } from '../metrics.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import type { RelayRuntime } from '../config/runtime.ts';
 import { verifyPassword } from '../auth/password.ts';
-import { MessageTooLargeError, type QueueStore, type QueuedMessage, type AcceptOptions, type MessageMeta } from '../queue/store.ts';
+import { MessageTooLargeError, type QueueStore, type QueuedMessage, type MessageMeta } from '../queue/store.ts';
+import { DataGate, type GatedHeaders } from './data-gate.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
 import { CidrSet } from '../util/cidr.ts';
 import { smtpError } from './replies.ts';
@@ -25,8 +26,18 @@ export interface IntakePolicy {
   checkRecipient?(rcpt: string, session: SMTPServerSession): Promise<void>;
   /** Before MAIL FROM is accepted, after the domain check (rate limits). */
   checkSender?(from: string, domain: string, session: SMTPServerSession): Promise<void>;
-  /** Per message: observers and finalizers for the queue write (DKIM signing). */
-  messageOptions?(envelope: { from: string; domain: string }): Pick<AcceptOptions, 'observe' | 'finalize'>;
+  /**
+   * Per message: a body observer and a finalizer that sees the gated header block (sender
+   * alignment, DKIM signing). Both see exactly the bytes that are stored and sent.
+   */
+  messageHooks?(envelope: { from: string; domain: string }): MessageHooks;
+}
+
+export interface MessageHooks {
+  /** Every body byte (after the blank line) as it will be stored. */
+  body?(chunk: Buffer): void;
+  /** After the last byte, before the commit; may refuse (SmtpError) or add to the envelope. */
+  finalize?(meta: MessageMeta, headers: GatedHeaders): Promise<Partial<MessageMeta>>;
 }
 
 export interface IntakeDeps {
@@ -289,16 +300,20 @@ export class Intake {
       client: { address: session.remoteAddress, listener, ...(session.user ? { user: String(session.user) } : {}), ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) },
     };
     const started = process.hrtime.bigint();
-    const extra = this.deps.policy?.messageOptions?.({ from, domain }) ?? {};
-    const q = await store.accept(envelope, stream, {
-      maxSize: rt.config.limits.maxMessageSize,
-      ...extra,
+    const limits = rt.config.limits;
+    const gate = new DataGate({ bareLineEndings: limits.bareLineEndings, maxHeaderBytes: limits.maxHeaderBytes, maxMessageBytes: limits.maxMessageSize });
+    const hooks = this.deps.policy?.messageHooks?.({ from, domain }) ?? {};
+    gate.onBody = hooks.body;
+    const q = await store.accept(envelope, gate.filter(stream), {
+      maxSize: limits.maxMessageSize,
       finalize: async (meta) => {
+        const headers = gate.headers!; // the gate throws before the store finalizes without one
         const received = receivedHeader(meta, session, rt.config.hostname, listener);
-        const more = extra.finalize ? await extra.finalize(meta) : {};
+        const more = hooks.finalize ? await hooks.finalize(meta, headers) : {};
         return { ...more, prepend: `${received}${more.prepend ?? ''}` };
       },
     });
+    if (gate.normalized) log.info({ queueId: q.meta.id, client: session.remoteAddress }, 'bare CR/LF normalized to CRLF');
     metrics.intakeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     metrics.received.inc({ listener });
     metrics.receivedBytes.inc(q.meta.size);
