@@ -12,6 +12,7 @@ import { buildRuntime, type RelayRuntime } from './config/runtime.ts';
 import { QueueStore } from './queue/store.ts';
 import { DeliveryRunner, type DeliveryEvent } from './queue/runner.ts';
 import { Deliverer } from './delivery/deliverer.ts';
+import { OAuth2Tokens } from './delivery/oauth2/index.ts';
 import { Intake, type IntakePolicy } from './smtp/intake.ts';
 import { startHttpServer } from './http/server.ts';
 import { ensureSelfSignedCert } from './tls/selfsigned.ts';
@@ -58,6 +59,8 @@ export interface RelayOptions {
   watchIntervalMs?: number;
   policy?: (relay: Relay) => IntakePolicy;
   onEvent?: (e: DeliveryEvent) => void;
+  /** Smarthost OAuth2 token caches (tests inject one with short retry waits). */
+  oauth2?: OAuth2Tokens;
 }
 
 export class Relay {
@@ -77,6 +80,8 @@ export class Relay {
   private recipientDns: RecipientDnsCheck | undefined;
   private webhooks = new Map<string, WebhookDispatcher>();
   private domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
+  /** One token cache per OAuth2 credential, shared by the relay route and per-domain smarthosts. */
+  private readonly oauth2: OAuth2Tokens;
   private reloading: Promise<boolean> = Promise.resolve(true);
   private httpServer!: http.Server;
   private watched: string[] = [];
@@ -87,6 +92,7 @@ export class Relay {
     this.opts = opts;
     this.log = opts.log;
     this.metrics = opts.metrics ?? createMetrics();
+    this.oauth2 = opts.oauth2 ?? new OAuth2Tokens({ log: this.log.child({ component: 'oauth2' }), registry: this.metrics.registry });
     this.runtimeState = buildRuntime(opts.config);
   }
 
@@ -100,7 +106,7 @@ export class Relay {
     this.store = store;
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
-    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }) });
+    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }), oauth2: this.oauth2 });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
     this.runner = new DeliveryRunner({
@@ -129,6 +135,7 @@ export class Relay {
     this.httpServer = await startHttpServer(cfg.http.host, cfg.http.port, this.metrics.registry, {
       live: () => true,
       ready: () => this.ready,
+      status: () => ({ oauth2: this.oauth2.states() }),
       beforeScrape: () => {
         this.metrics.queueMessages.set(this.store.size);
         const oldest = this.store.oldestReceivedAt();
@@ -168,7 +175,7 @@ export class Relay {
         const key = JSON.stringify(route);
         const have = this.domainDeliverers.get(d.domain);
         if (have?.key === key) { domainDeliverers.set(d.domain, have); continue; }
-        const deliverer = new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }) });
+        const deliverer = new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }), oauth2: this.oauth2 });
         created.push(deliverer);
         domainDeliverers.set(d.domain, { key, deliverer });
       }

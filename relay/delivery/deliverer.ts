@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { messageStream } from './body.ts';
 import { MxResolver } from './mx.ts';
+import { OAuth2Tokens, type OAuth2Login } from './oauth2/index.ts';
+import type { OAuth2Credential } from './oauth2/credential.ts';
 import { fromError, fromInfo, type HostFailure, type SmtpError } from './outcome.ts';
 import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './pools.ts';
 import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
@@ -17,6 +19,8 @@ export interface DelivererOptions {
   log: Logger;
   /** Reads a secret file; default: the file's UTF-8 content, trimmed. */
   readSecret?: (path: string) => string;
+  /** Token caches shared with other deliverers of the relay; default: this deliverer's own. */
+  oauth2?: OAuth2Tokens;
 }
 
 type Route = 'mx' | 'smarthost';
@@ -24,7 +28,7 @@ type Route = 'mx' | 'smarthost';
 /** Config with the secrets and CA files it references already read. */
 interface Resolved {
   config: DeliveryConfig;
-  smarthosts: { cfg: SmarthostConfig; name: string; pass?: string; ca?: string }[];
+  smarthosts: { cfg: SmarthostConfig; name: string; pass?: string; ca?: string; oauth2?: OAuth2Credential }[];
   resolver: MxResolver;
 }
 
@@ -58,6 +62,9 @@ export class Deliverer {
   private resolved: Resolved;
   private readonly log: Logger;
   private readonly readSecret: (path: string) => string;
+  private readonly oauth2: OAuth2Tokens;
+  /** Token logins per smarthost and user, so a send does not build a handler each time. */
+  private readonly logins = new Map<string, OAuth2Login>();
   private readonly pools: PoolRegistry;
   /** Concurrency per recipient domain (MX mode); per-host caps live in the pools. */
   private readonly destinations = new Map<string, Semaphore>();
@@ -67,6 +74,7 @@ export class Deliverer {
   constructor(opts: DelivererOptions) {
     this.log = opts.log.child({ component: 'delivery' });
     this.readSecret = opts.readSecret ?? ((path) => readFileSync(path, 'utf8').trim());
+    this.oauth2 = opts.oauth2 ?? new OAuth2Tokens({ log: this.log });
     this.resolved = this.resolve(opts.config);
     this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
   }
@@ -79,6 +87,7 @@ export class Deliverer {
   updateConfig(config: DeliveryConfig): void {
     const next = this.resolve(config);
     this.resolved = next;
+    this.logins.clear();
     const valid = new Set(next.config.mode === 'smarthost' ? next.smarthosts.map((s) => JSON.stringify(this.smarthostTarget(s))) : []);
     const mx = this.mxPolicy(next.config);
     const caps = new Set([next.config.maxConnectionsPerDestination, ...Object.values(next.config.destinations).map((d) => d.maxConnections)]);
@@ -159,7 +168,7 @@ export class Deliverer {
 
   private async toSmarthosts(job: DeliveryJob, rcpts: string[]): Promise<RecipientOutcome[]> {
     // the list order is the failover order; each smarthost's cap is its pool's size
-    const targets = this.resolved.smarthosts.map((s) => this.smarthostTarget(s));
+    const targets = this.resolved.smarthosts.map((s) => this.smarthostTarget(s, job.from));
     return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost');
   }
 
@@ -240,10 +249,30 @@ export class Deliverer {
           throw new Error(`delivery.smarthosts[${i}] (${name}): cannot read ${what} ${path}: ${(err as Error).message}`);
         }
       };
+      const o = cfg.auth?.oauth2;
+      let oauth2: OAuth2Credential | undefined;
+      if (o) {
+        const opt = (what: string, path: string | undefined) => (path === undefined ? undefined : read(what, path));
+        const src = o.microsoft ?? o.refreshToken;
+        try {
+          oauth2 = this.oauth2.credential(name, o, {
+            clientSecret: opt('clientSecretFile', src?.clientSecretFile),
+            certificate: opt('certificateFile', o.microsoft?.certificateFile),
+            privateKey: opt('privateKeyFile', o.microsoft?.privateKeyFile),
+            serviceAccountKey: opt('serviceAccountKeyFile', o.google?.serviceAccountKeyFile),
+            refreshToken: opt('refreshTokenFile', o.refreshToken?.refreshTokenFile),
+            ca: opt('tokenCaFile', o.tokenCaFile),
+          });
+        } catch (err) {
+          if ((err as Error).message.startsWith('delivery.smarthosts[')) throw err;
+          throw new Error(`delivery.smarthosts[${i}] (${name}): auth.oauth2: ${(err as Error).message}`);
+        }
+      }
       return {
         cfg, name,
-        ...(cfg.auth ? { pass: read('passwordFile', cfg.auth.passwordFile) } : {}),
+        ...(cfg.auth?.passwordFile ? { pass: read('passwordFile', cfg.auth.passwordFile) } : {}),
         ...(cfg.caFile ? { ca: read('caFile', cfg.caFile) } : {}),
+        ...(oauth2 ? { oauth2 } : {}),
       };
     });
     const resolver = new MxResolver({ dnsServers: config.mx.dnsServers, timeoutMs: config.mx.dnsTimeoutMs, maxAddresses: config.mx.maxAddresses });
@@ -254,14 +283,28 @@ export class Deliverer {
     return { port: c.mx.port, requireTls: c.mx.requireTls, rejectUnauthorized: c.mx.tlsRejectUnauthorized ?? c.mx.requireTls };
   }
 
-  private smarthostTarget(s: Resolved['smarthosts'][number]): PoolTarget {
+  /** `sender` is the envelope sender; with oauth2 userFromSender it is the login (but not the null sender). */
+  private smarthostTarget(s: Resolved['smarthosts'][number], sender = ''): PoolTarget {
     const { cfg } = s;
-    return {
+    const target: PoolTarget = {
       route: 'smarthost', host: cfg.host, ip: cfg.host, port: cfg.port, tls: cfg.tls, requireTls: cfg.requireTls,
       rejectUnauthorized: cfg.tlsRejectUnauthorized, ca: s.ca,
       auth: cfg.auth && s.pass !== undefined ? { user: cfg.auth.user, pass: s.pass } : undefined,
       maxConnections: this.destinationCap(s.name),
     };
+    const o = cfg.auth?.oauth2;
+    if (cfg.auth && o && s.oauth2) {
+      const user = o.userFromSender && sender ? sender : cfg.auth.user;
+      const id = `${s.oauth2.id}\0${user.toLowerCase()}`;
+      let login = this.logins.get(id);
+      if (!login) {
+        if (this.logins.size >= 10_000) this.logins.clear();
+        login = this.oauth2.login(s.oauth2, o, user, remoteOf(target));
+        this.logins.set(id, login);
+      }
+      target.oauth2 = login;
+    }
+    return target;
   }
 
   private destination(key: string): Semaphore {

@@ -14,6 +14,7 @@ import type { SMTPPoolOptions } from 'nodemailer';
 import type { Logger } from '../log.ts';
 import { Semaphore } from './semaphore.ts';
 import type { SendInfo } from './outcome.ts';
+import { CUSTOM_METHOD, type OAuth2Login } from './oauth2/index.ts';
 
 /** Settings shared by all pools; a change retires every pool. */
 export interface PoolSettings {
@@ -35,6 +36,8 @@ export interface PoolTarget {
   rejectUnauthorized: boolean;
   ca?: string | undefined;
   auth?: { user: string; pass: string } | undefined;
+  /** Token login (SASL XOAUTH2/OAUTHBEARER); its key, not the handler, tells pools apart. */
+  oauth2?: OAuth2Login | undefined;
   maxConnections: number;
 }
 
@@ -171,6 +174,7 @@ export class PoolRegistry {
       },
       name: s.heloName ?? hostname(),
       ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+      ...(target.oauth2 ? { auth: { type: 'custom', method: CUSTOM_METHOD, user: target.oauth2.user }, customAuth: { [CUSTOM_METHOD]: target.oauth2.handler } } : {}),
       connectionTimeout: s.connectTimeoutMs,
       greetingTimeout: s.greetingTimeoutMs,
       socketTimeout: s.socketTimeoutMs,

@@ -10,6 +10,7 @@
 //    `mx.tlsRejectUnauthorized` says otherwise.
 //  - Smarthost: a fixed, configured provider, so TLS is required and verified by default.
 import { z } from 'zod';
+import { oauth2Schema } from './oauth2/schema.ts';
 
 const hostPort = z.string().regex(
   /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]+)(:\d{1,5})?$/,
@@ -26,9 +27,13 @@ export const smarthostSchema = z.strictObject({
   tlsRejectUnauthorized: z.boolean().default(true).describe("Verify the provider's certificate"),
   caFile: z.string().min(1).optional().describe('PEM file of extra CAs to trust for this smarthost (e.g. a private CA)'),
   auth: z.strictObject({
-    user: z.string().min(1).describe('Provider login'),
-    passwordFile: z.string().min(1).describe('File holding the password (a mounted Secret); read at config load, never logged'),
-  }).optional().describe('SMTP AUTH at the provider'),
+    user: z.string().min(1).describe('Provider login (with oauth2: the mailbox the relay sends as)'),
+    passwordFile: z.string().min(1).optional()
+      .describe('File holding the password (a mounted Secret); read at config load, never logged'),
+    oauth2: oauth2Schema.optional(),
+  }).refine((a) => (a.passwordFile === undefined) !== (a.oauth2 === undefined), {
+    message: 'set exactly one of passwordFile or oauth2',
+  }).optional().describe('SMTP AUTH at the provider: a password, or an OAuth 2.0 token (only over TLS unless requireTls is off)'),
 });
 
 export const mxSchema = z.strictObject({

@@ -6,6 +6,8 @@ export interface HealthSource {
   live(): boolean;
   ready(): boolean;
   beforeScrape?(): void;
+  /** State worth reading from outside (e.g. OAuth2 credentials); no secrets. Served as JSON at /status. */
+  status?(): Record<string, unknown>;
 }
 
 export function startHttpServer(host: string, port: number, registry: Registry, health: HealthSource): Promise<http.Server> {
@@ -18,6 +20,7 @@ export function startHttpServer(host: string, port: number, registry: Registry, 
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'method not allowed\n');
     if (url === '/healthz') return health.live() ? reply(200, 'ok\n') : reply(503, 'not live\n');
     if (url === '/readyz') return health.ready() ? reply(200, 'ready\n') : reply(503, 'not ready\n');
+    if (url === '/status' && health.status) return reply(200, `${JSON.stringify(health.status())}\n`, 'application/json');
     if (url === '/metrics') {
       health.beforeScrape?.();
       registry.metrics().then((text) => reply(200, text, registry.contentType), (err: Error) => reply(500, `${err.message}\n`));

@@ -39,6 +39,11 @@ export interface SinkOptions {
   tls?: 'starttls' | 'hidden' | 'none' | 'implicit';
   /** Require AUTH (PLAIN/LOGIN) with these credentials before MAIL. */
   auth?: { user: string; pass: string };
+  /**
+   * Require AUTH XOAUTH2: called with the user and bearer token; undefined accepts, an
+   * object is the failure challenge (sent base64 in a 334, then 535, like Gmail).
+   */
+  xoauth2?: (user: string, token: string) => Record<string, unknown> | undefined;
   /** Keep message bytes in memory (default true). Turn off for large or many messages. */
   keepData?: boolean;
   /** Reply to the greeting instead of 220, e.g. {code: 421, ...}; `connection` is 1-based. */
@@ -101,12 +106,12 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     hideSTARTTLS: tlsMode === 'hidden',
     disabledCommands: [
       ...(tlsMode === 'none' ? ['STARTTLS'] : []),
-      ...(opts.auth ? [] : ['AUTH']),
+      ...(opts.auth || opts.xoauth2 ? [] : ['AUTH']),
     ],
-    authMethods: ['PLAIN', 'LOGIN'],
+    authMethods: opts.xoauth2 ? ['PLAIN', 'LOGIN', 'XOAUTH2'] : ['PLAIN', 'LOGIN'],
     // a test sink without TLS still has to accept AUTH, or the 'none' + auth combination is untestable
     allowInsecureAuth: true,
-    authOptional: !opts.auth,
+    authOptional: !opts.auth && !opts.xoauth2,
     hideENHANCEDSTATUSCODES: true,
     size: opts.size ?? 50 * 1024 * 1024,
     logger: false,
@@ -120,6 +125,11 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       callback(reply ? replyError(reply) : null);
     },
     onAuth(auth, _session, callback) {
+      if (auth.method === 'XOAUTH2' && opts.xoauth2) {
+        const challenge = opts.xoauth2(auth.username ?? '', auth.accessToken ?? '');
+        callback(null, challenge ? { data: challenge } : { user: auth.username });
+        return;
+      }
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) {
         callback(null, { user: auth.username });
         return;
