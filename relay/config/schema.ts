@@ -3,6 +3,7 @@
 // key is an error naming it, never a setting silently dropped) and every field has a
 // description, so `mailfleet config schema` gives editors and docs something to show;
 // test/unit/config-contract.test.ts holds both rules for the whole tree.
+import tls from 'node:tls';
 import { z } from 'zod';
 import { duration } from '../util/duration.ts';
 import { parseCidr } from '../util/cidr.ts';
@@ -11,6 +12,17 @@ import { dkimSchema } from '../dkim/schema.ts';
 import { rateLimitSchema, redisLimiterSchema, authThrottleSchema } from '../limits/schema.ts';
 import { suppressionSchema } from '../suppression/index.ts';
 import { webhookSchema } from '../webhooks/schema.ts';
+
+// ECDHE (forward secrecy) with AEAD ciphers only: no CBC, no SHA-1 MACs, no RSA key exchange.
+export const DEFAULT_TLS_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+const tlsCipherList = z.string().min(1).max(4096).refine((v) => {
+  try { tls.createSecureContext({ ciphers: v }); return true; } catch { return false; }
+}, { message: 'not a cipher list OpenSSL accepts (e.g. ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384)' });
 
 const cidr = z.string().refine((v) => {
   try { parseCidr(v); return true; } catch { return false; }
@@ -60,8 +72,8 @@ const localPartPattern = z.string().min(1).max(64).regex(/^[^@\s]+$/, { message:
 export const senderDomainSchema = z.strictObject({
   domain: domainName.describe('A sender domain served by this relay'),
   dkim: dkimSchema.optional().describe('DKIM keys that sign this domain\'s mail'),
-  allowedSenders: z.array(localPartPattern).min(1).default(['*'])
-    .describe('Local parts that may send from this domain (wildcards * and ?)'),
+  allowedSenders: z.array(localPartPattern).min(1).max(64).default(['*'])
+    .describe('Local parts that may send from this domain (wildcards * and ?; at most 64 patterns of at most 64 characters, matched in linear time)'),
   fromAlignment: z.enum(['strict', 'relaxed', 'off']).default('relaxed')
     .describe('Header From must match the envelope domain (strict), be this domain or a subdomain (relaxed), or is not checked (off)'),
   rateLimit: rateLimitSchema.optional().describe('Messages this domain may send (at intake, 451 4.7.x beyond it)'),
@@ -79,7 +91,11 @@ export const relayConfigSchema = z.strictObject({
     keyFile: z.string().optional().describe('PEM private key'),
     selfSigned: z.boolean().default(false)
       .describe('Generate a self-signed certificate in dataDir on first start (development only)'),
-  }).default({ selfSigned: false }).refine((t) => t.selfSigned || (t.certFile && t.keyFile) || (!t.certFile && !t.keyFile), {
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2')
+      .describe('Oldest TLS version a client may use'),
+    ciphers: tlsCipherList.default(DEFAULT_TLS_CIPHERS)
+      .describe('OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all AEAD); the default is ECDHE key exchange with AEAD ciphers only'),
+  }).default({ selfSigned: false, minVersion: 'TLSv1.2', ciphers: DEFAULT_TLS_CIPHERS }).refine((t) => t.selfSigned || (t.certFile && t.keyFile) || (!t.certFile && !t.keyFile), {
     message: 'set both certFile and keyFile, or selfSigned: true',
   }).describe('Serving certificate for STARTTLS and implicit TLS listeners'),
   limits: z.strictObject({

@@ -4,18 +4,14 @@ import { loadDkimKeys, type LoadedKey } from '../dkim/index.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { RateLimit } from '../limits/index.ts';
 import type { Logger } from '../log.ts';
+import { LocalPartGlob } from './glob.ts';
 
 export interface DomainPolicy {
   domain: string;
-  allowedSenders: RegExp[];
+  allowedSenders: LocalPartGlob[];
   alignment: 'strict' | 'relaxed' | 'off';
   dkim?: { keys: LoadedKey[]; headers: string[]; overSign: boolean };
   rateLimit?: RateLimit;
-}
-
-export function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'i');
 }
 
 export function buildDomainPolicies(config: RelayConfig, log?: Logger): Map<string, DomainPolicy> {
@@ -23,7 +19,7 @@ export function buildDomainPolicies(config: RelayConfig, log?: Logger): Map<stri
   for (const d of config.domains) {
     out.set(d.domain, {
       domain: d.domain,
-      allowedSenders: d.allowedSenders.map(globToRegExp),
+      allowedSenders: d.allowedSenders.map((p) => new LocalPartGlob(p)),
       alignment: d.fromAlignment,
       ...(d.dkim ? { dkim: { keys: loadDkimKeys(d.dkim, log), headers: d.dkim.headers, overSign: d.dkim.overSign } } : {}),
       ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),

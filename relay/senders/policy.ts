@@ -55,7 +55,7 @@ export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
     async checkSender(from, domain, session) {
       const policy = deps.runtime().domains.get(domain);
       const local = from.slice(0, from.lastIndexOf('@'));
-      if (policy && !policy.allowedSenders.some((re) => re.test(local))) {
+      if (policy && !policy.allowedSenders.some((glob) => glob.test(local))) {
         throw smtpError(550, '5.7.1', `Sender ${from} is not an allowed sender of ${domain}`);
       }
       const rt = deps.runtime();

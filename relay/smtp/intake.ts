@@ -2,6 +2,7 @@
 // DATA streams straight into the durable queue and the 250 is sent only after the commit.
 import fs from 'node:fs';
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -56,6 +57,17 @@ interface Listening {
   front: net.Server; // the socket that listens: smtp-server's own, or our PROXY front
 }
 
+// ESMTP parameters of the extensions the listeners announce (SIZE, 8BITMIME, SMTPUTF8;
+// DSN is not announced). Anything else is refused rather than silently ignored.
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+const RCPT_PARAMETERS = new Set<string>();
+
+function unknownParameter(address: SMTPServerAddress, known: Set<string>): string | undefined {
+  const args = (address as { args?: Record<string, unknown> | false }).args;
+  if (!args) return undefined;
+  return Object.keys(args).find((k) => !known.has(k.toUpperCase()));
+}
+
 // Old relay tricks that turn "deliver to x" into "relay to y": the percent hack, bang
 // paths, source routes. A submission server has no business accepting any of them.
 function relayTrick(address: string): string | undefined {
@@ -73,6 +85,8 @@ function relayTrick(address: string): string | undefined {
 export class Intake {
   private readonly deps: IntakeDeps;
   private readonly listeners: Listening[] = [];
+  // Session ids whose PROXY header named no client (LOCAL/UNKNOWN).
+  private readonly sourceless = new Set<string>();
   private accepting = true;
 
   constructor(deps: IntakeDeps) {
@@ -122,12 +136,18 @@ export class Intake {
     const { log, metrics } = this.deps;
     const llog = log.child({ listener: config.name });
     const limits = this.deps.runtime().config.limits;
+    const tlsConfig = this.deps.runtime().config.tls;
     const plain = config.mode === 'plain';
+    const counted = new Set<string>();
     const options = {
       name: this.deps.runtime().config.hostname,
       banner: 'MailFleet ESMTP',
       secure: config.mode === 'implicit',
       ...(this.deps.tls ? { key: this.deps.tls.key, cert: this.deps.tls.cert } : { hideSTARTTLS: true }),
+      // smtp-server's own default would take TLS 1.0 and CBC suites.
+      minVersion: tlsConfig.minVersion,
+      ciphers: tlsConfig.ciphers,
+      honorCipherOrder: true,
       authMethods: ['PLAIN', 'LOGIN'],
       allowInsecureAuth: false,
       authOptional: plain,
@@ -145,11 +165,14 @@ export class Intake {
       logger: false,
       onConnect: (session: SMTPServerSession, cb: (err?: Error | null) => void) => {
         metrics.connections.inc({ listener: config.name });
+        // smtp-server calls onClose also for connections it refused before onConnect
+        // (maxClients): only sessions counted here are counted down there.
+        counted.add(session.id);
         metrics.activeSessions.inc({ listener: config.name });
         if (!this.accepting) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
         // AUTH is not even announced before TLS, so no client is tempted to send a password in clear.
         if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = ['AUTH'];
-        if (plain && !this.deps.runtime().isTrusted(session.remoteAddress)) {
+        if (plain && !this.sourceless.has(session.id) && !this.deps.runtime().isTrusted(session.remoteAddress)) {
           metrics.refusals.inc({ reason: 'untrusted_network' });
           llog.warn({ client: session.remoteAddress }, 'plain listener refused an untrusted client');
           return cb(smtpError(554, '5.7.1', `${session.remoteAddress} is not in a trusted network; use the submission port with AUTH`));
@@ -168,6 +191,8 @@ export class Intake {
         }, (err: Error) => cb(err));
       },
       onMailFrom: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        const unknown = unknownParameter(address, MAIL_PARAMETERS);
+        if (unknown) return cb(smtpError(555, '5.5.4', `MAIL parameter ${unknown} is not supported`));
         this.checkSender(address.address, session, config.mode === 'plain').then(() => cb(), (err: Error) => {
           metrics.refusals.inc({ reason: 'sender' });
           llog.warn({ client: session.remoteAddress, user: session.user, from: address.address, reply: err.message }, 'sender refused');
@@ -175,6 +200,8 @@ export class Intake {
         });
       },
       onRcptTo: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        const unknown = unknownParameter(address, RCPT_PARAMETERS);
+        if (unknown) return cb(smtpError(555, '5.5.4', `RCPT parameter ${unknown} is not supported`));
         this.checkRecipient(address.address, session).then(() => cb(), (err: Error) => {
           metrics.refusals.inc({ reason: 'recipient' });
           llog.info({ client: session.remoteAddress, rcpt: address.address, reply: err.message }, 'recipient refused');
@@ -193,7 +220,11 @@ export class Intake {
           cb(smtpError(451, '4.3.0', 'Local error writing the queue, try again later'));
         });
       },
-      onClose: () => { metrics.activeSessions.dec({ listener: config.name }); },
+      onClose: (session: SMTPServerSession | undefined) => {
+        if (!session) return;
+        this.sourceless.delete(session.id);
+        if (counted.delete(session.id)) metrics.activeSessions.dec({ listener: config.name });
+      },
     };
     const smtp = new SMTPServer(options as SMTPServerOptions);
     const listening: Listening = { config, smtp, front: smtp.server };
@@ -225,10 +256,17 @@ export class Intake {
       }
       readProxyHeader(socket).then((info) => {
         const opts = {
-          id: Math.random().toString(36).slice(2, 18),
+          id: randomBytes(8).toString('hex'),
           remoteAddress: info.remoteAddress ?? socket.remoteAddress,
           remotePort: info.remotePort ?? socket.remotePort,
         };
+        // LOCAL (a balancer's health check) or UNKNOWN: no client address. The balancer's
+        // own address stands in so the greeting is served, but it must not lend its trust:
+        // such a session may not AUTH or send.
+        if (!info.remoteAddress) {
+          this.sourceless.add(opts.id);
+          llog.debug({ peer: socket.remoteAddress }, 'PROXY header without a client address (LOCAL/UNKNOWN): session may not send');
+        }
         if (config.mode !== 'implicit') {
           socket.resume();
           return internals.connect(socket, opts);
@@ -247,6 +285,7 @@ export class Intake {
   private async authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
     const { metrics, log } = this.deps;
     const user = auth.username ?? '';
+    if (this.sourceless.has(session.id)) throw smtpError(530, '5.7.0', 'No client address (PROXY LOCAL/UNKNOWN): authentication is not possible on this connection');
     await this.deps.policy?.authAllowed?.(session.remoteAddress, user);
     const login = this.deps.runtime().logins.get(user);
     // Verify against a dummy hash for unknown users so timing does not reveal which exist.
@@ -263,6 +302,7 @@ export class Intake {
   private allowedDomains(session: SMTPServerSession): Set<string> {
     const rt = this.deps.runtime();
     if (session.user) return rt.logins.get(String(session.user))?.domains ?? new Set();
+    if (this.sourceless.has(session.id)) return new Set();
     return rt.domainsForClient(session.remoteAddress);
   }
 

@@ -4,7 +4,9 @@
 import net from 'node:net';
 
 export interface ProxyInfo {
-  remoteAddress?: string; // undefined for LOCAL/UNKNOWN (health checks from the balancer)
+  // undefined for LOCAL, UNKNOWN and AF_UNSPEC/AF_UNIX (health checks from the balancer):
+  // intake then serves the session but lets it neither AUTH nor send.
+  remoteAddress?: string;
   remotePort?: number;
 }
 
@@ -29,12 +31,17 @@ export function parseProxyHeader(buf: Buffer): ParseResult {
     if (buf.length < 16 + len) return { done: false };
     const body = buf.subarray(16, 16 + len);
     const consumed = 16 + len;
-    if ((verCmd & 0x0f) === 0) return { done: true, info: {}, consumed }; // LOCAL
+    const command = verCmd & 0x0f;
+    if (command === 0) return { done: true, info: {}, consumed }; // LOCAL
+    if (command !== 1) throw new Error('unsupported PROXY v2 command');
     const family = famProto >> 4;
-    if (family === 1 && body.length >= 12) {
+    // A PROXY command whose address block is shorter than its family needs is malformed,
+    // not "unknown": falling back to the balancer's address would lend it the client's place.
+    if ((family === 1 && body.length < 12) || (family === 2 && body.length < 36)) throw new Error('PROXY v2 address block too short');
+    if (family === 1) {
       return { done: true, consumed, info: { remoteAddress: [...body.subarray(0, 4)].join('.'), remotePort: body.readUInt16BE(8) } };
     }
-    if (family === 2 && body.length >= 36) {
+    if (family === 2) {
       const groups: string[] = [];
       for (let i = 0; i < 16; i += 2) groups.push(body.readUInt16BE(i).toString(16));
       return { done: true, consumed, info: { remoteAddress: normalizeV6(groups.join(':')), remotePort: body.readUInt16BE(32) } };

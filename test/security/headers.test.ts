@@ -54,7 +54,7 @@ describe('header forgery (bareLineEndings: reject, the default)', () => {
 
 describe('header forgery (bareLineEndings: normalize)', () => {
   let w: SecurityWorld;
-  beforeAll(async () => { w = await startSecurityWorld({ limits: { maxMessageSize: 4 * 1024 * 1024, bareLineEndings: 'normalize' } }); });
+  beforeAll(async () => { w = await startSecurityWorld((c) => { c.limits = { ...c.limits, bareLineEndings: 'normalize' }; }); });
   afterAll(async () => { await w?.close(); });
 
   it('reads the bare-CR message as the next hop would: the forged From is the From, and it is refused', async () => {

@@ -18,7 +18,7 @@ export interface SecurityWorld {
   dns: TestDnsServer;
   sink: Sink;
   relay: ChildRelay;
-  ports: { submission: number; smtps: number; plain: number; http: number };
+  ports: { submission: number; smtps: number; plain: number; proxied: number; http: number };
   dir: string;
   /** An authenticated session on the submission port (STARTTLS + AUTH PLAIN as `user`). */
   session(user?: string, pass?: string): Promise<SmtpTalk>;
@@ -27,7 +27,8 @@ export interface SecurityWorld {
   close(): Promise<void>;
 }
 
-export async function startSecurityWorld(overrides: Partial<RelayConfigInput> = {}): Promise<SecurityWorld> {
+/** `tweak` edits the config before the relay starts (limits, domains, ...). */
+export async function startSecurityWorld(tweak: (config: RelayConfigInput) => void = () => {}): Promise<SecurityWorld> {
   const sink = await startSink({ host: '127.0.0.2' });
   const dns = await startDnsServer({
     'd.test': { MX: [{ preference: 10, exchange: 'mx.d.test' }] },
@@ -36,7 +37,7 @@ export async function startSecurityWorld(overrides: Partial<RelayConfigInput> = 
   const cert = testCert();
   const keys: KeyDir = makeKeyDir();
   const dir = tempDir('mailfleet-security-');
-  const ports = { submission: await freePort(), smtps: await freePort(), plain: await freePort(), http: await freePort() };
+  const ports = { submission: await freePort(), smtps: await freePort(), plain: await freePort(), proxied: await freePort(), http: await freePort() };
   const hash = await hashPassword(PASSWORD);
   const config: RelayConfigInput = {
     hostname: 'relay.test',
@@ -46,6 +47,8 @@ export async function startSecurityWorld(overrides: Partial<RelayConfigInput> = 
       { name: 'submission', host: '127.0.0.1', port: ports.submission, mode: 'starttls' },
       { name: 'smtps', host: '127.0.0.1', port: ports.smtps, mode: 'implicit' },
       { name: 'plain', host: '127.0.0.1', port: ports.plain, mode: 'plain' },
+      // Behind a "balancer" on 127.0.0.1, which is itself in trustedNetworks.
+      { name: 'proxied', host: '127.0.0.1', port: ports.proxied, mode: 'plain', proxyProtocol: true, proxyFrom: ['127.0.0.1/32'] },
     ],
     tls: { certFile: cert.certPath, keyFile: cert.keyPath },
     credentials: [
@@ -61,8 +64,8 @@ export async function startSecurityWorld(overrides: Partial<RelayConfigInput> = 
     limits: { maxMessageSize: 4 * 1024 * 1024 },
     queue: { retrySchedule: ['1s'], maxLifetime: '1h' },
     delivery: { mode: 'mx', mx: { port: sink.port, dnsServers: [dns.address] } },
-    ...overrides,
   };
+  tweak(config);
   const relay = await spawnRelay(writeConfig(dir, config));
   const session = async (user = 'b.test', pass = PASSWORD) => {
     const { talk, greeting } = await SmtpTalk.connect(ports.submission);
