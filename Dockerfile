@@ -1,18 +1,31 @@
 # syntax=docker/dockerfile:1
 # One image, two programs: `mailfleet operator` and `mailfleet relay` (the operator hands
-# this same image to the relays it creates). No build step: Node 24 runs the TypeScript
-# sources directly (type stripping), so the image holds sources and production deps only.
+# this same image to the relays it creates). It runs the compiled build (dist/, as the npm
+# package does): no type stripping at run time, and only production dependencies.
 #
-#   docker build -t ghcr.io/mailfleet/mailfleet:0.1.0 .
-#   docker run --rm ghcr.io/mailfleet/mailfleet:0.1.0 relay --config /etc/mailfleet/relay.yaml
+#   docker build -t registry.example.com/mailfleet:0.1.0 .        (see docs/install.md)
+#   docker run --rm registry.example.com/mailfleet:0.1.0 relay --config /etc/mailfleet/relay.yaml
 ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- build: TypeScript sources -> dist/ (npm run build) -------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# All dependencies (tsc, @types), but no install scripts: the npm `node` package would fetch
+# a second Node; the base image has one.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY cli ./cli
+COPY relay ./relay
+COPY operator ./operator
+RUN npm run build
 
 # --- production dependencies -------------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=dev: no test or type-checking tools in the image, and not the npm `node` package
-# (a dev dependency that brings Node 24 to machines without it; the base image has it).
+# --omit=dev: no test or type-checking tools in the image, and not the npm `node` package.
 # --ignore-scripts: no dependency runs code at install.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
@@ -28,11 +41,8 @@ RUN groupadd --system --gid 65532 mailfleet \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-COPY bin ./bin
-COPY cli ./cli
-COPY relay ./relay
-COPY operator ./operator
+COPY --from=build /app/dist ./dist
 USER 65532:65532
 EXPOSE 587 465 9464 8080
-ENTRYPOINT ["node", "/app/bin/mailfleet.ts"]
+ENTRYPOINT ["node", "/app/dist/bin/mailfleet.js"]
 CMD ["--help"]

@@ -1,0 +1,51 @@
+// The operator's pure renderer, called the way the operator calls it, for the image and node
+// tiers: what the image is run with comes from here, never restated by the tests. (One file
+// to follow the renderer if it moves.)
+import { generateKeyPairSync } from 'node:crypto';
+import { reconcileRelay } from '../../operator/reconcilers/relay.ts';
+import type { DomainInternal } from '../../operator/reconcilers/domain.ts';
+import { txtValue } from '../../operator/reconcilers/domain.ts';
+import { hashPassword } from '../../relay/auth/password.ts';
+import type { EmailRelaySpecInput } from '../../operator/api/emailrelay.ts';
+import type { SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
+import { domainObject, relayObject } from '../operator/fixtures.ts';
+
+type Obj = Record<string, any>;
+
+export interface RenderedRelay {
+  objects: Obj[];
+  workload: Obj;
+  /** The DKIM TXT records the SenderDomain would publish, by name. */
+  dkimTxt: Record<string, string>;
+  login: { username: string; password: string };
+}
+
+export async function renderRelay(opts: {
+  name: string; namespace: string; image: string; relay: EmailRelaySpecInput; domain: Omit<SenderDomainSpecInput, 'relayRef'>; password: string;
+}): Promise<RenderedRelay> {
+  const now = new Date();
+  const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const selector = 'mf1';
+  const internal: DomainInternal = {
+    dkim: { keys: [{ selector, algorithm: 'rsa-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: new Date(now.getTime() - 60_000).toISOString() }] },
+    pems: { [selector]: pem },
+    passwordHash: await hashPassword(opts.password),
+  };
+  const sd = domainObject('sender', { ...opts.domain, relayRef: { name: opts.name } }, opts.namespace);
+  const out = reconcileRelay({
+    relay: relayObject(opts.name, opts.relay, opts.namespace),
+    domains: [{ sd, internal }],
+    userSecrets: new Map(),
+    image: opts.image,
+    apis: { serviceMonitor: false, certManager: false },
+    now,
+  });
+  if (out.errors.length) throw new Error(`render failed: ${out.errors.join('; ')}`);
+  const workload = out.objects.find((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment') as Obj;
+  return {
+    objects: out.objects as Obj[],
+    workload,
+    dkimTxt: { [`${selector}._domainkey.${sd.spec.domain}`]: txtValue(pem, 'rsa-sha256') },
+    login: { username: sd.spec.credentials.username ?? sd.spec.domain, password: opts.password },
+  };
+}
