@@ -101,6 +101,7 @@ export class Reflector<T extends KubeObject> {
     const timeoutSeconds = Math.round(lo + Math.random() * (hi - lo));
     const watch = new Watch(kube.kc);
     // client-node aborts a watch that received nothing for this long: the silent-stall guard.
+    // A private field; test/unit/dependency-guards.test.ts fails if client-node stops reading it.
     (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 30) * 1000;
     const path = collectionPath(resourceFor(apiVersion, kind));
     return new Promise((resolve) => {

@@ -3,7 +3,10 @@
 // DKIM-Signature field. These are mailauth's own well-tested code paths; only the key
 // handling (parsed once, not per message) and the signing call (async, off the event loop)
 // are the relay's. mailauth exposes them as CommonJS files without type declarations, so
-// the shapes used are declared here, narrowly.
+// the shapes used are declared here, narrowly. Its public dkimSign() cannot be used
+// instead: it parses the PEM key and signs synchronously on the event loop for every
+// message. test/unit/dependency-guards.test.ts fails if these files become unreachable
+// (an exports map) or if signing through them stops matching dkimSign() byte for byte.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);

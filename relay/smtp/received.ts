@@ -5,8 +5,7 @@ import type { MessageMeta } from '../queue/store.ts';
 export function receivedHeader(meta: MessageMeta, session: SMTPServerSession, hostname: string, listener: string): string {
   const helo = (session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '');
   const proto = `ESMTP${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
-  const tls = session.secure && session.tlsOptions && typeof session.tlsOptions === 'object' && 'name' in session.tlsOptions
-    ? ` (${String((session.tlsOptions as { version?: string }).version ?? 'TLS')} cipher ${String((session.tlsOptions as { name: string }).name)})` : '';
+  const tls = session.secure && session.tlsOptions ? ` (${session.tlsOptions.version || 'TLS'} cipher ${session.tlsOptions.name})` : '';
   const rcpt = meta.recipients.length === 1 ? `\r\n\tfor <${meta.recipients[0]}>` : '';
   return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (MailFleet ${listener}) with ${proto}${tls}\r\n\tid ${meta.id}${rcpt};\r\n\t${new Date(meta.receivedAt).toUTCString()}\r\n`;
 }

@@ -3,6 +3,8 @@
 // enhanced code from the basic code alone (550 always becomes 5.1.1), so a reply text that
 // starts with "x.y.z " has that code lifted out and used instead.
 // 2. The greeting delay (below).
+// smtp-server has no public hook for either; test/unit/dependency-guards.test.ts fails when
+// an upgrade changes the methods wrapped here or the init() copied here.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 type Patched = {
