@@ -107,11 +107,11 @@ export class Intake {
 
   /** New certificate and key (a renewed Secret): used by every handshake from now on. */
   updateTls(tls: { key: Buffer; cert: Buffer }): void {
-    for (const l of this.listeners) (l.smtp as unknown as { updateSecureContext(o: object): void }).updateSecureContext({ key: tls.key, cert: tls.cert });
+    for (const l of this.listeners) l.smtp.updateSecureContext({ key: tls.key, cert: tls.cert });
   }
 
   get openSessions(): number {
-    return this.listeners.reduce((n, l) => n + (l.smtp as unknown as { connections: Set<unknown> }).connections.size, 0);
+    return this.listeners.reduce((n, l) => n + l.smtp.connections.size, 0);
   }
 
   /**
@@ -127,7 +127,7 @@ export class Intake {
     const deadline = Date.now() + drainMs;
     while (this.openSessions > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => {
-      (l.smtp.options as { closeTimeout?: number }).closeTimeout = 1;
+      l.smtp.options.closeTimeout = 1;
       l.smtp.close(() => resolve());
     })));
   }
@@ -171,7 +171,7 @@ export class Intake {
         metrics.activeSessions.inc({ listener: config.name });
         if (!this.accepting) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
         // AUTH is not even announced before TLS, so no client is tempted to send a password in clear.
-        if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = ['AUTH'];
+        if (config.mode === 'starttls') session.disabledCommands = ['AUTH'];
         if (plain && !this.sourceless.has(session.id) && !this.deps.runtime().isTrusted(session.remoteAddress)) {
           metrics.refusals.inc({ reason: 'untrusted_network' });
           llog.warn({ client: session.remoteAddress }, 'plain listener refused an untrusted client');
@@ -180,7 +180,7 @@ export class Intake {
         cb();
       },
       onSecure: (_socket: unknown, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
-        if (config.mode === 'starttls') (session as { disabledCommands?: string[] }).disabledCommands = [];
+        if (config.mode === 'starttls') session.disabledCommands = [];
         cb();
       },
       onAuth: (auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user: string }) => void) => {
@@ -242,10 +242,6 @@ export class Intake {
   // smtp-server with the client's real address, doing the implicit TLS handshake first.
   private proxyFront(config: ListenerConfig, smtp: SMTPServer, llog: Logger): net.Server {
     const allowed = config.proxyFrom.length ? new CidrSet(config.proxyFrom) : undefined;
-    const internals = smtp as unknown as {
-      connect(socket: net.Socket, opts: object): void;
-      _upgrade(socket: net.Socket, cb: (err: Error | null, tls: net.Socket) => void): void;
-    };
     return net.createServer((socket) => {
       socket.setNoDelay(true);
       socket.on('error', () => socket.destroy());
@@ -269,11 +265,13 @@ export class Intake {
         }
         if (config.mode !== 'implicit') {
           socket.resume();
-          return internals.connect(socket, opts);
+          return smtp.connect(socket, opts);
         }
-        internals._upgrade(socket, (err, tls) => {
-          if (err) return socket.destroy();
-          internals.connect(tls, opts);
+        // _upgrade is smtp-server's own implicit-TLS handshake (SNI, its secure contexts);
+        // test/unit/dependency-guards.test.ts fails if an upgrade removes it.
+        smtp._upgrade(socket, (err, tls) => {
+          if (err || !tls) return socket.destroy();
+          smtp.connect(tls, opts);
         });
       }, (err: Error) => {
         llog.warn({ peer: socket.remoteAddress, err: err.message }, 'bad PROXY header');
