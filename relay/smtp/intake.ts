@@ -63,9 +63,8 @@ const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
 const RCPT_PARAMETERS = new Set<string>();
 
 function unknownParameter(address: SMTPServerAddress, known: Set<string>): string | undefined {
-  const args = (address as { args?: Record<string, unknown> | false }).args;
-  if (!args) return undefined;
-  return Object.keys(args).find((k) => !known.has(k.toUpperCase()));
+  if (!address.args) return undefined;
+  return Object.keys(address.args).find((k) => !known.has(k.toUpperCase()));
 }
 
 // Old relay tricks that turn "deliver to x" into "relay to y": the percent hack, bang
