@@ -106,7 +106,7 @@ export class Relay {
     this.store = store;
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
-    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }), oauth2: this.oauth2 });
+    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }), oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
     this.runner = new DeliveryRunner({
@@ -170,7 +170,8 @@ export class Relay {
         : undefined;
       const domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
       for (const d of cfg.domains) {
-        if (!d.smarthost) continue;
+        // capture takes every message, those of domains with their own smarthost too: a dev relay sends nothing
+        if (!d.smarthost || cfg.delivery.mode === 'capture') continue;
         const route: DeliveryConfig = { ...cfg.delivery, mode: 'smarthost', smarthosts: [d.smarthost] };
         const key = JSON.stringify(route);
         const have = this.domainDeliverers.get(d.domain);

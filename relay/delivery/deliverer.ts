@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { messageStream } from './body.ts';
+import { CaptureSink } from './capture.ts';
 import { MxResolver } from './mx.ts';
 import { OAuth2Tokens, type OAuth2Login } from './oauth2/index.ts';
 import type { OAuth2Credential } from './oauth2/credential.ts';
@@ -21,9 +22,11 @@ export interface DelivererOptions {
   readSecret?: (path: string) => string;
   /** Token caches shared with other deliverers of the relay; default: this deliverer's own. */
   oauth2?: OAuth2Tokens;
+  /** Where mode 'capture' writes its .eml files (the relay passes <dataDir>/captured). */
+  captureDir?: string;
 }
 
-type Route = 'mx' | 'smarthost';
+type Route = DeliveryConfig['mode'];
 
 /** Config with the secrets and CA files it references already read. */
 interface Resolved {
@@ -66,6 +69,7 @@ export class Deliverer {
   /** Token logins per smarthost and user, so a send does not build a handler each time. */
   private readonly logins = new Map<string, OAuth2Login>();
   private readonly pools: PoolRegistry;
+  private readonly capture: CaptureSink | undefined;
   /** Concurrency per recipient domain (MX mode); per-host caps live in the pools. */
   private readonly destinations = new Map<string, Semaphore>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -75,6 +79,7 @@ export class Deliverer {
     this.log = opts.log.child({ component: 'delivery' });
     this.readSecret = opts.readSecret ?? ((path) => readFileSync(path, 'utf8').trim());
     this.oauth2 = opts.oauth2 ?? new OAuth2Tokens({ log: this.log });
+    this.capture = opts.captureDir ? new CaptureSink(opts.captureDir, this.log) : undefined;
     this.resolved = this.resolve(opts.config);
     this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
   }
@@ -128,6 +133,7 @@ export class Deliverer {
   // ---- routing ----
 
   private async deliverAll(job: DeliveryJob, route: Route): Promise<RecipientOutcome[]> {
+    if (route === 'capture') return this.capture!.deliver(job); // resolve() made sure there is one
     const byRecipient = new Map<string, RecipientOutcome>();
     if (route === 'smarthost') {
       for (const o of await this.toSmarthosts(job, job.recipients)) byRecipient.set(o.recipient, o);
@@ -239,6 +245,7 @@ export class Deliverer {
   // ---- config ----
 
   private resolve(config: DeliveryConfig): Resolved {
+    if (config.mode === 'capture' && !this.capture) throw new Error("delivery.mode 'capture': this deliverer has no capture directory");
     const smarthosts = config.smarthosts.map((cfg, i) => {
       const name = cfg.name ?? `${cfg.host}:${cfg.port}`;
       const read = (what: string, path: string) => {

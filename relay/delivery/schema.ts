@@ -54,7 +54,9 @@ export const destinationSchema = z.strictObject({
 });
 
 export const deliverySchema = z.strictObject({
-  mode: z.enum(['mx', 'smarthost']).default('mx').describe('mx: deliver to the recipient domains\' MX hosts; smarthost: relay through a provider'),
+  mode: z.enum(['mx', 'smarthost', 'capture']).default('mx').describe(
+    "mx: deliver to the recipient domains' MX hosts; smarthost: relay through a provider; "
+    + 'capture: send nothing, write each message as an .eml file under <dataDir>/captured/ (development; per-domain smarthosts are captured too)'),
   mx: mxSchema.prefault({}).describe('MX delivery: DNS and TLS policy'),
   smarthosts: z.array(smarthostSchema).default([]).describe('Providers in failover order (smarthost mode)'),
   heloName: z.string().min(1).optional().describe('Name sent with EHLO; default: the OS host name'),

@@ -19,5 +19,5 @@ export interface RecipientOutcome {
   enhanced?: string;     // e.g. '5.1.1' when the peer (or we) gave one
   response: string;      // the peer's reply or the local error, for DSNs and logs
   remote?: string;       // host[ip]:port that answered
-  route: 'mx' | 'smarthost';
+  route: 'mx' | 'smarthost' | 'capture';
 }
