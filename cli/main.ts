@@ -1,22 +1,9 @@
-// Command-line entry: parses the subcommand and hands off. Exit codes: 0 ok, 1 a check
-// failed (e.g. invalid config), 2 usage error.
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
-import { loadConfigFile, ConfigError } from '../relay/config/load.ts';
-import { relayConfigSchema } from '../relay/config/schema.ts';
-import { hashPassword } from '../relay/auth/password.ts';
-import { buildRuntime } from '../relay/config/runtime.ts';
-
-const USAGE = `usage: mailfleet <command>
-  relay --config FILE        run a relay
-  relay --dev                run a relay on the embedded loopback default (npm start)
-  operator [flags]           run the operator (see docs/operator.md)
-  config check FILE [--schema-only]  validate a relay config and the files it names (exit 1 with the errors)
-  config schema              print the JSON Schema of the relay config
-  hash-password              read a password on stdin, print its scrypt hash
-  suppression list   (--config FILE | --data-dir DIR)
-  suppression remove ADDRESS (--config FILE | --data-dir DIR)
-`;
+// Command-line entry: parses the subcommand and hands off. Exit codes: 0 ok, 1 a check or
+// the command failed (e.g. invalid config), 2 usage error. Nothing reaches the terminal as
+// a stack trace: errors print as `mailfleet COMMAND: message`.
+import { parseCommand, usageErrorFrom, UsageError, wantsHelp } from './args.ts';
+import { USAGE } from './usage.ts';
+import { packageVersion } from './version.ts';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -24,66 +11,114 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'relay': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, dev: { type: 'boolean' } } });
-      const { runRelay } = await import('./relay.ts');
-      return runRelay(values.config, values.dev ?? false);
-    }
-    case 'operator': {
-      const { runOperator } = await import('../operator/main.ts');
-      return runOperator(rest);
-    }
-    case 'config': {
-      const schemaOnly = rest.includes('--schema-only');
-      const [sub, file] = rest.filter((a) => a !== '--schema-only');
-      if (sub === 'schema') {
-        process.stdout.write(`${JSON.stringify(z.toJSONSchema(relayConfigSchema, { io: 'input', unrepresentable: 'any' }), null, 2)}\n`);
-        return 0;
-      }
-      if (sub === 'check' && file) {
-        try {
-          // A full check also reads every referenced file (hashes, keys); --schema-only
-          // validates a config written for another machine.
-          const cfg = loadConfigFile(file);
-          if (!schemaOnly) buildRuntime(cfg);
-          process.stdout.write(`${file}: ok\n`);
-          return 0;
-        } catch (err) {
-          process.stderr.write(`${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
-          return 1;
-        }
-      }
-      process.stderr.write(USAGE);
-      return 2;
-    }
-    case 'hash-password': {
-      const pw = process.stdin.isTTY ? '' : await readStdin();
-      if (!pw) { process.stderr.write('give the password on stdin: echo -n secret | mailfleet hash-password\n'); return 2; }
-      process.stdout.write(`${await hashPassword(pw)}\n`);
-      return 0;
-    }
-    case 'suppression': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } } });
-      const dataDir = values['data-dir'] ?? (values.config ? loadConfigFile(values.config).dataDir : undefined);
-      const [sub, address] = positionals;
-      if (!dataDir || (sub !== 'list' && sub !== 'remove') || (sub === 'remove' && !address)) { process.stderr.write(USAGE); return 2; }
-      const { listSuppressions, removeSuppression } = await import('../relay/suppression/index.ts');
-      if (sub === 'list') {
-        for (const e of await listSuppressions(dataDir)) {
-          process.stdout.write(`${e.address}\t${new Date(e.addedAt).toISOString()}\texpires ${new Date(e.expiresAt).toISOString()}\t${e.code ?? ''}\t${e.reason}\n`);
-        }
-        return 0;
-      }
-      const removed = await removeSuppression(dataDir, address!);
-      process.stdout.write(removed ? `removed ${address}\n` : `${address} was not suppressed\n`);
-      return removed ? 0 : 1;
-    }
-    default:
-      process.stderr.write(USAGE);
-      return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
-  }
+async function relay(args: string[]): Promise<number> {
+  const { values } = parseCommand(args, { config: { type: 'string', short: 'c' }, dev: { type: 'boolean' }, deliver: { type: 'boolean' } });
+  if (values.config && values.dev) throw new UsageError('give --config FILE or --dev, not both');
+  if (!values.config && !values.dev) throw new UsageError('give --config FILE (or --dev for the loopback dev relay)');
+  if (values.deliver && !values.dev) throw new UsageError('--deliver goes with --dev (a config file sets delivery.mode)');
+  const { runRelay } = await import('./relay.ts');
+  return values.dev ? runRelay({ dev: { deliver: values.deliver ?? false } }) : runRelay({ configFile: values.config! });
 }
 
+async function config(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand(args, { 'schema-only': { type: 'boolean' } }, true);
+  const [sub, file, ...extra] = positionals;
+  if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  if (sub === 'schema') {
+    if (file) throw new UsageError(`unexpected argument '${file}'`);
+    const { z } = await import('zod');
+    const { relayConfigSchema } = await import('../relay/config/schema.ts');
+    process.stdout.write(`${JSON.stringify(z.toJSONSchema(relayConfigSchema, { io: 'input', unrepresentable: 'any' }), null, 2)}\n`);
+    return 0;
+  }
+  if (sub !== 'check') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'give a subcommand: check FILE or schema');
+  if (!file) throw new UsageError('give the config FILE to check');
+  const { loadConfigFile } = await import('../relay/config/load.ts');
+  const { buildRuntime } = await import('../relay/config/runtime.ts');
+  // A full check also reads every referenced file (hashes, keys); --schema-only validates a
+  // config written for another machine. Errors (ConfigError) print by field, exit 1.
+  const cfg = loadConfigFile(file);
+  if (!values['schema-only']) buildRuntime(cfg);
+  process.stdout.write(`${file}: ok\n`);
+  return 0;
+}
+
+async function hashPasswordCommand(args: string[]): Promise<number> {
+  parseCommand(args, {});
+  const pw = process.stdin.isTTY ? '' : await readStdin();
+  if (!pw) throw new UsageError("give the password on stdin: echo -n 'the password' | mailfleet hash-password");
+  const { hashPassword } = await import('../relay/auth/password.ts');
+  process.stdout.write(`${await hashPassword(pw)}\n`);
+  return 0;
+}
+
+async function suppression(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand(args, { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } }, true);
+  const [sub, address, ...extra] = positionals;
+  if (sub !== 'list' && sub !== 'remove') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'give a subcommand: list or remove ADDRESS');
+  if (sub === 'remove' && !address) throw new UsageError('give the ADDRESS to remove');
+  const unexpected = sub === 'list' ? address : extra[0];
+  if (unexpected) throw new UsageError(`unexpected argument '${unexpected}'`);
+  const { loadConfigFile } = await import('../relay/config/load.ts');
+  const dataDir = values['data-dir'] ?? (values.config ? loadConfigFile(values.config).dataDir : undefined);
+  if (!dataDir) throw new UsageError('give --config FILE or --data-dir DIR');
+  const { listSuppressions, removeSuppression } = await import('../relay/suppression/index.ts');
+  if (sub === 'list') {
+    for (const e of await listSuppressions(dataDir)) {
+      process.stdout.write(`${e.address}\t${new Date(e.addedAt).toISOString()}\texpires ${new Date(e.expiresAt).toISOString()}\t${e.code ?? ''}\t${e.reason}\n`);
+    }
+    return 0;
+  }
+  const removed = await removeSuppression(dataDir, address!);
+  process.stdout.write(removed ? `removed ${address}\n` : `${address} was not suppressed\n`);
+  return removed ? 0 : 1;
+}
+
+async function operator(args: string[]): Promise<number> {
+  const { runOperator } = await import('../operator/main.ts');
+  return runOperator(args);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  relay, operator, config, 'hash-password': hashPasswordCommand, suppression,
+};
+
+async function dispatch(cmd: string | undefined, rest: string[]): Promise<number> {
+  if (cmd === '--version') {
+    process.stdout.write(`mailfleet ${packageVersion()}\n`);
+    return 0;
+  }
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    const topic = cmd === 'help' && rest[0] && rest[0] in USAGE ? rest[0] : 'mailfleet';
+    process.stdout.write(USAGE[topic]!);
+    return 0;
+  }
+  const command = COMMANDS[cmd];
+  if (!command) {
+    throw new UsageError(cmd.startsWith('-') ? `unknown option '${cmd}'` : `unknown command '${cmd}'`);
+  }
+  if (wantsHelp(rest)) {
+    process.stdout.write(USAGE[cmd]!);
+    return 0;
+  }
+  return command(rest);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    return await dispatch(cmd, rest);
+  } catch (err) {
+    const name = cmd && cmd in COMMANDS ? `mailfleet ${cmd}` : 'mailfleet';
+    // the operator parses its own flags: its parse errors are usage errors too
+    const usage = err instanceof UsageError ? err : usageErrorFrom(err);
+    if (usage) {
+      process.stderr.write(`${name}: ${usage.message} (see: ${name} --help)\n`);
+      return 2;
+    }
+    // ConfigError messages list the fields at fault, one per line; anything else is one line
+    const e = err as Error;
+    process.stderr.write(e?.name === 'ConfigError' ? `${e.message}\n` : `${name}: ${e?.message ?? String(err)}\n`);
+    return 1;
+  }
+}

@@ -4,20 +4,18 @@ import { loadConfigFile, ConfigError } from '../relay/config/load.ts';
 import { Relay } from '../relay/relay.ts';
 import { devConfig } from '../relay/dev.ts';
 
-export async function runRelay(configFile: string | undefined, dev: boolean): Promise<number> {
+export type RelaySource = { configFile: string } | { dev: { deliver: boolean } };
+
+export async function runRelay(source: RelaySource): Promise<number> {
   const log = createLogger();
-  if (!configFile && !dev) {
-    process.stderr.write('mailfleet relay: give --config FILE (or --dev for the loopback default)\n');
-    return 2;
-  }
   let relay: Relay;
   try {
-    if (dev) {
-      const { config, notice } = await devConfig();
+    if ('dev' in source) {
+      const { config, notice } = await devConfig({ deliver: source.dev.deliver });
       relay = new Relay({ config, log });
       process.stderr.write(`\n  MailFleet dev relay: submission 127.0.0.1:2587 (STARTTLS), 127.0.0.1:2465 (TLS), metrics http://127.0.0.1:9464/metrics\n  ${notice}\n  try: swaks --server 127.0.0.1:2587 --tls --auth-user dev --auth-password ... --from you@example.test --to someone@example.org\n\n`);
     } else {
-      relay = new Relay({ config: loadConfigFile(configFile!), configFile: configFile!, log });
+      relay = new Relay({ config: loadConfigFile(source.configFile), configFile: source.configFile, log });
     }
     await relay.start();
   } catch (err) {

@@ -1,10 +1,17 @@
 // `npm start` = `mailfleet relay --dev`: the embedded loopback default works as the README
-// says (ports, self-signed TLS, the dev login for example.test, password printed once).
-// Nothing here sends a RCPT: the dev relay resolves recipients with the system DNS.
+// says (ports, self-signed TLS, the dev login for example.test, password printed once), and
+// the README's first minute ends as promised: the message sent is captured as an .eml file
+// whose DKIM signature verifies. The relay runs with an empty PATH: no CLI tool (openssl)
+// is needed at run time. Nothing here looks up a recipient: capture mode asks no DNS.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { Resolver } from 'node:dns/promises';
 import path from 'node:path';
+import { dkimVerify } from 'mailauth';
+import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
+import { devConfig } from '../../relay/dev.ts';
+import { startDnsServer } from '../support/dns-server.ts';
 import { SmtpTalk, authPlain } from '../support/smtp-talk.ts';
 import { repoRoot, tempDir, waitUntil } from '../support/relay-harness.ts';
 
@@ -12,7 +19,7 @@ let stop: (() => Promise<void>) | undefined;
 afterEach(async () => { await stop?.(); stop = undefined; });
 
 function startDev(cwd: string) {
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: tempDir('mailfleet-empty-path-') };
   delete env.MAILFLEET_DEV_PASSWORD; // this test is about the generated one
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/mailfleet.ts'), 'relay', '--dev'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -44,6 +51,31 @@ describe('mailfleet relay --dev', () => {
     const tls = await SmtpTalk.connect(2465, '127.0.0.1', { tls: true });
     expect(tls.greeting.code).toBe(220);
     tls.talk.close();
+
+    // the first minute: send one (the client verifies the self-signed certificate), open the capture
+    const cert = fs.readFileSync(path.join(cwd, '.mailfleet', 'tls', 'selfsigned.crt'));
+    await nodemailer.createTransport({ host: '127.0.0.1', port: 2587, requireTLS: true, tls: { ca: cert }, auth: { user: 'dev', pass: password } })
+      .sendMail({ from: 'you@example.test', to: 'someone@example.org', subject: 'first minute', text: 'hello from the dev relay' });
+    let emlPath = '';
+    await waitUntil('message captured', () => {
+      const line = dev.output().split('\n').find((l) => l.includes('"message captured"'));
+      if (line) emlPath = (JSON.parse(line) as { path: string }).path;
+      return Boolean(line);
+    }, 30_000);
+    expect(path.dirname(emlPath)).toBe(path.join(fs.realpathSync(cwd), '.mailfleet', 'captured'));
+    const eml = fs.readFileSync(emlPath);
+    expect(eml.toString()).toContain('Subject: first minute');
+    const record = fs.readFileSync(path.join(cwd, '.mailfleet', 'dkim', 'dev._domainkey.example.test.txt'), 'utf8').trim();
+    const dns = await startDnsServer({ 'dev._domainkey.example.test': { TXT: [record] } });
+    try {
+      const resolver = new Resolver({ timeout: 2000, tries: 1 });
+      resolver.setServers([dns.address]);
+      const res = await dkimVerify(eml, { resolver: (name: string, rr: string) => resolver.resolve(name, rr) as Promise<string[][]> });
+      expect(res.results.map((r) => ({ domain: r.signingDomain, selector: r.selector, result: r.status?.result })))
+        .toEqual([{ domain: 'example.test', selector: 'dev', result: 'pass' }]);
+    } finally {
+      await dns.close();
+    }
     await stop!();
     stop = undefined;
     // A second start keeps the password and does not print it again.
@@ -51,5 +83,17 @@ describe('mailfleet relay --dev', () => {
     await waitUntil('dev relay ready again', () => again.output().includes('"relay ready"'), 30_000);
     expect(again.output()).not.toContain(password);
     expect(again.output()).toContain('password in');
+  });
+
+  it('sends by MX, with recipient DNS checks, only with --deliver', async () => {
+    const dataDir = tempDir();
+    const captured = (await devConfig({ dataDir })).config;
+    expect(captured.delivery.mode).toBe('capture');
+    expect(captured.recipientChecks.dns).toBe(false);
+    const real = (await devConfig({ dataDir, deliver: true })).config;
+    expect(real.delivery.mode).toBe('mx');
+    expect(real.recipientChecks.dns).toBe(true);
+    // the same key signs either way
+    expect(real.domains[0]!.dkim!.keys[0]!.privateKeyFile).toBe(captured.domains[0]!.dkim!.keys[0]!.privateKeyFile);
   });
 });

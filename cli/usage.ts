@@ -1,0 +1,79 @@
+// What `mailfleet [COMMAND] --help` prints. Each text is complete for its command; the
+// top-level one lists the commands.
+export const USAGE: Record<string, string> = {
+  mailfleet: `usage: mailfleet <command> [options]
+
+commands:
+  relay --config FILE            run a relay (--dev: the loopback dev relay behind npm start)
+  operator [options]             run the Kubernetes operator
+  config check FILE              validate a relay config and the files it names
+  config schema                  print the JSON Schema of the relay config
+  hash-password                  read a password on stdin, print its scrypt hash
+  suppression list|remove        show or lift suppressed recipient addresses
+
+  mailfleet <command> --help     a command's options
+  mailfleet --version            the version
+`,
+  relay: `usage: mailfleet relay --config FILE
+       mailfleet relay --dev [--deliver]
+
+Runs an SMTP relay until SIGTERM or SIGINT (it stops accepting, drains, exits 0);
+SIGHUP re-reads the config file and the files it names.
+
+  -c, --config FILE   the relay config (YAML; \`mailfleet config schema\` lists its fields)
+      --dev           the built-in loopback config (npm start): submission with STARTTLS on
+                      127.0.0.1:2587, implicit TLS on 127.0.0.1:2465, metrics on
+                      http://127.0.0.1:9464, a self-signed certificate, and the login "dev"
+                      for example.test; data in ./.mailfleet. Mail is not sent: each message
+                      is captured as an .eml file in ./.mailfleet/captured/.
+      --deliver       with --dev: deliver for real by MX lookup instead of capturing
+  -h, --help          this text
+`,
+  operator: `usage: mailfleet operator [options]
+
+Runs the operator until SIGTERM or SIGINT (see docs/operator.md). Environment variables
+in brackets.
+
+  --kubeconfig FILE            [KUBECONFIG] default: in-cluster, then ~/.kube/config
+  --image IMAGE                [MAILFLEET_IMAGE] relay image when EmailRelay.spec.image is unset
+  --http ADDR:PORT             [MAILFLEET_OPERATOR_HTTP] /metrics /healthz /readyz, default 0.0.0.0:8080
+  --leader-elect=false         run without a Lease (a single replica)
+  --lease-namespace NS         [POD_NAMESPACE] default "default"
+  --lease-name NAME            default mailfleet-operator
+  --lease-duration SECONDS     default 15
+  --identity ID                [POD_NAME] default hostname-pid
+  --resync SECONDS             default 300: every object is reconciled again this often
+  --workers N                  default 4
+  --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
+  --watch-timeout SECONDS      server-side watch timeout (default 240-300)
+  --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
+  -h, --help                   this text
+`,
+  config: `usage: mailfleet config check FILE [--schema-only]
+       mailfleet config schema
+
+  check FILE       validate a relay config and read every file it names (password hashes,
+                   DKIM keys, certificates); prints "FILE: ok", or the errors by field and exit 1
+  --schema-only    with check: validate the config alone (one written for another machine)
+  schema           print the JSON Schema of the relay config (for editors)
+  -h, --help       this text
+`,
+  'hash-password': `usage: echo -n 'the password' | mailfleet hash-password
+
+Reads a password on stdin and prints its scrypt hash, for a relay config's
+credentials[].passwordHash or a passwordHashFile.
+
+  -h, --help   this text
+`,
+  suppression: `usage: mailfleet suppression list (--config FILE | --data-dir DIR)
+       mailfleet suppression remove ADDRESS (--config FILE | --data-dir DIR)
+
+Recipients whose mail bounced permanently are suppressed for a while (suppression.ttlHours).
+
+  list             one line per address: address, added, expires, code, reason
+  remove ADDRESS   lift one; exit 1 if it was not suppressed
+  -c, --config FILE   the relay config (its dataDir)
+  --data-dir DIR      the relay's data directory
+  -h, --help          this text
+`,
+};
