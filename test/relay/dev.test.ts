@@ -34,7 +34,7 @@ describe('mailfleet relay --dev', () => {
   it('serves submission on 2587 with a generated password printed once, for example.test only', async () => {
     const cwd = tempDir();
     const dev = startDev(cwd);
-    await waitUntil('dev relay ready', () => dev.output().includes('"relay ready"'), 30_000);
+    await waitUntil('dev relay ready', () => dev.output().includes('"relay ready"'), 90_000);
     const password = fs.readFileSync(path.join(cwd, '.mailfleet', 'dev-password'), 'utf8').trim();
     expect(dev.output()).toContain(`password "${password}" (shown once`);
     expect(fs.readFileSync(path.join(cwd, '.mailfleet', 'tls', 'selfsigned.crt'), 'utf8')).toContain('BEGIN CERTIFICATE');
@@ -80,10 +80,10 @@ describe('mailfleet relay --dev', () => {
     stop = undefined;
     // A second start keeps the password and does not print it again.
     const again = startDev(cwd);
-    await waitUntil('dev relay ready again', () => again.output().includes('"relay ready"'), 30_000);
+    await waitUntil('dev relay ready again', () => again.output().includes('"relay ready"'), 90_000);
     expect(again.output()).not.toContain(password);
     expect(again.output()).toContain('password in');
-  });
+  }, 240_000); // two starts, each making RSA keys, on a busy CI machine
 
   it('sends by MX, with recipient DNS checks, only with --deliver', async () => {
     const dataDir = tempDir();
