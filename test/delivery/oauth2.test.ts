@@ -8,6 +8,8 @@ import { pino } from 'pino';
 import client from 'prom-client';
 import { Deliverer } from '../../relay/delivery/deliverer.ts';
 import { OAuth2Tokens } from '../../relay/delivery/oauth2/index.ts';
+import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
+import { oauth2Schema } from '../../relay/delivery/oauth2/schema.ts';
 import type { DeliveryConfigInput } from '../../relay/delivery/schema.ts';
 import { testCert } from '../support/certs.ts';
 import { eventually } from '../support/eventually.ts';
@@ -274,6 +276,28 @@ describe('smarthost OAuth2', () => {
       expect(o).toMatchObject({ status: 'delivered' });
     } finally {
       await h.d.close();
+    }
+  });
+});
+
+describe('credential probe (what the operator runs for its status condition)', () => {
+  it('reports the provider\'s refusal, success, an unusable key, and caches the answer', async () => {
+    const cfg = oauth2Schema.parse({ microsoft: { tenantId: 't', clientId: 'app-1', clientSecretFile: '/unused', tokenUrl: idp.url } });
+    const cache = new OAuth2ProbeCache();
+    const before = grants('client_credentials').length;
+    const bad = await cache.check(cfg, { clientSecret: 'nope', ca: testCert().cert }, 'relay@example.test');
+    expect(bad).toMatchObject({ ok: false, kind: 'refused', message: `${idp.url}: invalid_client: AADSTS7000215: Invalid client secret provided.` });
+    expect(await cache.check(cfg, { clientSecret: 'nope', ca: testCert().cert }, 'relay@example.test')).toBe(bad);
+    expect(grants('client_credentials').length - before).toBe(1);
+    expect(await cache.check(cfg, { clientSecret: secret, ca: testCert().cert }, 'relay@example.test')).toMatchObject({ ok: true });
+    const google = oauth2Schema.parse({ google: { serviceAccountKeyFile: '/unused' } });
+    expect(await cache.check(google, { serviceAccountKey: '{"client_email":"a"}' }, 'u@example.test'))
+      .toMatchObject({ ok: false, kind: 'invalid', message: 'the service account key has no client_email or private_key' });
+    idp.setDown(true);
+    try {
+      expect(await new OAuth2ProbeCache().check(cfg, { clientSecret: secret, ca: testCert().cert }, 'relay@example.test')).toMatchObject({ ok: false, kind: 'unavailable' });
+    } finally {
+      idp.setDown(false);
     }
   });
 });
