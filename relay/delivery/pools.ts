@@ -174,7 +174,9 @@ export class PoolRegistry {
       },
       name: s.heloName ?? hostname(),
       ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
-      ...(target.oauth2 ? { auth: { type: 'custom', method: CUSTOM_METHOD, user: target.oauth2.user }, customAuth: { [CUSTOM_METHOD]: target.oauth2.handler } } : {}),
+      // forceAuth: a server that does not offer AUTH gets the token anyway, so the failure is
+      // ours to defer (EAUTH) rather than a 530 at MAIL FROM that would bounce the mail
+      ...(target.oauth2 ? { auth: { type: 'custom', method: CUSTOM_METHOD, user: target.oauth2.user }, customAuth: { [CUSTOM_METHOD]: target.oauth2.handler }, forceAuth: true } : {}),
       connectionTimeout: s.connectTimeoutMs,
       greetingTimeout: s.greetingTimeoutMs,
       socketTimeout: s.socketTimeoutMs,

@@ -261,6 +261,28 @@ describe('smarthost OAuth2', () => {
     }
   });
 
+  it('a smarthost that does not offer AUTH still gets asked, and the refusal defers instead of sending unauthenticated', async () => {
+    const noAuth = await startSink({ host: '127.0.0.9' });
+    const d = new Deliverer({
+      log: pino({ level: 'silent' }),
+      config: config({
+        mode: 'smarthost',
+        smarthosts: [{ name: 'm365', host: '127.0.0.9', port: noAuth.port, tlsRejectUnauthorized: false, auth: {
+          user: 'relay@example.test',
+          oauth2: { microsoft: { tenantId: 't', clientId: 'app-1', clientSecretFile: file('client-secret-5', secret), tokenUrl: idp.url }, tokenCaFile: idp.caFile },
+        } }],
+      }),
+    });
+    try {
+      const [o] = await d.deliver(makeJob(tmp.dir, ['noauth@far.test']));
+      expect(o).toMatchObject({ status: 'deferred', enhanced: '4.7.0' });
+      expect(noAuth.messages).toHaveLength(0);
+    } finally {
+      await d.close();
+      await noAuth.close();
+    }
+  });
+
   it('a bad key or a missing secret file is a config error naming the field, and the old config stays', async () => {
     const h = harness({
       user: 'relay@example.test',
