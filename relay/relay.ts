@@ -163,7 +163,10 @@ export class Relay {
         : cfg.redis ? new RedisLimiter({ config: cfg.redis, logger: this.log, registry: this.metrics.registry }) : new LocalLimiter();
       if (limiter) created.push(limiter);
       const throttleKey = JSON.stringify(cfg.authThrottle);
-      const authThrottle = throttleKey === this.authThrottleKey ? undefined : new AuthThrottle(cfg.authThrottle);
+      const authThrottle = throttleKey === this.authThrottleKey ? undefined : new AuthThrottle(cfg.authThrottle, {
+        // The fleet's counters live where the rate limits do: whatever limiter serves now.
+        redis: () => (this.limiter instanceof RedisLimiter ? { client: this.limiter.redis, keyPrefix: this.limiter.config.keyPrefix } : undefined),
+      });
       if (authThrottle) created.push(authThrottle);
       const recipientDns = cfg.recipientChecks.dns
         ? new RecipientDnsCheck({ dnsServers: cfg.delivery.mx.dnsServers, ttlSeconds: cfg.recipientChecks.cacheSeconds })

@@ -55,12 +55,22 @@ export type LocalLimiterConfig = z.infer<typeof localLimiterSchema>;
 
 export const authThrottleSchema = z
   .strictObject({
-    maxFailuresPerLogin: count.default(5).describe('Failed AUTH attempts for one login within windowSeconds before it is locked'),
-    maxFailuresPerAddress: count.default(20).describe('Failed AUTH attempts from one client address within windowSeconds before it is locked'),
+    maxFailuresPerLoginAndAddress: count.default(5)
+      .describe('Failed AUTH attempts for one login from one client address within windowSeconds before that pair is locked (the login stays open from other addresses)'),
+    maxFailuresPerAddress: count.default(20)
+      .describe('Failed AUTH attempts from one client address (IPv6: its /64), for any logins, within windowSeconds before the address is locked'),
+    loginDelayAfter: count.default(10)
+      .describe('Failed AUTH attempts for one login from all addresses within windowSeconds after which every further attempt for it waits (progressive delay, doubling)'),
+    maxLoginDelayMs: z.number().int().min(0).max(60_000).default(8_000)
+      .describe('Longest progressive delay before a password check for a login under attack, in milliseconds'),
     windowSeconds: count.default(300).describe('Window over which failures are counted'),
-    lockoutSeconds: count.default(900).describe('How long a locked login or address is refused'),
+    lockoutSeconds: count.default(900).describe('How long a locked address or login-and-address pair is refused'),
     maxEntries: count.default(50_000)
-      .describe('Subjects (logins + addresses) tracked at most; the least recently touched are evicted'),
+      .describe('Subjects (addresses, logins, pairs) tracked at most in memory; the least recently touched are evicted'),
+    maxConcurrentPasswordChecks: z.number().int().min(1).max(64).default(4)
+      .describe('Password hashes (scrypt, 16 MB each) computed at once; more AUTH attempts wait'),
+    maxWaitingPasswordChecks: z.number().int().min(0).max(10_000).default(100)
+      .describe('AUTH attempts that may wait for a password check; beyond this AUTH is refused with 454 4.7.0'),
   });
 
 export type AuthThrottleConfig = z.infer<typeof authThrottleSchema>;

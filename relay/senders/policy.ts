@@ -33,23 +33,34 @@ function seconds(ms: number): number {
 
 export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
   const limitRefusals = deps.metrics.counter('mailfleet_ratelimit_refusals_total', 'Messages refused at intake by a rate limit', ['scope']);
-  const lockouts = deps.metrics.counter('mailfleet_auth_lockouts_total', 'AUTH attempts refused because the login or address is locked out', ['scope']);
+  const lockouts = deps.metrics.counter('mailfleet_auth_lockouts_total', 'Lockouts begun after repeated AUTH failures, by what was locked (address, or login from one address)', ['scope']);
+  const throttled = deps.metrics.counter('mailfleet_auth_throttled_total', 'AUTH attempts refused while locked out, or delayed because their login is under attack', ['action']);
   const suppressed = deps.metrics.counter('mailfleet_recipients_suppressed_total', 'Recipients refused by the suppression list');
   const deadDomains = deps.metrics.counter('mailfleet_recipients_dead_domain_total', 'Recipients refused because their domain takes no mail');
 
   return {
     async authAllowed(ip, user) {
-      const state = deps.authThrottle().check(ip, user);
+      const state = await deps.authThrottle().check(ip, user);
       if (state.locked) {
-        lockouts.inc({ scope: 'locked' });
-        deps.log.warn({ client: ip, user }, 'auth refused: locked out after repeated failures');
-        throw smtpError(454, '4.7.0', `Too many failed logins, try again in ${seconds(state.retryAfterMs)}s`);
+        throttled.inc({ action: 'refused' });
+        throw smtpError(454, '4.7.0', `Too many failed logins from ${ip}, try again in ${seconds(state.retryAfterMs)}s`);
+      }
+      if (state.delayMs > 0) {
+        throttled.inc({ action: 'delayed' });
+        await new Promise((r) => setTimeout(r, state.delayMs));
       }
     },
 
-    authResult(ip, user, ok) {
-      if (ok) deps.authThrottle().recordSuccess(ip, user);
-      else deps.authThrottle().recordFailure(ip, user);
+    async authResult(ip, user, ok) {
+      if (ok) return deps.authThrottle().recordSuccess(ip, user);
+      const { lockedNow } = await deps.authThrottle().recordFailure(ip, user);
+      if (lockedNow) {
+        lockouts.inc({ scope: lockedNow });
+        const cfg = deps.authThrottle().config;
+        deps.log.warn({ client: ip, user, scope: lockedNow, lockoutSeconds: cfg.lockoutSeconds }, lockedNow === 'address'
+          ? 'auth lockout: client address locked after repeated failures'
+          : 'auth lockout: login locked for this client address after repeated failures');
+      }
     },
 
     async checkSender(from, domain, session) {

@@ -8,7 +8,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import type { RelayRuntime } from '../config/runtime.ts';
-import { verifyPassword } from '../auth/password.ts';
+import { PasswordGate, PasswordGateBusyError } from '../auth/password-gate.ts';
 import { MessageTooLargeError, type QueueStore, type QueuedMessage, type MessageMeta } from '../queue/store.ts';
 import { DataGate, type GatedHeaders } from './data-gate.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
@@ -21,8 +21,8 @@ import { domainOf } from '../util/address.ts';
 export interface IntakePolicy {
   /** Before a password is checked: throw (454) when the client or login is locked out. */
   authAllowed?(ip: string, user: string): Promise<void>;
-  /** After a password check, for brute-force accounting. */
-  authResult?(ip: string, user: string, ok: boolean): void;
+  /** After a password check, for brute-force accounting (awaited: the next attempt sees it). */
+  authResult?(ip: string, user: string, ok: boolean): Promise<void>;
   /** Before RCPT is accepted: refuse with an SmtpError, or resolve. */
   checkRecipient?(rcpt: string, session: SMTPServerSession): Promise<void>;
   /** Before MAIL FROM is accepted, after the domain check (rate limits). */
@@ -84,6 +84,7 @@ function relayTrick(address: string): string | undefined {
 export class Intake {
   private readonly deps: IntakeDeps;
   private readonly listeners: Listening[] = [];
+  private readonly passwords = new PasswordGate(4, 100);
   // Session ids whose PROXY header named no client (LOCAL/UNKNOWN).
   private readonly sourceless = new Set<string>();
   private accepting = true;
@@ -284,10 +285,21 @@ export class Intake {
     const user = auth.username ?? '';
     if (this.sourceless.has(session.id)) throw smtpError(530, '5.7.0', 'No client address (PROXY LOCAL/UNKNOWN): authentication is not possible on this connection');
     await this.deps.policy?.authAllowed?.(session.remoteAddress, user);
-    const login = this.deps.runtime().logins.get(user);
-    // Verify against a dummy hash for unknown users so timing does not reveal which exist.
-    const ok = await verifyPassword(auth.password ?? '', login?.passwordHash ?? DUMMY_HASH);
-    this.deps.policy?.authResult?.(session.remoteAddress, user, Boolean(login && ok));
+    const rt = this.deps.runtime();
+    const login = rt.logins.get(user);
+    const t = rt.config.authThrottle;
+    this.passwords.configure(t.maxConcurrentPasswordChecks, t.maxWaitingPasswordChecks);
+    let ok: boolean;
+    try {
+      // Unknown users are checked against a dummy hash with the default cost: the same
+      // time, the same memory, the same queue as a real login.
+      ok = await this.passwords.verify(auth.password ?? '', login?.passwordHash ?? DUMMY_HASH);
+    } catch (err) {
+      if (!(err instanceof PasswordGateBusyError)) throw err;
+      metrics.authFailures.inc({ reason: 'busy' });
+      throw smtpError(454, '4.7.0', 'Too many authentication attempts in progress, try again later');
+    }
+    await this.deps.policy?.authResult?.(session.remoteAddress, user, Boolean(login && ok));
     if (!login || !ok) {
       metrics.authFailures.inc({ reason: login ? 'bad_password' : 'unknown_user' });
       log.warn({ client: session.remoteAddress, user: auth.username }, 'auth failed');

@@ -90,8 +90,8 @@ describe('sender domains', () => {
     expect(w.relay.relay.queue.size + w.sink.messages.length).toBe(1);
   });
 
-  it('locks a login out after repeated failures (454 4.7.0) even with the right password', async () => {
-    w = await startWorld({ authThrottle: { maxFailuresPerLogin: 3, maxFailuresPerAddress: 100, windowSeconds: 300, lockoutSeconds: 600 } });
+  it('locks a login for the failing address after repeated failures (454 4.7.0) even with the right password', async () => {
+    w = await startWorld({ authThrottle: { maxFailuresPerLoginAndAddress: 3, maxFailuresPerAddress: 100, windowSeconds: 300, lockoutSeconds: 600 } });
     const talk = await session(w);
     for (let i = 0; i < 3; i++) expect((await talk.cmd(`AUTH PLAIN ${authPlain('alice', `guess${i}`)}`)).text).toMatch(/^535 5\.7\.8/);
     expect((await talk.cmd(`AUTH PLAIN ${authPlain('alice', PASSWORD)}`)).text).toMatch(/^454 4\.7\.0 Too many failed logins/);
