@@ -9,10 +9,11 @@ import { CaptureSink } from './capture.ts';
 import { MxResolver } from './mx.ts';
 import { OAuth2Tokens, type OAuth2Login } from './oauth2/index.ts';
 import type { OAuth2Credential } from './oauth2/credential.ts';
-import { fromError, fromInfo, type HostFailure, type SmtpError } from './outcome.ts';
+import { fromError, fromInfo, hostFailure, type HostFailure, type SmtpError } from './outcome.ts';
 import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './pools.ts';
 import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
 import { Semaphore } from './semaphore.ts';
+import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
 
 export interface DelivererOptions {
@@ -49,6 +50,19 @@ function poolSettings(c: DeliveryConfig): PoolSettings {
   };
 }
 
+function healthPolicy(c: DeliveryConfig): HealthPolicy {
+  return { backoffMs: c.hostDownBackoffMs, maxBackoffMs: Math.max(c.hostDownMaxBackoffMs, c.hostDownBackoffMs) };
+}
+
+/** A target as the health breaker sees it. */
+interface Candidate { remote: string; pool: PoolTarget }
+
+type AttemptResult =
+  | { kind: 'answer'; outcomes: RecipientOutcome[] }
+  | { kind: 'unreachable'; failure: HostFailure }
+  /** The target went down while this attempt waited for one of its connections. */
+  | { kind: 'skipped'; failure: HostFailure };
+
 function domainOf(rcpt: string): string | undefined {
   const at = rcpt.lastIndexOf('@');
   if (at <= 0 || at === rcpt.length - 1) return undefined;
@@ -73,6 +87,7 @@ export class Deliverer {
   /** Concurrency per recipient domain (MX mode); per-host caps live in the pools. */
   private readonly destinations = new Map<string, Semaphore>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly health: TargetHealth<Candidate>;
   private closed = false;
 
   constructor(opts: DelivererOptions) {
@@ -82,6 +97,25 @@ export class Deliverer {
     this.capture = opts.captureDir ? new CaptureSink(opts.captureDir, this.log) : undefined;
     this.resolved = this.resolve(opts.config);
     this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
+    this.health = new TargetHealth<Candidate>({
+      policy: healthPolicy(opts.config),
+      probe: async (c) => {
+        try {
+          await this.pools.verify(c.pool);
+        } catch (err) {
+          const f = hostFailure(err as SmtpError, c.remote, c.pool.requireTls);
+          throw Object.assign(new Error(f.response), { enhanced: f.enhanced });
+        }
+      },
+      onChange: (remote, state, detail) => (state === 'down'
+        ? this.log.warn({ remote, ...detail }, 'delivery target marked down')
+        : this.log.info({ remote }, 'delivery target is up again')),
+    });
+  }
+
+  /** How the breaker sees a host ('host[ip]:port'), for tests. */
+  targetState(remote: string): ReturnType<TargetHealth<Candidate>['stateOf']> {
+    return this.health.stateOf(remote);
   }
 
   /**
@@ -101,15 +135,20 @@ export class Deliverer {
         && t.rejectUnauthorized === mx.rejectUnauthorized && caps.has(t.maxConnections)
       : valid.has(JSON.stringify(t)));
     for (const [key, sem] of this.destinations) sem.setLimit(this.destinationCap(key));
+    this.health.setPolicy(healthPolicy(config));
     this.log.info({ mode: config.mode, smarthosts: next.smarthosts.map((s) => s.name) }, 'delivery config updated');
   }
 
-  async deliver(job: DeliveryJob): Promise<RecipientOutcome[]> {
+  /**
+   * One attempt for every open recipient of the job. An aborted `signal` (shutdown) ends
+   * the attempt at once: recipients without an answer yet are deferred, never lost.
+   */
+  async deliver(job: DeliveryJob, signal?: AbortSignal): Promise<RecipientOutcome[]> {
     const route: Route = this.resolved.config.mode;
-    if (this.closed) {
+    if (this.closed || signal?.aborted) {
       return job.recipients.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'relay is shutting down', route }));
     }
-    const p = this.deliverAll(job, route).catch((err: unknown) => {
+    const p = this.deliverAll(job, route, signal).catch((err: unknown) => {
       // a bug, not a delivery error: keep the mail, say what happened
       this.log.error({ queueId: job.id, err }, 'delivery failed unexpectedly');
       return job.recipients.map((recipient): RecipientOutcome => ({
@@ -124,19 +163,22 @@ export class Deliverer {
     }
   }
 
-  async close(): Promise<void> {
+  /** Stops taking attempts; the ones running (already aborted at shutdown) end first, for at most waitMs. */
+  async close(waitMs?: number): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.inFlight]);
-    await this.pools.close();
+    const running = Promise.allSettled([...this.inFlight]);
+    if (waitMs === undefined) await running;
+    else await Promise.race([running, new Promise((r) => setTimeout(r, waitMs).unref())]);
+    await this.pools.close(waitMs);
   }
 
   // ---- routing ----
 
-  private async deliverAll(job: DeliveryJob, route: Route): Promise<RecipientOutcome[]> {
+  private async deliverAll(job: DeliveryJob, route: Route, signal: AbortSignal | undefined): Promise<RecipientOutcome[]> {
     if (route === 'capture') return this.capture!.deliver(job); // resolve() made sure there is one
     const byRecipient = new Map<string, RecipientOutcome>();
     if (route === 'smarthost') {
-      for (const o of await this.toSmarthosts(job, job.recipients)) byRecipient.set(o.recipient, o);
+      for (const o of await this.toSmarthosts(job, job.recipients, signal)) byRecipient.set(o.recipient, o);
     } else {
       const groups = new Map<string, string[]>();
       for (const r of job.recipients) {
@@ -147,7 +189,7 @@ export class Deliverer {
         }
         groups.set(d, [...(groups.get(d) ?? []), r]);
       }
-      const results = await Promise.all([...groups].map(([domain, rcpts]) => this.toDomain(job, domain, rcpts)));
+      const results = await Promise.all([...groups].map(([domain, rcpts]) => this.toDomain(job, domain, rcpts, signal)));
       for (const o of results.flat()) byRecipient.set(o.recipient, o);
     }
     return job.recipients.map((r) => byRecipient.get(r) ?? {
@@ -155,7 +197,7 @@ export class Deliverer {
     });
   }
 
-  private async toDomain(job: DeliveryJob, domain: string, rcpts: string[]): Promise<RecipientOutcome[]> {
+  private async toDomain(job: DeliveryJob, domain: string, rcpts: string[], signal: AbortSignal | undefined): Promise<RecipientOutcome[]> {
     const plan = await this.resolved.resolver.plan(domain);
     if (plan.kind === 'verdict') {
       this.log.info({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: plan.status, response: plan.response }, 'delivery attempt');
@@ -169,43 +211,68 @@ export class Deliverer {
       // connections: a domain with its own cap gets pools sized to it
       rejectUnauthorized: policy.rejectUnauthorized, maxConnections: this.destinationCap(domain),
     }));
-    return this.throughTargets(job, domain, domain, rcpts, targets, 'mx');
+    return this.throughTargets(job, domain, domain, rcpts, targets, 'mx', signal);
   }
 
-  private async toSmarthosts(job: DeliveryJob, rcpts: string[]): Promise<RecipientOutcome[]> {
+  private async toSmarthosts(job: DeliveryJob, rcpts: string[], signal: AbortSignal | undefined): Promise<RecipientOutcome[]> {
     // the list order is the failover order; each smarthost's cap is its pool's size
     const targets = this.resolved.smarthosts.map((s) => this.smarthostTarget(s, job.from));
-    return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost');
+    return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost', signal);
   }
 
   /**
-   * Tries the targets in order for each transaction-sized chunk of recipients: the first
-   * host that answers decides; hosts that cannot be reached pass the chunk on.
+   * For each transaction-sized chunk of recipients, the health breaker picks the first
+   * target that is up (target-health.ts): the first host that answers decides; a host that
+   * cannot be reached is marked down and the chunk goes to the next one at once. When every
+   * target is down the chunk is deferred without opening a connection.
    */
   private async throughTargets(
     job: DeliveryJob, destKey: string | null, destination: string, rcpts: string[], targets: PoolTarget[], route: Route,
+    signal: AbortSignal | undefined,
   ): Promise<RecipientOutcome[]> {
-    const release = destKey ? await this.destination(destKey).acquire() : undefined;
+    const deferAll = (chunk: string[], response: string, enhanced: string, extra: Partial<RecipientOutcome> = {}) =>
+      chunk.map((recipient): RecipientOutcome => ({ recipient, status: 'deferred', enhanced, response, route, ...extra }));
+    let release: (() => void) | undefined;
+    try {
+      release = destKey ? await this.destination(destKey).acquire(signal) : undefined;
+    } catch {
+      return deferAll(rcpts, 'relay is shutting down', '4.3.2');
+    }
     try {
       const out: RecipientOutcome[] = [];
       for (const chunk of chunks(rcpts, MAX_RCPTS_PER_TRANSACTION)) {
         const failures: { remote: string; failure: HostFailure }[] = [];
         let done: RecipientOutcome[] | undefined;
-        for (const target of targets) {
-          const r = await this.attempt(job, destination, chunk, target);
-          if (r.kind === 'answer') { done = r.outcomes; break; }
-          failures.push({ remote: remoteOf(target), failure: r.failure });
+        const left: Candidate[] = targets.map((pool) => ({ remote: remoteOf(pool), pool }));
+        // Bounded: every turn removes one target from `left`.
+        while (!done && left.length > 0) {
+          if (signal?.aborted) { done = deferAll(chunk, 'relay is shutting down', '4.3.2'); break; }
+          const pick = await this.health.choose(left, route === 'smarthost' ? 'unknown' : 'up', signal);
+          if (pick.kind === 'down') {
+            if (failures.length === 0) {
+              const what = route === 'mx' ? (targets.length > 1 ? 'every MX address' : 'the MX address') : (targets.length > 1 ? 'every smarthost' : 'the smarthost');
+              done = deferAll(chunk, signal?.aborted ? 'relay is shutting down' : `${what} of ${destination} is marked down after failures (last: ${pick.reason})`, pick.enhanced);
+            }
+            break;
+          }
+          left.splice(left.indexOf(pick.target), 1);
+          const r = await this.attempt(job, destination, chunk, pick.target.pool, { waitSignal: pick.signal, ...(signal ? { signal } : {}) });
+          if (r.kind === 'answer') {
+            this.health.succeeded(pick.target.remote);
+            done = r.outcomes;
+            break;
+          }
+          if (r.kind === 'unreachable') this.health.failed(pick.target.remote, r.failure.response, r.failure.enhanced);
+          failures.push({ remote: pick.target.remote, failure: r.failure });
         }
         if (!done) {
-          const last = failures[failures.length - 1]?.failure;
+          const last = failures[failures.length - 1];
           const response = failures.length > 1
             ? `all ${failures.length} ${route === 'mx' ? 'MX addresses' : 'smarthosts'} failed: ${failures.map((f) => f.failure.response).join('; ')}`
-            : last?.response ?? 'no destination to try';
-          done = chunk.map((recipient): RecipientOutcome => ({
-            recipient, status: 'deferred', enhanced: last?.enhanced ?? '4.4.1', response, route,
-            ...(last?.code ? { code: last.code } : {}),
-            ...(failures.length ? { remote: failures[failures.length - 1]!.remote } : {}),
-          }));
+            : last?.failure.response ?? 'no destination to try';
+          done = deferAll(chunk, response, last?.failure.enhanced ?? '4.4.1', {
+            ...(last?.failure.code ? { code: last.failure.code } : {}), ...(last ? { remote: last.remote } : {}),
+          });
         }
         out.push(...done);
       }
@@ -215,27 +282,40 @@ export class Deliverer {
     }
   }
 
-  private async attempt(job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget) {
+  private async attempt(
+    job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+  ): Promise<AttemptResult> {
     const remote = remoteOf(target);
     const base = { remote, route: target.route };
     const raw = messageStream(job);
     const started = Date.now();
-    let result: ReturnType<typeof fromError>;
+    let result: AttemptResult;
     try {
-      const info = await this.pools.send(target, { from: job.from, to: rcpts, raw });
+      const info = await this.pools.send(target, { from: job.from, to: rcpts, raw }, signals);
       result = { kind: 'answer', outcomes: fromInfo(rcpts, info, base) };
     } catch (err) {
-      result = fromError(rcpts, err as SmtpError, base, raw.readableDidRead, target.requireTls);
+      if (signals.signal?.aborted) {
+        // Shutdown: whatever the host did with a message it may have started to get, the
+        // retry after the restart delivers it (at-least-once), so defer, never drop.
+        result = { kind: 'answer', outcomes: rcpts.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'delivery aborted: relay is shutting down', ...base })) };
+      } else if (signals.waitSignal.aborted && !raw.readableDidRead) {
+        result = { kind: 'skipped', failure: { response: (signals.waitSignal.reason as Error).message, enhanced: '4.4.1' } };
+      } else {
+        result = fromError(rcpts, err as SmtpError, base, raw.readableDidRead, target.requireTls);
+      }
     } finally {
       raw.destroy();
     }
     const fields = { queueId: job.id, route: target.route, destination, remote, recipients: rcpts.length, durationMs: Date.now() - started };
     if (result.kind === 'answer') {
-      const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
+      const outcomes = result.outcomes;
+      const count = (s: string) => outcomes.filter((o) => o.status === s).length;
       const delivered = count('delivered');
       const outcome = delivered === rcpts.length ? 'delivered' : delivered > 0 ? 'partial' : count('failed') === rcpts.length ? 'failed' : 'deferred';
-      const first = result.outcomes.find((o) => o.status !== 'delivered') ?? result.outcomes[0];
+      const first = outcomes.find((o) => o.status !== 'delivered') ?? outcomes[0];
       this.log.info({ ...fields, outcome, delivered, deferred: count('deferred'), failed: count('failed'), code: first?.code, response: first?.response }, 'delivery attempt');
+    } else if (result.kind === 'skipped') {
+      this.log.debug({ ...fields, outcome: 'skipped', response: result.failure.response }, 'delivery attempt');
     } else {
       this.log.warn({ ...fields, outcome: 'unreachable', code: result.failure.code, response: result.failure.response }, 'delivery attempt');
     }

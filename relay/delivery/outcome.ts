@@ -126,7 +126,8 @@ export function fromError(recipients: string[], err: SmtpError, base: Base, body
   return { kind: 'unreachable', failure };
 }
 
-function hostFailure(err: SmtpError, remote: string, requireTls: boolean): HostFailure {
+/** Why a host could not be used: also the verdict on a failed health probe. */
+export function hostFailure(err: SmtpError, remote: string, requireTls: boolean): HostFailure {
   const reply = err.response ? cleanReply(err.response) : undefined;
   const withCode = (f: HostFailure): HostFailure => (err.responseCode ? { ...f, code: err.responseCode } : f);
   if (err.code === 'ETLS' || (requireTls && err.command === 'STARTTLS')) {

@@ -68,9 +68,10 @@ interface Pool {
 type PoolMessage = MailMessage<SMTPPoolSentMessageInfo>;
 type TransportMessage = { data: PoolMessage['data']; message: Pick<PoolMessage['message'], 'getEnvelope' | 'messageId' | 'getHeader' | 'createReadStream'> };
 
-function sendRaw(pool: SMTPPool, mail: OutgoingMail): Promise<SendInfo> {
+function sendRaw(pool: SMTPPool, mail: OutgoingMail, signal?: AbortSignal): Promise<SendInfo> {
   const shim: TransportMessage = {
-    data: {},
+    // the pool fails an aborted message and closes the connection carrying it (smtp-pool `signal`)
+    data: signal ? { signal } : {},
     message: {
       getEnvelope: () => ({ from: mail.from, to: [...mail.to] }),
       messageId: () => '',
@@ -121,13 +122,18 @@ export class PoolRegistry {
     }
   }
 
-  /** Sends one transaction over the target's pool, waiting for a free slot first. */
-  async send(target: PoolTarget, mail: OutgoingMail): Promise<SendInfo> {
+  /**
+   * Sends one transaction over the target's pool, waiting for a free slot first.
+   * `waitSignal` ends only the wait for a slot (the target went down meanwhile); `signal`
+   * also aborts the transaction itself (shutdown).
+   */
+  async send(target: PoolTarget, mail: OutgoingMail, signals: { waitSignal?: AbortSignal; signal?: AbortSignal } = {}): Promise<SendInfo> {
     const pool = this.poolFor(target);
-    const release = await pool.slots.acquire();
+    const { waitSignal, signal } = signals;
+    const release = await pool.slots.acquire(waitSignal && signal ? AbortSignal.any([waitSignal, signal]) : waitSignal ?? signal);
     try {
       pool.lastUsed = Date.now();
-      return await sendRaw(pool.transport, mail);
+      return await sendRaw(pool.transport, mail, signal);
     } finally {
       pool.lastUsed = Date.now();
       release();
@@ -135,20 +141,30 @@ export class PoolRegistry {
     }
   }
 
+  /**
+   * Opens a session with the target (greeting, EHLO, STARTTLS, AUTH) and quits without
+   * sending mail: the health probe. Bounded by the connect and greeting timeouts.
+   */
+  async verify(target: PoolTarget): Promise<void> {
+    await this.poolFor(target).transport.verify();
+  }
+
   /** Number of open pools (for tests and metrics). */
   get size(): number { return this.pools.size; }
 
-  /** Closes every pool; sends in flight finish first (nodemailer closes busy connections when they free up). */
-  async close(): Promise<void> {
+  /**
+   * Closes every pool. Sends in flight finish first, for at most `waitMs` (default: the
+   * socket timeout, which bounds each of them anyway); then busy connections are closed too.
+   */
+  async close(waitMs = this.settings.socketTimeoutMs): Promise<void> {
     clearInterval(this.sweeper);
     const pools = [...this.pools.values()];
     this.pools.clear();
-    // Bounded wait for running sends: socketTimeout bounds each of them anyway.
-    const deadline = Date.now() + this.settings.socketTimeoutMs;
+    const deadline = Date.now() + waitMs;
     while (pools.some((p) => !p.slots.idle) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const p of pools) p.transport.close();
+    for (const p of pools) p.transport.close({ force: true });
   }
 
   private poolFor(target: PoolTarget): Pool {

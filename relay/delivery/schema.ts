@@ -60,7 +60,9 @@ export const deliverySchema = z.strictObject({
   mx: mxSchema.prefault({}).describe('MX delivery: DNS and TLS policy'),
   smarthosts: z.array(smarthostSchema).default([]).describe('Providers in failover order (smarthost mode)'),
   heloName: z.string().min(1).optional().describe('Name sent with EHLO; default: the OS host name'),
-  connectTimeoutMs: z.number().int().positive().default(30_000).describe('Time to open a TCP connection, in milliseconds'),
+  // 10 s: a reachable host completes a TCP handshake in well under a second; the breaker
+  // (target-health.ts) pays this at most once per backoff for a host that drops SYNs.
+  connectTimeoutMs: z.number().int().positive().default(10_000).describe('Time to open a TCP connection, in milliseconds'),
   greetingTimeoutMs: z.number().int().positive().default(30_000).describe("Time to wait for the server's greeting, in milliseconds"),
   socketTimeoutMs: z.number().int().positive().default(120_000).describe('Idle time on an open connection before it is given up, in milliseconds'),
   idleTimeoutMs: z.number().int().positive().default(60_000)
@@ -68,6 +70,11 @@ export const deliverySchema = z.strictObject({
   maxConnectionsPerDestination: z.number().int().positive().default(10)
     .describe('Cap on concurrent connections to one destination host (IP and port) and, by default, to one recipient domain'),
   maxMessagesPerConnection: z.number().int().positive().default(1000).describe('Messages sent over one connection before it is closed'),
+  hostDownBackoffMs: z.number().int().positive().default(30_000).describe(
+    'A destination host that timed out, refused or would not start a session is skipped this long, in milliseconds, '
+    + 'then probed (a session without mail); each failed probe doubles the wait'),
+  hostDownMaxBackoffMs: z.number().int().positive().default(300_000)
+    .describe('Longest time a failed destination host is skipped before the next probe, in milliseconds'),
   destinations: z.record(z.string().min(1), destinationSchema).default({}).describe(
     "Per-destination overrides. Keys are recipient domains in MX mode (e.g. 'gmail.com'), "
     + 'smarthost names (or host:port when unnamed) in smarthost mode; case-insensitive'),

@@ -19,10 +19,23 @@ export class Semaphore {
   get waiting(): number { return this.waiters.length; }
   get idle(): boolean { return this.active === 0 && this.waiters.length === 0; }
 
-  /** Resolves with a release function once a slot is free; release is idempotent. */
-  async acquire(): Promise<() => void> {
+  /**
+   * Resolves with a release function once a slot is free; release is idempotent. An
+   * aborted signal takes the caller out of the line and rejects with the signal's reason.
+   */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
     if (this.active >= this.limit) {
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await new Promise<void>((resolve, reject) => {
+        const waiter = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
+        const onAbort = () => {
+          const at = this.waiters.indexOf(waiter);
+          if (at >= 0) this.waiters.splice(at, 1);
+          reject(signal!.reason);
+        };
+        this.waiters.push(waiter);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
     } else {
       this.active++;
     }

@@ -63,10 +63,13 @@ describe('smarthost delivery', () => {
       ]);
       const got = backup.messages.find((m) => m.to.includes('one@far.test'));
       expect(got).toMatchObject({ authUser: creds.user, secure: true, to: ['one@far.test', 'two@other.test'] });
-      // one log line per attempt: the refused primary, then the backup; never the password
-      const attempts = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'delivery attempt');
-      expect(attempts.map((a) => a.outcome)).toEqual(['unreachable', 'delivered']);
-      expect(attempts[0].response).toContain('connection refused');
+      // the primary's probe was refused, so it is marked down and the one attempt goes to
+      // the backup; never the password
+      const parsed = lines.map((l) => JSON.parse(l));
+      expect(parsed.filter((l) => l.msg === 'delivery attempt').map((a) => a.outcome)).toEqual(['delivered']);
+      const down = parsed.find((l) => l.msg === 'delivery target marked down');
+      expect(down.reason).toContain('connection refused');
+      expect(d.targetState(`127.0.0.2[127.0.0.2]:${closedPort}`)).toBe('down');
       expect(lines.join('\n')).not.toContain(creds.pass);
     } finally {
       await d.close();
@@ -176,7 +179,7 @@ describe('delivery schema', () => {
     const c = deliverySchema.parse({});
     expect(c).toMatchObject({
       mode: 'mx', mx: { port: 25, requireTls: false, dnsTimeoutMs: 5000, maxAddresses: 10 }, smarthosts: [],
-      connectTimeoutMs: 30_000, greetingTimeoutMs: 30_000, socketTimeoutMs: 120_000,
+      connectTimeoutMs: 10_000, greetingTimeoutMs: 30_000, socketTimeoutMs: 120_000, hostDownBackoffMs: 30_000, hostDownMaxBackoffMs: 300_000,
       maxConnectionsPerDestination: 10, maxMessagesPerConnection: 1000, destinations: {},
     });
     const s = deliverySchema.parse({ mode: 'smarthost', smarthosts: [{ host: 'smtp.example.test' }] });
