@@ -35,5 +35,9 @@ export async function runRelay(source: RelaySource): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  // Everything queued is safe on disk now. A socket still open (a health probe waiting for
+  // a greeting, a client that never closed its side) must not keep the process past the
+  // drain deadline: exit on our own unless the event loop ends first.
+  setTimeout(() => process.exit(), 500).unref();
   return 0;
 }

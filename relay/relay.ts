@@ -33,6 +33,9 @@ function webhookId(url: string): string {
   return crypto.createHash('sha256').update(url).digest('hex').slice(0, 16);
 }
 
+/** After the runner stopped, how long delivery pools may take to close. */
+const CLOSE_WAIT_MS = 300;
+
 function isHardBounce(enhanced: string | undefined): boolean {
   return enhanced !== undefined && (/^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1');
 }
@@ -339,18 +342,23 @@ export class Relay {
   }
 
   /**
-   * SIGTERM: readiness off at once (the Service stops sending new clients), intake stops
-   * and open sessions get the drain time, then delivery workers finish their attempt.
+   * SIGTERM: readiness off at once (the Service stops sending new clients); everything is
+   * bounded by limits.drainTimeout from here. Intake stops: idle sessions get 421 at once,
+   * open transactions may finish until the deadline. Delivery keeps going meanwhile; at the
+   * deadline attempts still running are aborted and their recipients stay queued. What
+   * follows (closing pools, webhooks, journals) takes well under the 2 s margin the
+   * operator leaves before terminationGracePeriodSeconds.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      const deadline = Date.now() + this.config.limits.drainTimeout;
       this.ready = false;
-      this.log.info('shutting down: readiness off, draining sessions');
+      this.log.info({ drainTimeoutMs: this.config.limits.drainTimeout }, 'shutting down: readiness off, draining sessions');
       for (const f of this.watched) fs.unwatchFile(f);
-      await this.intake?.close(this.config.limits.drainTimeout);
-      await this.runner?.stop();
-      await this.deliverer?.close();
-      await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close()));
+      await this.intake?.close(deadline);
+      await this.runner?.stop(deadline);
+      await this.deliverer?.close(CLOSE_WAIT_MS);
+      await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close(CLOSE_WAIT_MS)));
       await Promise.all([...this.webhooks.values()].map((d) => d.close()));
       await this.suppression?.close();
       await this.limiter?.close();

@@ -157,7 +157,19 @@ export class Deliverer {
     });
     this.inFlight.add(p);
     try {
-      return await p;
+      if (!signal) return await p;
+      // Whatever is still waiting (a DNS answer, a probe) must not hold a shutdown past its
+      // deadline: the abort answers for it; a send it might still start sees the aborted signal.
+      let onAbort: (() => void) | undefined;
+      const cut = new Promise<RecipientOutcome[]>((resolve) => {
+        onAbort = () => resolve(job.recipients.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'delivery aborted: relay is shutting down', route })));
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        return await Promise.race([p, cut]);
+      } finally {
+        signal.removeEventListener('abort', onAbort!);
+      }
     } finally {
       this.inFlight.delete(p);
     }

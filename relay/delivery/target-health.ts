@@ -87,7 +87,7 @@ export class TargetHealth<T extends HealthTarget> {
         return { kind: 'down', reason: lastDown?.reason ?? 'no destination to try', enhanced: lastDown?.enhanced ?? '4.4.1' };
       }
       if (signal?.aborted) break;
-      await Promise.race([...probing, ...(signal ? [aborted(signal)] : [])]);
+      await untilAborted(signal, Promise.race(probing));
     }
     return { kind: 'down', reason: signal?.aborted ? 'relay is shutting down' : 'no target became available', enhanced: '4.3.2' };
   }
@@ -156,6 +156,13 @@ export class TargetHealth<T extends HealthTarget> {
   }
 }
 
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+/** Waits for `p`, or less when the signal aborts first; leaves no listener behind. */
+async function untilAborted(signal: AbortSignal | undefined, p: Promise<unknown>): Promise<void> {
+  if (!signal) { await p; return; }
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((resolve) => { onAbort = resolve; signal.addEventListener('abort', onAbort, { once: true }); })]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
 }

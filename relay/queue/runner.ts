@@ -1,6 +1,7 @@
 // The delivery loop: takes due messages from the queue, hands the recipients still open
 // to the Deliverer, records per-recipient outcomes, schedules retries, and turns
 // permanent failures and expiries into DSNs queued back to the sender.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Deliverer } from '../delivery/deliverer.ts';
@@ -41,6 +42,19 @@ export interface RunnerOptions {
 }
 
 const MAX_TIMER_MS = 60_000;
+/** After the abort, how long attempts get to save their state. */
+const ABORT_GRACE_MS = 1_000;
+
+/** Resolves true when `p` settles within ms, false otherwise. */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(ms, 0)); });
+  try {
+    return await Promise.race([p.then(() => true as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class DeliveryRunner {
   private readonly opts: RunnerOptions;
@@ -48,9 +62,13 @@ export class DeliveryRunner {
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
+  /** Aborted at the shutdown deadline: attempts still running end and defer their recipients. */
+  private readonly abort = new AbortController();
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
+    // every attempt in flight listens to it (up to `concurrency`)
+    setMaxListeners(0, this.abort.signal);
   }
 
   setPolicy(policy: RetryPolicy, concurrency: number): void {
@@ -71,11 +89,21 @@ export class DeliveryRunner {
     this.pump();
   }
 
-  /** Stops taking new work and waits for the attempts in flight to finish. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking new work and waits for the attempts in flight to finish — until
+   * `deadline` (epoch ms) when one is given: then they are aborted, their open recipients
+   * deferred (state saved, no attempt counted, due again at once after a restart), and
+   * this waits at most ABORT_GRACE_MS more for them to record that.
+   */
+  async stop(deadline?: number): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await Promise.allSettled(this.inFlight.values());
+    const settled = Promise.allSettled(this.inFlight.values()).then(() => true);
+    if (deadline === undefined) { await settled; return; }
+    if (await raceTimeout(settled, deadline - Date.now())) return;
+    this.opts.log.warn({ inFlight: this.inFlight.size }, 'drain deadline reached: aborting delivery attempts, their recipients stay queued');
+    this.abort.abort(new Error('shutdown deadline'));
+    if (!(await raceTimeout(settled, ABORT_GRACE_MS))) this.opts.log.error({ inFlight: this.inFlight.size }, 'delivery attempts did not end after the abort; their messages stay queued');
   }
 
   get activeDeliveries(): number {
@@ -144,14 +172,17 @@ export class DeliveryRunner {
         outcomes = await deliverer(meta.senderDomain).deliver({
           id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
           size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
-        });
+        }, this.abort.signal);
       } catch (err) {
         outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
       }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const now = Date.now();
-    const state: DeliveryState = { ...q.state, done: { ...q.state.done }, attempts: q.state.attempts + 1 };
+    // Cut short by the shutdown deadline: what got an answer is recorded, the rest is not
+    // a failed attempt (no count, no deferral event) and is due at once after the restart.
+    const cut = this.abort.signal.aborted;
+    const state: DeliveryState = { ...q.state, done: { ...q.state.done }, attempts: q.state.attempts + (cut ? 0 : 1) };
     const deferred: RecipientOutcome[] = [];
     for (const o of outcomes) {
       const result: RecipientResult = {
@@ -178,7 +209,10 @@ export class DeliveryRunner {
     if (held.recipients.length > 0 && deferred.length === 0) {
       state.nextAttemptAt = this.pacedUntil(meta.receivedAt, held.retryAfterMs);
     }
-    if (deferred.length > 0) {
+    if (cut && deferred.length > 0) {
+      state.nextAttemptAt = now;
+      log.info({ queueId: meta.id, open: deferred.length }, 'delivery aborted at shutdown, stays queued');
+    } else if (deferred.length > 0) {
       if (isExpired(meta.receivedAt, now, this.opts.policy)) {
         for (const o of deferred) {
           state.done[o.recipient] = { status: 'expired', response: `expired after ${state.attempts} attempts; last error: ${o.response}`, at: now,

@@ -55,6 +55,7 @@ interface Listening {
   config: ListenerConfig;
   smtp: SMTPServer;
   front: net.Server; // the socket that listens: smtp-server's own, or our PROXY front
+  sockets: Set<net.Socket>; // accepted TCP sockets, destroyed at the end of a shutdown
 }
 
 // ESMTP parameters of the extensions the listeners announce (SIZE, 8BITMIME, SMTPUTF8;
@@ -66,6 +67,16 @@ function unknownParameter(address: SMTPServerAddress, known: Set<string>): strin
   if (!address.args) return undefined;
   return Object.keys(address.args).find((k) => !known.has(k.toUpperCase()));
 }
+
+/** What closeIdleSessions reads of smtp-server's SMTPConnection (send(421) also closes it). */
+interface SessionInternals {
+  _upgrading?: boolean;
+  session?: { envelope?: { mailFrom?: unknown } };
+  send(code: number, message: string, context: false): void;
+}
+
+/** How long a closed session's socket may linger for the client's FIN at the end of a shutdown. */
+const SOCKET_LINGER_MS = 200;
 
 // Old relay tricks that turn "deliver to x" into "relay to y": the percent hack, bang
 // paths, source routes. A submission server has no business accepting any of them.
@@ -115,21 +126,40 @@ export class Intake {
   }
 
   /**
-   * Stops listening, lets open sessions finish for up to drainMs, then closes the rest
-   * (a session cut mid-DATA never got its 250, so the client still owns that message).
+   * Shutdown. Stops listening; a session with no transaction open gets 421 and is closed
+   * at once (also as soon as a transaction ends: a new MAIL gets 421 from checkSender); a
+   * transaction may finish until `deadline` (epoch ms). Then the rest get 421 and every
+   * socket is gone shortly after (a session cut mid-DATA never got its 250, so the client
+   * still owns that message).
    */
-  async close(drainMs: number): Promise<void> {
+  async close(deadline: number): Promise<void> {
     this.accepting = false;
-    // smtp-server's own close() refuses every further command at once, which would cut a
-    // message mid-transaction; so first stop listening and let transactions end (a new
-    // MAIL gets 421 from checkSender), then close whatever is still open.
     for (const l of this.listeners) l.front.close();
-    const deadline = Date.now() + drainMs;
-    while (this.openSessions > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Bounded by the deadline.
+    for (;;) {
+      this.closeIdleSessions();
+      if (this.openSessions === 0 || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(deadline - Date.now(), 1))));
+    }
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => {
       l.smtp.options.closeTimeout = 1;
       l.smtp.close(() => resolve());
     })));
+    // smtp-server half-closes and waits up to 5 s for the client's FIN; a client that
+    // never sends it would keep the process alive that long after its 421.
+    await new Promise((r) => setTimeout(r, SOCKET_LINGER_MS));
+    for (const l of this.listeners) for (const socket of l.sockets) socket.destroy();
+  }
+
+  /** Sessions between transactions: smtp-server's connection objects (guarded in test/relay/shutdown.test.ts). */
+  private closeIdleSessions(): void {
+    for (const l of this.listeners) {
+      for (const conn of (l.smtp as unknown as { connections: Set<SessionInternals> }).connections) {
+        if (conn._upgrading || conn.session?.envelope?.mailFrom) continue;
+        // context false: our own enhanced code (smtp-server would say 4.4.2 for a 421)
+        conn.send(421, '4.3.2 Service shutting down, try again later', false);
+      }
+    }
   }
 
   private async listen(config: ListenerConfig): Promise<Listening> {
@@ -227,9 +257,13 @@ export class Intake {
       },
     };
     const smtp = new SMTPServer(options as SMTPServerOptions);
-    const listening: Listening = { config, smtp, front: smtp.server };
+    const listening: Listening = { config, smtp, front: smtp.server, sockets: new Set() };
     smtp.on('error', (err: Error) => llog.debug({ err: err.message }, 'smtp session error'));
     if (config.proxyProtocol) listening.front = this.proxyFront(config, smtp, llog);
+    listening.front.on('connection', (socket: net.Socket) => {
+      listening.sockets.add(socket);
+      socket.once('close', () => listening.sockets.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       listening.front.once('error', reject);
       listening.front.listen(config.port, config.host, () => { listening.front.removeListener('error', reject); resolve(); });
