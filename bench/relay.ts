@@ -3,12 +3,11 @@
 // RSA-2048, Ed25519. Then a 25 MB message through the relay with RSS sampled. Numbers go
 // to stdout (and BENCHMARKS.md by hand); nothing here asserts a timing.
 // Bounded: fixed message counts, every wait has a deadline, loopback only.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import YAML from 'yaml';
 import nodemailer from 'nodemailer';
 import { startDnsServer } from '../test/support/dns-server.ts';
 import { freePort } from '../test/support/ports.ts';
@@ -16,44 +15,9 @@ import { freePort } from '../test/support/ports.ts';
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 20);
 const SIZE = 4096;
-const root = path.resolve(import.meta.dirname, '..');
+import { root, runSource as source, sleep, spawnRelayProc, startSmtpSink, waitFor } from './support.ts';
 
-function need(tool: string): string {
-  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin']) if (fs.existsSync(path.join(dir, tool))) return path.join(dir, tool);
-  throw new Error(`${tool} is missing: run .ci/install-deps (Debian package postfix)`);
-}
-const smtpSource = need('smtp-source');
-const smtpSinkBin = need('smtp-sink');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** smtp-sink with -c: parses its running counter of received messages. */
-function startSmtpSink(host: string, port: number): { count: () => number; stop: () => void } {
-  const child = spawn(smtpSinkBin, ['-c', '-u', 'nobody', `${host}:${port}`, '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let last = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    const m = [...d.toString().matchAll(/mesg=(\d+)/g)].at(-1);
-    if (m) last = Number(m[1]);
-  });
-  return { count: () => last, stop: () => child.kill('SIGKILL') };
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function runSource(port: number, host: string, count: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const extra = (process.env.BENCH_SOURCE_ARGS ?? '').split(' ').filter(Boolean);
-    const child = spawn(smtpSource, [...extra, '-s', String(SESSIONS), '-l', String(SIZE), '-m', String(count), '-f', 'bench@example.test', '-t', 'sink@dest.test', `${host}:${port}`], { stdio: 'inherit' });
-    child.on('exit', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`smtp-source exited ${code}`))));
-  });
-}
+const runSource = (port: number, host: string, count: number) => source(port, host, count, { sessions: SESSIONS, size: SIZE });
 
 function peakRssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -110,17 +74,7 @@ async function startRelayProc(dir: string, sinkPort: number, dnsAddress: string,
     delivery: { mode: 'mx', mx: { port: sinkPort, dnsServers: [dnsAddress] }, maxConnectionsPerDestination: 20 },
     http: { host: '127.0.0.1', port: httpPort },
   };
-  const file = path.join(dir, 'relay.yaml');
-  fs.writeFileSync(file, YAML.stringify(config));
-  const child = spawn(process.execPath, [path.join(root, 'bin/mailfleet.ts'), 'relay', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' } });
-  child.stdout!.resume();
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('relay did not become ready');
-    await sleep(50);
-  }
+  const child = await spawnRelayProc(dir, config);
   return { child, port, httpPort, dir };
 }
 

@@ -274,6 +274,7 @@ export class Deliverer {
             done = r.outcomes;
             break;
           }
+          // a 421 counts too: the host said it is closing the channel (and busy hosts say so)
           if (r.kind === 'unreachable') this.health.failed(pick.target.remote, r.failure.response, r.failure.enhanced);
           failures.push({ remote: pick.target.remote, failure: r.failure });
         }

@@ -39,8 +39,9 @@ export async function startWorld(overrides: Partial<RelayConfigInput> = {}, sink
     domains: [{ domain: 'example.test' }, { domain: 'legacy.test' }],
     limits: { maxMessageSize: 200_000, maxRecipients: 5 },
     queue: { retrySchedule: ['1s'], maxLifetime: '1h' },
-    delivery: { mode: 'mx', mx: { port: sink.port, dnsServers: [dns.address] } },
     ...overrides,
+    // delivery settings merge: the MX route to the sink stays
+    delivery: { mode: 'mx', mx: { port: sink.port, dnsServers: [dns.address] }, ...overrides.delivery },
   });
   const transport = (port: string) => nodemailer.createTransport({
     host: '127.0.0.1', port: relay.port(port), secure: port === 'smtps', requireTLS: port === 'submission',

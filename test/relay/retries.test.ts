@@ -42,7 +42,8 @@ describe('retries and bounces', () => {
   });
 
   it('expires a message that keeps failing and bounces it, without bouncing the bounce', async () => {
-    w = await startWorld({ queue: { retrySchedule: ['200ms'], maxLifetime: '2s' } }, {
+    // the 421 marks the one MX host down; a short backoff lets the DSN reach it again in time
+    w = await startWorld({ queue: { retrySchedule: ['200ms'], maxLifetime: '2s' }, delivery: { hostDownBackoffMs: 100 } }, {
       rcptReply: (rcpt) => (rcpt.startsWith('app@') ? { code: 550, message: '5.1.1 sender mailbox gone' } : rcpt === 'never@dest.test' ? { code: 421, message: '4.4.2 busy' } : undefined),
     });
     await w.send({ to: 'never@dest.test', subject: 'doomed' });
