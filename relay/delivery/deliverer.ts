@@ -104,6 +104,9 @@ export class Deliverer {
           await this.pools.verify(c.pool);
         } catch (err) {
           const f = hostFailure(err as SmtpError, c.remote, c.pool.requireTls);
+          // refused credentials (or an identity provider that is down) say nothing about the
+          // host: the attempt defers with that reason, the host stays usable
+          if (f.reachable) return;
           throw Object.assign(new Error(f.response), { enhanced: f.enhanced });
         }
       },
@@ -275,7 +278,7 @@ export class Deliverer {
             break;
           }
           // a 421 counts too: the host said it is closing the channel (and busy hosts say so)
-          if (r.kind === 'unreachable') this.health.failed(pick.target.remote, r.failure.response, r.failure.enhanced);
+          if (r.kind === 'unreachable' && !r.failure.reachable) this.health.failed(pick.target.remote, r.failure.response, r.failure.enhanced);
           failures.push({ remote: pick.target.remote, failure: r.failure });
         }
         if (!done) {

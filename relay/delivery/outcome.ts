@@ -42,6 +42,8 @@ export interface HostFailure {
   response: string;
   code?: number;
   enhanced: string;
+  /** The host took the session and refused our credentials: not a host failure for the health breaker. */
+  reachable?: boolean;
 }
 
 type Base = Pick<RecipientOutcome, 'remote' | 'route'>;
@@ -136,7 +138,7 @@ export function hostFailure(err: SmtpError, remote: string, requireTls: boolean)
   }
   if (err.code === 'EAUTH' || err.code === 'ENOAUTH') {
     // our credentials (or the host's AUTH support) are wrong: a config problem, never a bounce
-    return withCode({ response: `authentication failed at ${remote}: ${reply ?? err.message}`, enhanced: '4.7.0' });
+    return withCode({ response: `authentication failed at ${remote}: ${reply ?? err.message}`, enhanced: '4.7.0', reachable: true });
   }
   const sys = err.originalCode ?? err.code ?? '';
   if (sys === 'ECONNREFUSED') return { response: `connection refused to ${remote}`, enhanced: '4.4.1' };

@@ -53,7 +53,7 @@ describe('graceful shutdown', () => {
     // New connections are no longer accepted.
     await expect(SmtpTalk.connect(port).then(({ greeting }) => greeting.code)).rejects.toThrow();
     expect((await talk.cmd('DATA')).code).toBe(354);
-    talk.write('Subject: in flight\r\n\r\nfinish me\r\n.\r\n');
+    talk.write('From: app@example.test\r\nSubject: in flight\r\n\r\nfinish me\r\n.\r\n');
     expect((await talk.read()).code).toBe(250);
     await talk.cmd('QUIT');
     talk.close();
