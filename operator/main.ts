@@ -11,15 +11,19 @@
 //   --workers N                  default 4
 //   --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
 //   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
+//   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
 //   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
-import http from 'node:http';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { DEFAULT_IMAGE } from './reconcilers/relay.ts';
-import { Controller } from './runtime/controller.ts';
-import { Kube, isWrite, loadKubeConfig } from './runtime/kube.ts';
+import { EmailRelayController } from './controllers/emailrelay.ts';
+import { SenderDomainController } from './controllers/senderdomain.ts';
+import { DEFAULT_IMAGE } from './render/relay-pod.ts';
+import { Applier } from './runtime/apply.ts';
+import { createProbeServer, parseListenAddress } from './runtime/http.ts';
+import { Kube, loadKubeConfig } from './runtime/kube.ts';
 import { LeaderElector } from './runtime/leader.ts';
+import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
 
 export interface OperatorHandle {
@@ -51,6 +55,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       workers: { type: 'string', default: '4' },
       'dns-servers': { type: 'string' },
       'watch-timeout': { type: 'string' },
+      'cache-sync-timeout': { type: 'string', default: '120' },
       'log-level': { type: 'string' },
     },
   });
@@ -67,14 +72,19 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const leaseSeconds = Number(values['lease-duration']);
   const dnsServers = (values['dns-servers'] ?? process.env.MAILFLEET_DNS_SERVERS)?.split(',').map((s) => s.trim()).filter(Boolean);
   const watchTimeout = values['watch-timeout'] ? Number(values['watch-timeout']) : undefined;
-  const controller = new Controller({
-    kube, log, metrics, identity,
-    image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE,
+  const manager = new Manager({
+    kube, log, metrics,
     resyncMs: Number(values.resync) * 1000,
     workers: Number(values.workers),
-    ...(dnsServers ? { dnsServers } : {}),
+    cacheSyncTimeoutMs: Number(values['cache-sync-timeout']) * 1000,
     ...(watchTimeout ? { watchSeconds: [watchTimeout, watchTimeout] as [number, number] } : {}),
   });
+  const apply = new Applier({ kube, log, cache: manager.cache, identity });
+  manager.add(new EmailRelayController({
+    kube, log, apply, cache: manager.cache, apis: () => manager.apis,
+    image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE,
+  }));
+  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
     kube, log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
@@ -85,35 +95,14 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
 
   let leading = false;
   let stopping = false;
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/metrics') {
-      metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
-      }, (e: Error) => res.writeHead(500).end(e.message));
-      return;
-    }
-    if (url === '/healthz') return void res.writeHead(stopping ? 503 : 200).end(stopping ? 'stopping\n' : 'ok\n');
-    if (url === '/readyz') {
-      // A standby is ready (it is waiting, as designed); a leader once its caches are synced.
-      const ok = !stopping && (!leading || controller.synced);
-      return void res.writeHead(ok ? 200 : 503).end(ok ? (leading ? 'leader\n' : 'standby\n') : 'not ready\n');
-    }
-    if (url === '/debug/writes') {
-      // Sum of write requests (apply/create/update/patch/delete), leases excluded: the quiet check.
-      metrics.apiRequests.get().then((m) => {
-        const writes = m.values.filter((v) => isWrite(String(v.labels.verb)) && v.labels.resource !== 'leases').reduce((a, v) => a + v.value, 0);
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ writes, leading }));
-      }, (e: Error) => res.writeHead(500).end(e.message));
-      return;
-    }
-    res.writeHead(404).end();
+  const server = createProbeServer({
+    metrics,
+    leading: () => leading,
+    healthz: () => (stopping ? { ok: false, text: 'stopping' } : { ok: true, text: 'ok' }),
+    // A standby is ready (it is waiting, as designed); a leader once its caches are synced.
+    readyz: () => (!stopping && (!leading || manager.synced) ? { ok: true, text: leading ? 'leader' : 'standby' } : { ok: false, text: 'not ready' }),
   });
-  const [host, port] = (() => {
-    const a = values.http ?? process.env.MAILFLEET_OPERATOR_HTTP ?? '0.0.0.0:8080';
-    const i = a.lastIndexOf(':');
-    return [a.slice(0, i) || '0.0.0.0', Number(a.slice(i + 1))] as const;
-  })();
+  const [host, port] = parseListenAddress(values.http ?? process.env.MAILFLEET_OPERATOR_HTTP ?? '0.0.0.0:8080');
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });
   const addr = server.address();
   log.info({ http: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : addr, identity }, 'operator started');
@@ -124,7 +113,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     if (stopping) return done;
     stopping = true;
     log.info({ code }, 'shutting down');
-    await controller.stop().catch((e: Error) => log.warn({ err: e.message }, 'controller stop failed'));
+    await manager.stop().catch((e: Error) => log.warn({ err: e.message }, 'manager stop failed'));
     await elector?.release();
     metrics.leader.set(0);
     await new Promise<void>((r) => server.close(() => r()));
@@ -132,6 +121,12 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     kube.close();
     resolveDone(code);
     return done;
+  };
+  /** The one way the operator fails: log why and exit 1, so a fresh process starts (or stands by). */
+  const fail = (why: string) => {
+    if (stopping) return;
+    log.error({ why }, 'operator failed; exiting');
+    void stop(1);
   };
   if (opts.signals) {
     const onSignal = (sig: string) => { log.info({ signal: sig }, 'signal received'); void stop(0); };
@@ -141,17 +136,14 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
 
   const lead = async () => {
     if (elector) {
-      await elector.run((why) => {
-        log.error({ why }, 'leadership lost; exiting so a fresh process can stand by');
-        void stop(1);
-      });
+      await elector.run((why) => fail(`leadership lost: ${why}`));
       if (stopping) return;
     }
     leading = true;
     metrics.leader.set(1);
-    await controller.start();
+    await manager.run();
   };
-  lead().catch((e: Error) => { log.error({ err: e.message }, 'operator failed'); void stop(1); });
+  lead().catch((e: Error) => fail(e.message));
   return { done, stop: () => stop(0) };
 }
 

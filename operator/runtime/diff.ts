@@ -3,7 +3,7 @@
 // and carries the hash of the intent we last applied (so a field we stopped setting, which
 // SSA would then remove, still triggers one apply).
 import { createHash } from 'node:crypto';
-import { INTENT_ANNOTATION, type KubeObject } from '../reconcilers/objects.ts';
+import { INTENT_ANNOTATION, type KubeObject } from '../render/objects.ts';
 
 export function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, val) => (val && typeof val === 'object' && !Array.isArray(val)

@@ -7,7 +7,7 @@ import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Counter } from 'prom-client';
-import { FIELD_MANAGER, type KubeObject } from '../reconcilers/objects.ts';
+import { FIELD_MANAGER, type KubeObject } from '../render/objects.ts';
 import { collectionPath, objectPath, resourceFor } from './resources.ts';
 
 export class ApiError extends Error {

@@ -9,7 +9,7 @@
 // client-node's own informer stops for good on some of these; this loop never does.
 import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KubeObject } from '../reconcilers/objects.ts';
+import type { KubeObject } from '../render/objects.ts';
 import type { Kube } from './kube.ts';
 import { collectionPath, resourceFor } from './resources.ts';
 
@@ -39,6 +39,9 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((r) => {
 export class Reflector<T extends KubeObject> {
   readonly store = new Map<string, T>();
   synced = false;
+  private readonly firstSync = Promise.withResolvers<void>();
+  /** Resolves once the first list has filled the store. */
+  readonly whenSynced = this.firstSync.promise;
   /** Last time a list or watch event arrived (for /healthz). */
   lastActivity = Date.now();
   private readonly opts: ReflectorOptions<T>;
@@ -49,6 +52,10 @@ export class Reflector<T extends KubeObject> {
 
   constructor(opts: ReflectorOptions<T>) {
     this.opts = opts;
+  }
+
+  get kind(): string {
+    return this.opts.kind;
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
@@ -91,6 +98,7 @@ export class Reflector<T extends KubeObject> {
     }
     this.rv = rv;
     this.synced = true;
+    this.firstSync.resolve();
     this.lastActivity = Date.now();
   }
 

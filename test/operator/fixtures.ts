@@ -4,8 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { API_VERSION } from '../../operator/api/common.ts';
 import { emailRelaySpec, type EmailRelaySpecInput } from '../../operator/api/emailrelay.ts';
 import { senderDomainSpec, type SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
-import type { EmailRelay } from '../../operator/reconcilers/relay.ts';
-import type { SenderDomain } from '../../operator/reconcilers/domain.ts';
+import type { EmailRelay, SenderDomain } from '../../operator/render/objects.ts';
 
 export function relayObject(name: string, spec: EmailRelaySpecInput = {}, ns = 'mail'): EmailRelay {
   return {

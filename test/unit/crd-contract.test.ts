@@ -8,7 +8,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DOMAIN_RE, rateLimit, smarthost } from '../../operator/api/common.ts';
 import { emailRelayCrd, senderDomainCrd } from '../../operator/api/crd.ts';
-import { reconcileRelay } from '../../operator/reconcilers/relay.ts';
+import { renderRelay } from '../../operator/render/relay.ts';
 import { domainName, relayConfigSchema } from '../../relay/config/schema.ts';
 import { smarthostSchema } from '../../relay/delivery/schema.ts';
 import { rateLimitSchema } from '../../relay/limits/schema.ts';
@@ -88,7 +88,7 @@ describe('CRDs against the relay config', () => {
       domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply', 'billing-*'], fromAlignment: 'strict',
       rateLimit: { perMinute: 60 }, smarthost: { host: 'smtp.example.net', requireTls: true, credentialsSecretRef: { name: 'provider' } },
     });
-    const out = reconcileRelay({
+    const out = renderRelay({
       relay,
       domains: [{ sd, internal: { dkim: { keys: [{ selector: 's1', algorithm: 'ed25519-sha256', generation: 1, publishedAt: '2025-01-01T00:00:00Z', activeAt: '2025-01-01T00:00:00Z' }] }, pems: { s1: ed25519Pem() }, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' } }],
       userSecrets: new Map<string, Record<string, string>>([['provider', { username: 'u', password: 'p' }], ['redis', { password: 'r' }], ['hook', { secret: 'h' }]]),

@@ -7,10 +7,19 @@
 // sign only after rotationDelay, so DNS has time to carry them; the old generation keeps
 // being listed until retired. Timestamps live in the state, so replaying the plan at the
 // same instant gives the same result (no writes when nothing is due).
+import { createPrivateKey } from 'node:crypto';
 import type { SenderDomainSpec } from '../api/senderdomain.ts';
 import { parseDuration } from '../../relay/util/duration.ts';
 
 export type KeyAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/** The algorithm of a user-provided PEM key (spec.dkim.secretRef). */
+export function detectAlgorithm(pem: string): KeyAlgorithm {
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType === 'ed25519') return 'ed25519-sha256';
+  if (key.asymmetricKeyType === 'rsa') return 'rsa-sha256';
+  throw new Error(`unsupported DKIM key type ${key.asymmetricKeyType}`);
+}
 
 export interface KeyState {
   selector: string;

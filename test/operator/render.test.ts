@@ -1,14 +1,15 @@
-// The pure reconcilers: what an EmailRelay and its SenderDomains render to, checked through
+// The pure renderers: what an EmailRelay and its SenderDomains render to, checked through
 // the relay's own config schema (the contract), and the DKIM rotation plan over time.
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { relayConfigSchema } from '../../relay/config/schema.ts';
-import { planDkim, signingKeys, type DkimState } from '../../operator/reconcilers/dkim.ts';
-import { reconcileDomain, parseInternal, type DomainInternal } from '../../operator/reconcilers/domain.ts';
-import { reconcileRelay, type RelayInput } from '../../operator/reconcilers/relay.ts';
-import { domainOwners, resolveClaims } from '../../operator/reconcilers/claims.ts';
-import { summaryConditions } from '../../operator/reconcilers/conditions.ts';
-import { decodeSecretData } from '../../operator/reconcilers/objects.ts';
+import { planDkim, signingKeys, type DkimState } from '../../operator/render/dkim.ts';
+import { parseInternal, type DomainInternal } from '../../operator/render/domain-internal.ts';
+import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
+import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
+import { domainOwners, resolveClaims } from '../../operator/render/claims.ts';
+import { summaryConditions } from '../../operator/render/conditions.ts';
+import { decodeSecretData } from '../../operator/render/objects.ts';
 import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
 
 const now = new Date('2025-03-01T12:00:00Z');
@@ -33,12 +34,12 @@ function input(over: Partial<RelayInput> = {}): RelayInput {
   };
 }
 
-const kindOf = (out: ReturnType<typeof reconcileRelay>, kind: string) => out.objects.find((o) => o.kind === kind) as any;
+const kindOf = (out: ReturnType<typeof renderRelay>, kind: string) => out.objects.find((o) => o.kind === kind) as any;
 
-describe('reconcileRelay', () => {
+describe('renderRelay', () => {
   it('renders a config the relay schema accepts, with files that the Secret provides', () => {
     const sd = domainObject('example', { domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply'], rateLimit: { perMinute: 60 } });
-    const out = reconcileRelay(input({ domains: [{ sd, internal: internalFor('mailfleet') }] }));
+    const out = renderRelay(input({ domains: [{ sd, internal: internalFor('mailfleet') }] }));
     expect(out.errors).toEqual([]);
     const cm = kindOf(out, 'ConfigMap');
     const cfg = relayConfigSchema.parse(YAML.parse(cm.data['relay.yaml']));
@@ -59,15 +60,15 @@ describe('reconcileRelay', () => {
 
   it('refuses to render an invalid config (Degraded), and applies nothing', () => {
     // a plain listener without trustedNetworks is an open relay: the relay schema says no
-    const out = reconcileRelay(input({ relay: relayObject('edge', { listeners: { plain: { port: 25 } } }) }));
+    const out = renderRelay(input({ relay: relayObject('edge', { listeners: { plain: { port: 25 } } }) }));
     expect(out.objects).toEqual([]);
     expect(out.errors.join('\n')).toMatch(/trustedNetworks/);
   });
 
   it('reports a missing smarthost credentials Secret instead of rendering without auth', () => {
     const relay = relayObject('edge', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', credentialsSecretRef: { name: 'provider' } }] } });
-    expect(reconcileRelay(input({ relay })).errors).toEqual(['delivery.smarthosts[0] credentials: Secret provider not found', 'delivery.smarthosts[0] credentials: Secret provider not found']);
-    const ok = reconcileRelay(input({ relay, userSecrets: new Map([['provider', { username: 'u', password: 'p' }]]) }));
+    expect(renderRelay(input({ relay })).errors).toEqual(['delivery.smarthosts[0] credentials: Secret provider not found', 'delivery.smarthosts[0] credentials: Secret provider not found']);
+    const ok = renderRelay(input({ relay, userSecrets: new Map([['provider', { username: 'u', password: 'p' }]]) }));
     expect(ok.errors).toEqual([]);
     const cfg = relayConfigSchema.parse(YAML.parse(kindOf(ok, 'ConfigMap').data['relay.yaml']));
     expect(cfg.delivery.smarthosts[0]!.auth).toEqual({ user: 'u', passwordFile: '/var/run/mailfleet/secrets/smarthost-0.password' });
@@ -75,10 +76,10 @@ describe('reconcileRelay', () => {
   });
 
   it('keeps the pod template identical when domains and limits change (the relay hot-reloads)', () => {
-    const a = reconcileRelay(input());
+    const a = renderRelay(input());
     const sd = domainObject('example', { domain: 'example.com', relayRef: { name: 'edge' } });
     const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, rateLimits: { perDomain: { perHour: 100 } }, delivery: { destinations: { 'gmail.com': { maxConnections: 3, messagesPerMinute: 100 } } } });
-    const b = reconcileRelay(input({ relay, domains: [{ sd, internal: internalFor('mailfleet') }] }));
+    const b = renderRelay(input({ relay, domains: [{ sd, internal: internalFor('mailfleet') }] }));
     expect(kindOf(b, 'StatefulSet').spec.template).toEqual(kindOf(a, 'StatefulSet').spec.template);
     expect(kindOf(b, 'ConfigMap')).not.toEqual(kindOf(a, 'ConfigMap'));
     const cfg = relayConfigSchema.parse(YAML.parse(kindOf(b, 'ConfigMap').data['relay.yaml']));
@@ -87,7 +88,7 @@ describe('reconcileRelay', () => {
   });
 
   it('hardens the pod and probes the relay HTTP port', () => {
-    const sts = kindOf(reconcileRelay(input()), 'StatefulSet');
+    const sts = kindOf(renderRelay(input()), 'StatefulSet');
     const pod = sts.spec.template.spec;
     const c = pod.containers[0];
     expect(c.args).toEqual(['relay', '--config', '/etc/mailfleet/relay.yaml']);
@@ -100,7 +101,7 @@ describe('reconcileRelay', () => {
   });
 
   it('switches to a Deployment with an emptyDir when persistence is off, and adds an HPA on the EmailRelay', () => {
-    const out = reconcileRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } }, autoscaling: { maxReplicas: 5 } }) }));
+    const out = renderRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } }, autoscaling: { maxReplicas: 5 } }) }));
     expect(kindOf(out, 'StatefulSet')).toBeUndefined();
     expect(kindOf(out, 'Deployment').spec.template.spec.volumes).toContainEqual({ name: 'data', emptyDir: {} });
     expect(out.absent).toContainEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'edge' });
@@ -108,7 +109,7 @@ describe('reconcileRelay', () => {
   });
 
   it('sets controller ownerReferences on everything', () => {
-    for (const o of reconcileRelay(input()).objects) {
+    for (const o of renderRelay(input()).objects) {
       expect(o.metadata.ownerReferences).toEqual([{ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge', uid: 'uid-edge', controller: true, blockOwnerDeletion: true }]);
     }
   });
@@ -126,7 +127,7 @@ describe('domain claims', () => {
     const refusal = resolveClaims([b, a, d, c], 'r').refused.get('a-later');
     expect(refusal).toMatchObject({ reason: 'DomainConflict', with: 'b-first' });
     expect([...resolveClaims([b, a, d, c], 'r').refused.keys()].sort()).toEqual(['a-later', 'b-same']);
-    const refused = reconcileDomain({ sd: b, relay: undefined, refused: refusal!, internal: parseInternal({}), host: 'h', port: 587, now });
+    const refused = renderSenderDomain({ sd: b, relay: undefined, refused: refusal!, internal: parseInternal({}), host: 'h', port: 587, now });
     expect(refused.objects).toEqual([]);
     expect(refused.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'DomainConflict', observedGeneration: 1 });
     expect(refused.status.conditions?.[0]?.message).toMatch(/already served .* b-first/);
@@ -150,13 +151,13 @@ describe('domain claims', () => {
       second: ['UsernameConflict', 'first'], third: ['UsernameConflict', 'squatter'],
     });
     expect(claims.refused.get('second')!.message).toMatch(/SMTP username apps is already used on relay r by SenderDomain first/);
-    const out = reconcileDomain({ sd: second, relay: undefined, refused: claims.refused.get('second')!, internal: parseInternal({}), host: 'h', port: 587, now });
+    const out = renderSenderDomain({ sd: second, relay: undefined, refused: claims.refused.get('second')!, internal: parseInternal({}), host: 'h', port: 587, now });
     expect(out.objects).toEqual([]);
     expect(out.status.conditions?.find((x) => x.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'UsernameConflict' });
 
     // the relay config then lists each login once (the relay refuses a config naming one twice)
     const domains = [...claims.owners.values()].map((sd) => ({ sd, internal: internalFor('mailfleet') }));
-    const rendered = reconcileRelay(input({ domains }));
+    const rendered = renderRelay(input({ domains }));
     expect(rendered.errors).toEqual([]);
     expect(rendered.config!.credentials!.map((c) => c.username).sort()).toEqual(['apps', 'c.example']);
   });
@@ -173,10 +174,10 @@ describe('summary conditions', () => {
   it('a SenderDomain waiting for its relay is Progressing; one whose key Secret is unreadable is Degraded', () => {
     const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'gone' } });
     const base = { sd, relay: undefined, internal: internalFor('mailfleet'), password: 'pw', host: 'h', port: 587, now };
-    const waiting = reconcileDomain(base).status.conditions!;
+    const waiting = renderSenderDomain(base).status.conditions!;
     expect(waiting.find((x) => x.type === 'Reconciling')).toMatchObject({ status: 'True', reason: 'RelayNotFound' });
     expect(waiting.find((x) => x.type === 'Stalled')?.status).toBe('False');
-    const broken = reconcileDomain({ ...base, internal: parseInternal({}), externalKeyError: 'Secret k not found' }).status.conditions!;
+    const broken = renderSenderDomain({ ...base, internal: parseInternal({}), externalKeyError: 'Secret k not found' }).status.conditions!;
     expect(broken.find((x) => x.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'KeyUnreadable', message: 'Secret k not found' });
   });
 });
@@ -186,7 +187,7 @@ describe('ServiceMonitor', () => {
   for (const persistence of [true, false]) {
     it(`selects only the Service that serves metrics, not the headless one (persistence ${persistence})`, () => {
       const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, metrics: { serviceMonitor: { enabled: true } }, queue: { persistence: { enabled: persistence } } });
-      const out = reconcileRelay(input({ relay, apis: { serviceMonitor: true, certManager: false } }));
+      const out = renderRelay(input({ relay, apis: { serviceMonitor: true, certManager: false } }));
       expect(out.errors).toEqual([]);
       const sm = kindOf(out, 'ServiceMonitor');
       const services = out.objects.filter((o) => o.kind === 'Service') as any[];
@@ -242,7 +243,7 @@ describe('planDkim', () => {
       { selector: 'new', algorithm: 'ed25519-sha256', generation: 2, publishedAt: now.toISOString(), activeAt: now.toISOString() },
     ] };
     const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'r' } });
-    const out = reconcileDomain({ sd, relay: relayObject('r'), internal: { dkim: state, pems: { old: ed25519Pem(), new: ed25519Pem() } }, password: 'pw', host: 'r.mail.svc.cluster.local', port: 587, now });
+    const out = renderSenderDomain({ sd, relay: relayObject('r'), internal: { dkim: state, pems: { old: ed25519Pem(), new: ed25519Pem() } }, password: 'pw', host: 'r.mail.svc.cluster.local', port: 587, now });
     expect(out.status.dnsRecords?.map((r) => [r.name, r.purpose])).toEqual([
       ['old._domainkey.example.com', 'dkim'], ['new._domainkey.example.com', 'dkim'], ['example.com', 'spf'], ['_dmarc.example.com', 'dmarc'],
     ]);

@@ -1,6 +1,8 @@
 // Shared shapes and naming for the objects the operator owns. Names are derived, never
 // stored, so a reconcile can always find what an earlier one created.
 import { API_VERSION } from '../api/common.ts';
+import type { EmailRelaySpec, EmailRelayStatus } from '../api/emailrelay.ts';
+import type { SenderDomainSpec, SenderDomainStatus } from '../api/senderdomain.ts';
 
 export const FIELD_MANAGER = 'mailfleet-operator';
 export const MANAGED_BY = 'app.kubernetes.io/managed-by';
@@ -46,6 +48,9 @@ export interface CustomObject<Spec = unknown, Status = unknown> extends KubeObje
   spec: Spec;
   status?: Status;
 }
+
+export type EmailRelay = CustomObject<EmailRelaySpec, EmailRelayStatus>;
+export type SenderDomain = CustomObject<SenderDomainSpec, SenderDomainStatus>;
 
 export function ownerRef(owner: KubeObject): OwnerReference {
   if (!owner.metadata.uid) throw new Error(`${owner.kind} ${owner.metadata.name} has no uid`);

@@ -1,0 +1,120 @@
+// The EmailRelay controller: gathers what a relay's render needs (the SenderDomains that own
+// their domain on it, their internal Secrets, the user Secrets the spec references), renders
+// it, applies what differs, deletes what is no longer wanted, and writes the status computed
+// from the workload's rollout.
+import type { Logger } from 'pino';
+import { resolveClaims } from '../render/claims.ts';
+import { findCondition } from '../render/conditions.ts';
+import { parseInternal } from '../render/domain-internal.ts';
+import { RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
+import { referencedSecrets, renderRelay, type AttachedDomain, type RelayOutput } from '../render/relay.ts';
+import { relayStatus, type Workload } from '../render/relay-status.ts';
+import { NotControlledError, type Applier } from '../runtime/apply.ts';
+import type { Cache } from '../runtime/cache.ts';
+import type { OptionalApis } from '../runtime/discovery.ts';
+import { ApiError, type Kube } from '../runtime/kube.ts';
+import type { Reconciler, Request } from '../runtime/manager.ts';
+import { parseRelay, validDomains } from './specs.ts';
+
+export interface EmailRelayControllerOptions {
+  cache: Cache;
+  apply: Applier;
+  kube: Kube;
+  log: Logger;
+  /** Relay image when spec.image is unset. */
+  image: string;
+  apis: () => OptionalApis;
+}
+
+export class EmailRelayController implements Reconciler {
+  readonly kind = 'EmailRelay';
+
+  private readonly o: EmailRelayControllerOptions;
+
+  constructor(o: EmailRelayControllerOptions) {
+    this.o = o;
+  }
+
+  /** The relay itself, the relay a SenderDomain names, the relay an owned object is labelled with. */
+  requestsFor(obj: KubeObject): Request[] {
+    const namespace = obj.metadata.namespace ?? '';
+    if (obj.kind === 'EmailRelay') return [{ namespace, name: obj.metadata.name }];
+    if (obj.kind === 'SenderDomain') {
+      const relay = (obj as SenderDomain).spec?.relayRef?.name;
+      return relay ? [{ namespace, name: relay }] : [];
+    }
+    const relay = obj.metadata.labels?.[RELAY_LABEL];
+    return relay ? [{ namespace, name: relay }] : [];
+  }
+
+  async reconcile({ namespace: ns, name }: Request): Promise<number | undefined> {
+    const { cache, apply } = this.o;
+    const log = this.o.log.child({ namespace: ns, name, kind: this.kind });
+    const raw = cache.relays.get(ns, name);
+    if (!raw || raw.metadata.deletionTimestamp) return undefined; // children go by garbage collection
+    const parsed = parseRelay(raw);
+    if ('error' in parsed) {
+      await apply.degrade(raw, 'InvalidSpec', parsed.error);
+      return undefined;
+    }
+    const relay = parsed.relay;
+    const now = new Date();
+    const { owners } = resolveClaims(validDomains(cache.domains.list(ns)), name);
+    const domains = this.attachedDomains([...owners.values()]);
+    const out = renderRelay({ relay, domains, userSecrets: await this.userSecrets(relay, domains), image: this.o.image, apis: this.o.apis(), now });
+    if (out.errors.length) {
+      log.warn({ errors: out.errors }, 'relay config not rendered');
+      await apply.degrade(raw, 'ConfigInvalid', out.errors.join('; '));
+      return undefined;
+    }
+    try {
+      const changed = await this.applyAll(raw, out);
+      if (changed) log.info({ changed }, 'reconciled');
+    } catch (e) {
+      if (e instanceof NotControlledError) {
+        await apply.degrade(raw, 'OwnershipConflict', e.message);
+        return undefined; // retrying cannot help; a resync or an edit brings us back
+      }
+      // The API refusing what we render (a 4xx such as 422) will not go away by retrying:
+      // Degraded/Stalled tells people and GitOps tools. A timeout, a 5xx, a conflict or
+      // throttling is transient: retry with backoff without flagging the relay as failed.
+      const status = e instanceof ApiError ? e.status : 0;
+      if (status >= 400 && status < 500 && ![408, 409, 429].includes(status)) await apply.degrade(raw, 'ApplyFailed', (e as Error).message);
+      throw e;
+    }
+
+    const workloadKind = relay.spec.queue.persistence.enabled ? 'StatefulSet' : 'Deployment';
+    const workload = cache.ownedObject(workloadKind, ns, relayNames(name).workload) as Workload | undefined;
+    const wasReady = findCondition(raw.status?.conditions, 'Ready')?.status === 'True';
+    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now });
+    await apply.status(raw, status);
+    if (rolledOut && !wasReady) await apply.event(raw, 'Normal', 'RelayReady', `${status.readyReplicas}/${relay.spec.replicas} relay pods ready`);
+    return undefined;
+  }
+
+  /** The owners' internal data; one whose keys do not exist yet is left out (its Secret's event brings us back). */
+  private attachedDomains(owners: SenderDomain[]): AttachedDomain[] {
+    return owners.flatMap((sd) => {
+      const internal = this.o.cache.ownedObject('Secret', sd.metadata.namespace ?? '', domainNames(sd.metadata.name).internal);
+      return internal ? [{ sd, internal: parseInternal(decodeSecretData(internal as { data?: Record<string, string> })) }] : [];
+    });
+  }
+
+  /** User Secrets are not watched (we hold no list on them): read on each reconcile, picked up at resync. */
+  private async userSecrets(relay: EmailRelay, domains: AttachedDomain[]): Promise<Map<string, Record<string, string>>> {
+    const out = new Map<string, Record<string, string>>();
+    for (const s of referencedSecrets(relay, domains.map((a) => a.sd))) {
+      const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', s, relay.metadata.namespace);
+      if (secret) out.set(s, decodeSecretData(secret));
+    }
+    return out;
+  }
+
+  /** Applies every rendered object and deletes the unwanted ones; how many writes it made. */
+  private async applyAll(owner: EmailRelay, out: RelayOutput): Promise<number> {
+    let changed = 0;
+    for (const obj of out.objects) if (await this.o.apply.apply(obj, owner)) changed++;
+    for (const a of out.absent) if (await this.o.apply.deleteIfOwned(a, owner)) changed++;
+    return changed;
+  }
+}

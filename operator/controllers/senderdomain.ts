@@ -1,0 +1,169 @@
+// The SenderDomain controller: resolves its claim on the relay (domain, login), keeps or
+// generates its DKIM keys (following the rotation plan) and app password, checks DNS when
+// asked to, applies its Secrets and writes the status the pure render computed.
+import type { Logger } from 'pino';
+import { emailRelaySpec } from '../api/emailrelay.ts';
+import { resolveClaims } from '../render/claims.ts';
+import { findCondition } from '../render/conditions.ts';
+import { detectAlgorithm, planDkim, type KeyAlgorithm } from '../render/dkim.ts';
+import { parseInternal, type DomainInternal } from '../render/domain-internal.ts';
+import {
+  DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
+} from '../render/objects.ts';
+import { renderSenderDomain } from '../render/sender-domain.ts';
+import { NotControlledError, type Applier } from '../runtime/apply.ts';
+import type { Cache } from '../runtime/cache.ts';
+import type { Kube } from '../runtime/kube.ts';
+import type { Reconciler, Request } from '../runtime/manager.ts';
+import { verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
+import { appPassword, generateDkimKey } from './domain-secrets.ts';
+import { parseDomain, validDomains } from './specs.ts';
+
+export interface SenderDomainControllerOptions {
+  cache: Cache;
+  apply: Applier;
+  kube: Kube;
+  log: Logger;
+  /** Resolvers for dnsVerification (default: the system's). */
+  dnsServers?: string[];
+}
+
+const secretData = (s: KubeObject | undefined) => decodeSecretData(s as { data?: Record<string, string> } | undefined);
+
+/** DNS is checked again this often until the records are found. */
+const DNS_RECHECK_MS = 60_000;
+
+export class SenderDomainController implements Reconciler {
+  readonly kind = 'SenderDomain';
+
+  private readonly o: SenderDomainControllerOptions;
+
+  constructor(o: SenderDomainControllerOptions) {
+    this.o = o;
+  }
+
+  /**
+   * The SenderDomain itself, and every other one whose claim it may change (same domain,
+   * same relay); the SenderDomains of a relay; the SenderDomain an owned Secret belongs to.
+   */
+  requestsFor(obj: KubeObject): Request[] {
+    const namespace = obj.metadata.namespace ?? '';
+    const domains = this.o.cache.domains.list(namespace);
+    if (obj.kind === 'EmailRelay') {
+      return domains.filter((sd) => sd.spec?.relayRef?.name === obj.metadata.name).map((sd) => ({ namespace, name: sd.metadata.name }));
+    }
+    if (obj.kind === 'SenderDomain') {
+      const sd = obj as SenderDomain;
+      const relay = sd.spec?.relayRef?.name;
+      const rivals = domains.filter((o) => o.metadata.name !== sd.metadata.name
+        && (o.spec?.domain === sd.spec?.domain || (relay && o.spec?.relayRef?.name === relay)));
+      return [sd, ...rivals].map((o) => ({ namespace, name: o.metadata.name }));
+    }
+    const owner = obj.metadata.labels?.[DOMAIN_LABEL];
+    return owner ? [{ namespace, name: owner }] : [];
+  }
+
+  async reconcile(req: Request): Promise<number | undefined> {
+    const raw = this.o.cache.domains.get(req.namespace, req.name);
+    if (!raw || raw.metadata.deletionTimestamp) return undefined;
+    try {
+      return await this.reconcileDomain(raw);
+    } catch (e) {
+      if (!(e instanceof NotControlledError)) throw e;
+      await this.o.apply.degrade(raw, 'OwnershipConflict', e.message);
+      return undefined; // retrying cannot help; a resync or an edit brings us back
+    }
+  }
+
+  private async reconcileDomain(raw: SenderDomain): Promise<number | undefined> {
+    const { cache, apply } = this.o;
+    const ns = raw.metadata.namespace ?? '';
+    const name = raw.metadata.name;
+    const log = this.o.log.child({ namespace: ns, name, kind: this.kind });
+    const now = new Date();
+    const parsed = parseDomain(raw);
+    if ('error' in parsed) {
+      await apply.degrade(raw, 'InvalidSpec', parsed.error);
+      return undefined;
+    }
+    const sd = parsed.sd;
+    const spec = sd.spec;
+    const relay = cache.relays.get(ns, spec.relayRef.name);
+    const { host, port } = this.endpoint(spec.relayRef.name, relay, ns);
+
+    const refused = resolveClaims(validDomains(cache.domains.list(ns)), spec.relayRef.name).refused.get(name);
+    if (refused) {
+      const out = renderSenderDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now });
+      await apply.degrade(raw, refused.reason, refused.message, out.status);
+      return undefined;
+    }
+
+    // Generated state (DKIM keys, the app password) is read cache first, then from the API:
+    // a cache miss is not proof of absence, and treating it as absence would silently
+    // replace keys and passwords.
+    const internal = parseInternal(secretData(await cache.getOrFetch('v1', 'Secret', ns, domainNames(name).internal)));
+    const external = await this.externalKey(sd, internal);
+    const plan = planDkim({ spec: spec.dkim, state: internal.dkim, now: now.getTime(), rotateAnnotation: raw.metadata.annotations?.[ROTATE_ANNOTATION], ...(external.algorithm ? { externalAlgorithm: external.algorithm } : {}) });
+    for (const g of plan.generate) internal.pems[g.selector] = await generateDkimKey(g.algorithm);
+    internal.dkim = plan.state;
+    for (const sel of Object.keys(internal.pems)) if (!plan.state.keys.some((k) => k.selector === sel)) delete internal.pems[sel];
+
+    const password = spec.credentials.enabled ? await this.password(sd, internal) : undefined;
+
+    let dns: DnsCheck | undefined;
+    let requeue = plan.nextAt !== undefined ? Math.max(1000, plan.nextAt - now.getTime()) : undefined;
+    if (spec.dnsVerification.enabled) {
+      dns = await verifyDkimRecords(spec.domain, internal, this.o.dnsServers);
+      if (!dns.ok) requeue = Math.min(requeue ?? Infinity, DNS_RECHECK_MS);
+    }
+
+    const out = renderSenderDomain({
+      sd, relay, internal, host, port, now,
+      ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error } : {}), ...(dns ? { dns } : {}),
+    });
+    for (const obj of out.objects) await apply.apply(obj, raw);
+    await apply.status(raw, out.status);
+    for (const ev of plan.events) {
+      log.info({ reason: ev.reason }, ev.message);
+      await apply.event(raw, 'Normal', ev.reason, ev.message);
+    }
+    const was = findCondition(raw.status?.conditions, 'DNSVerified');
+    const nowDns = findCondition(out.status.conditions, 'DNSVerified');
+    if (nowDns && was?.status !== nowDns.status) await apply.event(raw, nowDns.status === 'True' ? 'Normal' : 'Warning', nowDns.reason, nowDns.message);
+    return requeue;
+  }
+
+  /** Where apps connect: the relay's Service, on submission (or implicit TLS when submission is off). */
+  private endpoint(relayName: string, relay: EmailRelay | undefined, ns: string): { host: string; port: number } {
+    const parsed = relay ? emailRelaySpec.safeParse(relay.spec) : undefined;
+    const rs = parsed?.success ? parsed.data : emailRelaySpec.parse({});
+    const port = rs.listeners.submission.enabled ? rs.listeners.submission.port : rs.listeners.implicitTls.port;
+    return { host: relayHost(relayName, ns), port };
+  }
+
+  /** With dkim.secretRef: the user's key into internal.pems, and its algorithm, or why it cannot be used. */
+  private async externalKey(sd: SenderDomain, internal: DomainInternal): Promise<{ algorithm?: KeyAlgorithm; error?: string }> {
+    const ref = sd.spec.dkim.secretRef;
+    if (!ref) return {};
+    const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', ref.name, sd.metadata.namespace);
+    const pem = secret ? decodeSecretData(secret)[ref.key] : undefined;
+    if (!pem) return { error: `Secret ${ref.name} ${secret ? `has no key ${ref.key}` : 'not found'}` };
+    try {
+      const algorithm = detectAlgorithm(pem);
+      internal.pems[sd.spec.dkim.selector] = pem;
+      return { algorithm };
+    } catch (e) {
+      return { error: `Secret ${ref.name}: ${(e as Error).message}` };
+    }
+  }
+
+  /** The app password (kept from the app Secret, or new), refusing a Secret of that name we do not control. */
+  private async password(sd: SenderDomain, internal: DomainInternal): Promise<string> {
+    const ns = sd.metadata.namespace ?? '';
+    const secretName = domainNames(sd.metadata.name, sd.spec.credentials.secretName).credentials;
+    const app = await this.o.cache.getOrFetch('v1', 'Secret', ns, secretName);
+    this.o.apply.assertControlled(app, sd,
+      `Secret ${ns}/${secretName} exists and is not controlled by this SenderDomain; rename or delete it, or set credentials.secretName`);
+    return appPassword(secretData(app).password, internal);
+  }
+}

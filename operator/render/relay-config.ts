@@ -1,0 +1,216 @@
+// EmailRelay → relay.yaml (rendered THROUGH relay/config/schema.ts, the contract, and
+// validated before anything is applied) and the Secret data its *File fields point at. Pure:
+// the controller gathers the SenderDomains' internal data and the user Secrets referenced.
+import { relayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
+import type { SmarthostConfigInput } from '../../relay/delivery/schema.ts';
+import type { RedisLimiterConfigInput } from '../../relay/limits/schema.ts';
+import { formatIssues } from '../../relay/util/zod-issues.ts';
+import type { EmailRelaySpec } from '../api/emailrelay.ts';
+import { signingKeys } from './dkim.ts';
+import type { DomainInternal } from './domain-internal.ts';
+import { relayHost, relayNames, type EmailRelay, type SenderDomain } from './objects.ts';
+import { DATA_DIR, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
+
+export interface AttachedDomain {
+  sd: SenderDomain;
+  internal: DomainInternal;
+}
+
+export interface RelayInput {
+  relay: EmailRelay;
+  /** SenderDomains that own their domain on this relay (conflicts already removed). */
+  domains: AttachedDomain[];
+  /** Decoded data of user Secrets referenced by the spec, by name (missing: absent). */
+  userSecrets: Map<string, Record<string, string>>;
+  image: string;
+  /** Optional APIs installed in the cluster. */
+  apis: { serviceMonitor: boolean; certManager: boolean };
+  now: Date;
+}
+
+export interface RenderedConfig {
+  config: RelayConfigInput;
+  /** Contents of the relay's Secret: files the config references under SECRETS_DIR. */
+  secretData: Record<string, string>;
+  /** Listener name → port, for the Services, the pod and status.endpoint. */
+  ports: Record<string, number>;
+  /** Render or reference problems; any of them means nothing is applied. */
+  errors: string[];
+}
+
+/** The TLS Secret the pod mounts, if any: the user's, or the one cert-manager fills. */
+export function tlsSecretName(relay: EmailRelay): string | undefined {
+  const tls = relay.spec.tls;
+  return tls?.secretName ?? (tls?.issuerRef ? relayNames(relay.metadata.name).certificateSecret : undefined);
+}
+
+export const relayHostname = (relay: EmailRelay) => relay.spec.hostname ?? relayHost(relay.metadata.name, relay.metadata.namespace ?? 'default');
+
+/** Secrets the spec references, so the controller knows what to read. */
+export function referencedSecrets(relay: EmailRelay, domains: SenderDomain[]): string[] {
+  const s = relay.spec;
+  const names = new Set<string>();
+  for (const h of s.delivery.smarthosts ?? []) if (h.credentialsSecretRef) names.add(h.credentialsSecretRef.name);
+  if (s.redis?.passwordSecretRef) names.add(s.redis.passwordSecretRef.name);
+  for (const w of s.webhooks ?? []) names.add(w.secretRef.name);
+  for (const d of domains) if (d.spec.smarthost?.credentialsSecretRef) names.add(d.spec.smarthost.credentialsSecretRef.name);
+  return [...names].sort();
+}
+
+/** Collects the relay Secret's files and what could not be read from user Secrets. */
+class SecretFiles {
+  readonly data: Record<string, string> = {};
+  readonly errors: string[] = [];
+  private readonly user: Map<string, Record<string, string>>;
+
+  constructor(user: Map<string, Record<string, string>>) {
+    this.user = user;
+  }
+
+  /** A value from a user Secret, or undefined (and an error naming it). */
+  read(name: string, key: string, what: string): string | undefined {
+    const s = this.user.get(name);
+    if (!s) { this.errors.push(`${what}: Secret ${name} not found`); return undefined; }
+    const v = s[key];
+    if (v === undefined) { this.errors.push(`${what}: Secret ${name} has no key ${key}`); return undefined; }
+    return v;
+  }
+
+  /** Stores value as a file of the relay's Secret; returns the path the relay reads it from. */
+  put(file: string, value: string): string {
+    this.data[file] = value;
+    return secretFile(file);
+  }
+}
+
+type Config = RelayConfigInput;
+type SmarthostSpec = NonNullable<EmailRelaySpec['delivery']['smarthosts']>[number];
+
+function listenersConfig(spec: EmailRelaySpec): { listeners: Config['listeners']; ports: Record<string, number> } {
+  const listeners: Config['listeners'] = [];
+  const ports: Record<string, number> = {};
+  if (spec.listeners.submission.enabled) {
+    listeners.push({ name: 'submission', host: '0.0.0.0', port: spec.listeners.submission.port, mode: 'starttls' });
+    ports.submission = spec.listeners.submission.port;
+  }
+  if (spec.listeners.implicitTls.enabled) {
+    listeners.push({ name: 'smtps', host: '0.0.0.0', port: spec.listeners.implicitTls.port, mode: 'implicit' });
+    ports.smtps = spec.listeners.implicitTls.port;
+  }
+  if (spec.listeners.plain) {
+    listeners.push({ name: 'plain', host: '0.0.0.0', port: spec.listeners.plain.port, mode: 'plain' });
+    ports.plain = spec.listeners.plain.port;
+  }
+  return { listeners, ports };
+}
+
+function smarthostConfig(files: SecretFiles, h: SmarthostSpec, fileKey: string, what: string): SmarthostConfigInput {
+  const out: SmarthostConfigInput = { host: h.host, port: h.port, tls: h.tls, requireTls: h.requireTls };
+  if (h.name) out.name = h.name;
+  const ref = h.credentialsSecretRef;
+  if (ref) {
+    const user = files.read(ref.name, ref.usernameKey, `${what} credentials`);
+    const pass = files.read(ref.name, ref.passwordKey, `${what} credentials`);
+    if (user !== undefined && pass !== undefined) out.auth = { user, passwordFile: files.put(fileKey, pass) };
+  }
+  return out;
+}
+
+/** The served domains (with their signing keys) and the SMTP logins, sorted by domain. */
+function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNullable<Config['domains']>; credentials: NonNullable<Config['credentials']> } {
+  const now = input.now.getTime();
+  const sorted = [...input.domains].sort((a, b) => a.sd.spec.domain.localeCompare(b.sd.spec.domain));
+  const domains: NonNullable<Config['domains']> = [];
+  const credentials: NonNullable<Config['credentials']> = [];
+  for (const { sd, internal } of sorted) {
+    const d = sd.spec;
+    const entry: NonNullable<Config['domains']>[number] = { domain: d.domain, allowedSenders: d.allowedSenders, fromAlignment: d.fromAlignment };
+    const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
+    if (keys.length) {
+      entry.dkim = {
+        keys: keys.map((k) => ({
+          selector: k.selector, algorithm: k.algorithm,
+          privateKeyFile: files.put(`dkim-${sd.metadata.name}-${k.selector}.pem`, internal.pems[k.selector] as string),
+        })),
+      };
+    }
+    if (d.rateLimit) entry.rateLimit = d.rateLimit;
+    if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, `smarthost-${sd.metadata.name}.password`, `SenderDomain ${sd.metadata.name} smarthost`);
+    domains.push(entry);
+    if (d.credentials.enabled && internal.passwordHash) {
+      credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${sd.metadata.name}.hash`, internal.passwordHash), domains: [d.domain] });
+    }
+  }
+  return { domains, credentials };
+}
+
+/** Delivery (mode, smarthosts, per-destination connections) and per-destination pacing. */
+function deliveryConfig(relay: EmailRelay, files: SecretFiles): { delivery: Config['delivery']; paces: Record<string, { perMinute: number }> } {
+  const spec = relay.spec;
+  const destinations: Record<string, { maxConnections?: number }> = {};
+  const paces: Record<string, { perMinute: number }> = {};
+  for (const [dest, lim] of Object.entries(spec.delivery.destinations ?? {})) {
+    if (lim.maxConnections !== undefined) destinations[dest] = { maxConnections: lim.maxConnections };
+    if (lim.messagesPerMinute !== undefined) paces[dest] = { perMinute: lim.messagesPerMinute };
+  }
+  const delivery: Config['delivery'] = {
+    mode: spec.delivery.mode,
+    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(files, h, `smarthost-${i}.password`, `delivery.smarthosts[${i}]`)),
+    destinations,
+    heloName: relayHostname(relay),
+    ...(spec.delivery.dnsServers ? { mx: { dnsServers: spec.delivery.dnsServers } } : {}),
+  };
+  return { delivery, paces };
+}
+
+function redisConfig(redis: NonNullable<EmailRelaySpec['redis']>, files: SecretFiles): RedisLimiterConfigInput {
+  const r: RedisLimiterConfigInput = { url: redis.url };
+  const ref = redis.passwordSecretRef;
+  if (ref) {
+    const v = files.read(ref.name, ref.key, 'redis password');
+    if (v !== undefined) r.passwordFile = files.put('redis.password', v);
+  }
+  return r;
+}
+
+function webhooksConfig(webhooks: NonNullable<EmailRelaySpec['webhooks']>, files: SecretFiles): Config['webhooks'] {
+  return webhooks.map((w, i) => {
+    const v = files.read(w.secretRef.name, w.secretRef.key, `webhooks[${i}] secret`);
+    const file = `webhook-${i}.secret`;
+    if (v !== undefined) files.put(file, v);
+    return { url: w.url, secretFile: secretFile(file), ...(w.events ? { events: w.events } : {}) };
+  });
+}
+
+export function renderRelayConfig(input: RelayInput): RenderedConfig {
+  const spec = input.relay.spec;
+  const files = new SecretFiles(input.userSecrets);
+  const { listeners, ports } = listenersConfig(spec);
+  const { domains, credentials } = domainsConfig(input, files);
+  const { delivery, paces } = deliveryConfig(input.relay, files);
+  const config: Config = {
+    hostname: relayHostname(input.relay),
+    dataDir: DATA_DIR,
+    listeners,
+    tls: tlsSecretName(input.relay) ? { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` } : { selfSigned: true },
+    limits: { drainTimeout: spec.drainTimeout },
+    credentials,
+    trustedNetworks: spec.trustedNetworks ?? [],
+    domains,
+    rateLimits: {
+      ...(spec.rateLimits?.perDomain ? { perDomain: spec.rateLimits.perDomain } : {}),
+      ...(spec.rateLimits?.perLogin ? { perLogin: spec.rateLimits.perLogin } : {}),
+      destinations: paces,
+    },
+    queue: { maxLifetime: spec.queue.maxLifetime, ...(spec.queue.retrySchedule ? { retrySchedule: spec.queue.retrySchedule } : {}) },
+    delivery,
+    http: { host: '0.0.0.0', port: HTTP_PORT },
+  };
+  if (spec.redis) config.redis = redisConfig(spec.redis, files);
+  if (spec.webhooks?.length) config.webhooks = webhooksConfig(spec.webhooks, files);
+  const errors = [...files.errors];
+  if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
+  const parsed = relayConfigSchema.safeParse(config);
+  if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));
+  return { config, secretData: files.data, ports, errors };
+}

@@ -1,0 +1,46 @@
+// An EmailRelay's status from what the controller observed after applying: its workload's
+// rollout (Ready once every wanted pod is updated and ready, else Progressing so GitOps tools
+// keep waiting), the scale subresource's replicas and selector, the endpoint, and the number
+// of SenderDomains it serves. Pure, like the SenderDomain's.
+import type { EmailRelayStatus } from '../api/emailrelay.ts';
+import { mergeConditions, summaryConditions } from './conditions.ts';
+import { relayHost, relaySelector, selectorString, type EmailRelay, type KubeObject } from './objects.ts';
+
+export type Workload = KubeObject & {
+  metadata: { generation?: number };
+  status?: { replicas?: number; readyReplicas?: number; updatedReplicas?: number; observedGeneration?: number };
+};
+
+export interface RelayStatusInput {
+  relay: EmailRelay;
+  /** The StatefulSet or Deployment as last seen, if it exists yet. */
+  workload: Workload | undefined;
+  ports: Record<string, number>;
+  /** SenderDomains served (conflicts removed). */
+  domains: number;
+  now: Date;
+}
+
+export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus; rolledOut: boolean } {
+  const { relay, workload, now } = input;
+  const { name, namespace = '' } = relay.metadata;
+  const gen = relay.metadata.generation ?? 0;
+  const want = relay.spec.replicas;
+  const ws = workload?.status ?? {};
+  const current = (workload?.metadata.generation ?? 0) === (ws.observedGeneration ?? -1);
+  const readyN = ws.readyReplicas ?? 0;
+  const rolledOut = !!workload && current && readyN >= want && (ws.updatedReplicas ?? 0) >= want && (ws.replicas ?? 0) === want;
+  const conds = rolledOut
+    ? summaryConditions('Ready', 'Ready', `${readyN}/${want} pods ready`)
+    : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
+  const status: EmailRelayStatus = {
+    observedGeneration: gen,
+    conditions: mergeConditions(relay.status?.conditions, conds, gen, now),
+    replicas: ws.replicas ?? 0,
+    readyReplicas: readyN,
+    selector: selectorString(relaySelector(name)),
+    endpoint: { host: relayHost(name, namespace), ports: input.ports },
+    domains: input.domains,
+  };
+  return { status, rolledOut };
+}

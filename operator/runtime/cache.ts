@@ -1,0 +1,103 @@
+// The informer cache: one reflector per watched kind (EmailRelay, SenderDomain, and every
+// owned kind, by our managed-by label), read by the controllers instead of the API server.
+// Every event is handed to one callback, which maps it to work-queue keys.
+import type { Logger } from 'pino';
+import { API_VERSION } from '../api/common.ts';
+import { FIELD_MANAGER, MANAGED_BY, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
+import type { Kube } from './kube.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { Reflector } from './reflector.ts';
+
+/** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
+export const OWNED_KINDS: [string, string][] = [
+  ['v1', 'ConfigMap'], ['v1', 'Secret'], ['v1', 'Service'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'Deployment'],
+  ['policy/v1', 'PodDisruptionBudget'], ['autoscaling/v2', 'HorizontalPodAutoscaler'], ['networking.k8s.io/v1', 'NetworkPolicy'],
+];
+
+export interface CacheOptions {
+  kube: Kube;
+  log: Logger;
+  metrics: OperatorMetrics;
+  onEvent: (obj: KubeObject) => void;
+  /** Server-side watch timeouts (tests shorten them). */
+  watchSeconds?: [number, number];
+}
+
+export class CacheSyncTimeoutError extends Error {
+  constructor(kinds: string[], ms: number) {
+    super(`caches not synced after ${ms} ms: ${kinds.join(', ')} (can the operator list them? see RBAC)`);
+    this.name = 'CacheSyncTimeoutError';
+  }
+}
+
+export class Cache {
+  readonly relays: Reflector<EmailRelay>;
+  readonly domains: Reflector<SenderDomain>;
+  private readonly owned = new Map<string, Reflector<KubeObject>>();
+  private readonly kube: Kube;
+
+  constructor(o: CacheOptions) {
+    this.kube = o.kube;
+    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
+      new Reflector<T>({
+        kube: o.kube, apiVersion, kind, labelSelector, log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
+        ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}),
+        onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
+      });
+    this.relays = mk<EmailRelay>(API_VERSION, 'EmailRelay');
+    this.domains = mk<SenderDomain>(API_VERSION, 'SenderDomain');
+    for (const [apiVersion, kind] of OWNED_KINDS) this.owned.set(kind, mk<KubeObject>(apiVersion, kind, `${MANAGED_BY}=${FIELD_MANAGER}`));
+  }
+
+  private get all(): Reflector<KubeObject>[] {
+    return [this.relays, this.domains, ...this.owned.values()] as Reflector<KubeObject>[];
+  }
+
+  /** Is this owned kind watched (so a cache miss means absent, once synced)? */
+  watches(kind: string): boolean {
+    return this.owned.has(kind);
+  }
+
+  /** An owned object as last seen by its watch. */
+  ownedObject(kind: string, namespace: string, name: string): KubeObject | undefined {
+    return this.owned.get(kind)?.get(namespace, name);
+  }
+
+  /**
+   * The cached object, else the API server's. For generated state a cache miss is not proof
+   * of absence: the watch lags a fresh write, or the object lost our label.
+   */
+  async getOrFetch(apiVersion: string, kind: string, namespace: string, name: string): Promise<KubeObject | undefined> {
+    return this.ownedObject(kind, namespace, name) ?? await this.kube.getOrUndefined(apiVersion, kind, name, namespace);
+  }
+
+  start(): void {
+    for (const r of this.all) r.start();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((r) => r.close()));
+  }
+
+  get synced(): boolean {
+    return this.all.every((r) => r.synced);
+  }
+
+  /** Resolves once every reflector has listed once; rejects after timeoutMs or when aborted. */
+  async waitForSync(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const failed = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CacheSyncTimeoutError(this.pending(), timeoutMs)), timeoutMs);
+      signal.addEventListener('abort', () => reject(new Error('stopped before the caches synced')), { once: true });
+    });
+    try {
+      await Promise.race([Promise.all(this.all.map((r) => r.whenSynced)), failed]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private pending(): string[] {
+    return this.all.filter((r) => !r.synced).map((r) => r.kind);
+  }
+}
