@@ -20,9 +20,9 @@ import { EmailRelayController } from './controllers/emailrelay.ts';
 import { SenderDomainController } from './controllers/senderdomain.ts';
 import { DEFAULT_IMAGE } from './render/relay-pod.ts';
 import { Applier } from './runtime/apply.ts';
-import { createProbeServer, parseListenAddress } from './runtime/http.ts';
+import { createProbeServer, operatorHealth, operatorReadiness, parseListenAddress } from './runtime/http.ts';
 import { Kube, loadKubeConfig } from './runtime/kube.ts';
-import { LeaderElector } from './runtime/leader.ts';
+import { LeaderElector, kubeLeases } from './runtime/leader.ts';
 import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
 
@@ -86,7 +86,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   }));
   manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
-    kube, log, identity, leaseSeconds,
+    leases: kubeLeases(kube), log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
     name: values['lease-name'] as string,
     renewDeadlineMs: Math.round(leaseSeconds * 1000 * 2 / 3),
@@ -98,9 +98,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const server = createProbeServer({
     metrics,
     leading: () => leading,
-    healthz: () => (stopping ? { ok: false, text: 'stopping' } : { ok: true, text: 'ok' }),
-    // A standby is ready (it is waiting, as designed); a leader once its caches are synced.
-    readyz: () => (!stopping && (!leading || manager.synced) ? { ok: true, text: leading ? 'leader' : 'standby' } : { ok: false, text: 'not ready' }),
+    healthz: () => operatorHealth(stopping, manager.stalled()),
+    readyz: () => operatorReadiness(stopping, leading, manager.synced),
   });
   const [host, port] = parseListenAddress(values.http ?? process.env.MAILFLEET_OPERATOR_HTTP ?? '0.0.0.0:8080');
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });

@@ -6,6 +6,7 @@ import { API_VERSION } from '../api/common.ts';
 import { FIELD_MANAGER, MANAGED_BY, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
 import type { Kube } from './kube.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import { kubeListWatch } from './list-watch.ts';
 import { Reflector } from './reflector.ts';
 
 /** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
@@ -40,7 +41,7 @@ export class Cache {
     this.kube = o.kube;
     const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
       new Reflector<T>({
-        kube: o.kube, apiVersion, kind, labelSelector, log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
+        kind, source: kubeListWatch<T>(o.kube, apiVersion, kind, labelSelector, o.log), log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
         ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}),
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
@@ -95,6 +96,11 @@ export class Cache {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Kinds whose list/watch loop is stuck (see Reflector.healthy). */
+  stalled(): string[] {
+    return this.all.filter((r) => !r.healthy()).map((r) => r.kind);
   }
 
   private pending(): string[] {

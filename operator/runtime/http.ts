@@ -18,6 +18,19 @@ export interface ProbeServerOptions {
   leading: () => boolean;
 }
 
+/** Live unless stopping or a watch is stuck (a restart is what fixes that). */
+export function operatorHealth(stopping: boolean, stalledKinds: string[]): Probe {
+  if (stopping) return { ok: false, text: 'stopping' };
+  if (stalledKinds.length) return { ok: false, text: `watch stalled: ${stalledKinds.join(', ')}` };
+  return { ok: true, text: 'ok' };
+}
+
+/** A standby is ready (it is waiting, as designed); a leader once its caches are synced. */
+export function operatorReadiness(stopping: boolean, leading: boolean, synced: boolean): Probe {
+  if (stopping || (leading && !synced)) return { ok: false, text: 'not ready' };
+  return { ok: true, text: leading ? 'leader' : 'standby' };
+}
+
 export function createProbeServer(o: ProbeServerOptions): http.Server {
   return http.createServer((req, res) => {
     const url = req.url ?? '/';

@@ -12,10 +12,34 @@
 //    may take the lease after leaseDuration, and renewDeadline < leaseDuration guarantees we
 //    stopped first.
 import type { Logger } from 'pino';
+import type { KubeObject, ObjectMeta } from '../render/objects.ts';
+import { systemClock, type Clock, type Timer } from './clock.ts';
 import { ApiError, type Kube } from './kube.ts';
 
+export interface Lease extends KubeObject {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: ObjectMeta & { namespace: string };
+  spec: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+/** The Lease API; update fails with a 409 ApiError when the Lease changed since it was read. */
+export interface LeaseClient {
+  get(namespace: string, name: string): Promise<Lease | undefined>;
+  create(lease: Lease): Promise<void>;
+  update(lease: Lease): Promise<void>;
+}
+
+export function kubeLeases(kube: Kube): LeaseClient {
+  return {
+    get: (namespace, name) => kube.getOrUndefined<Lease>('coordination.k8s.io/v1', 'Lease', name, namespace),
+    create: async (lease) => { await kube.create(lease); },
+    update: async (lease) => { await kube.update(lease); },
+  };
+}
+
 export interface LeaderOptions {
-  kube: Kube;
+  leases: LeaseClient;
   namespace: string;
   name: string;
   identity: string;
@@ -23,45 +47,41 @@ export interface LeaderOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   log: Logger;
+  clock?: Clock;
 }
 
-interface Lease {
-  apiVersion: 'coordination.k8s.io/v1';
-  kind: 'Lease';
-  metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
-}
-
-const microTime = (d = new Date()) => d.toISOString().replace('Z', '000Z');
+const microTime = (ms: number) => new Date(ms).toISOString().replace('Z', '000Z');
 
 export class LeaderElector {
   private readonly o: LeaderOptions;
   private stopped = false;
-  private timer: NodeJS.Timeout | undefined;
-  private deadline: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private timer: Timer | undefined;
+  private deadline: Timer | undefined;
   /** The lease record as last seen, and when (our clock) it last changed. */
   private observed: { record: string; at: number } | undefined;
   isLeader = false;
 
   constructor(o: LeaderOptions) {
     this.o = o;
+    this.clock = o.clock ?? systemClock;
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const { kube, namespace, name, identity, leaseSeconds } = this.o;
-    const now = new Date();
-    const existing = await kube.getOrUndefined<Lease>('coordination.k8s.io/v1', 'Lease', name, namespace);
+    const { leases, namespace, name, identity, leaseSeconds } = this.o;
+    const existing = await leases.get(namespace, name);
+    const now = this.clock.now();
     if (!existing) {
-      await kube.create({
+      await leases.create({
         apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace },
         spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
-      } as never);
+      });
       return true;
     }
     const s = existing.spec;
     const record = JSON.stringify([s.holderIdentity, s.renewTime, s.acquireTime, s.leaseDurationSeconds]);
-    if (this.observed?.record !== record) this.observed = { record, at: now.getTime() };
-    const held = s.holderIdentity && s.holderIdentity !== identity && this.observed.at + (s.leaseDurationSeconds ?? leaseSeconds) * 1000 > now.getTime();
+    if (this.observed?.record !== record) this.observed = { record, at: now };
+    const held = s.holderIdentity && s.holderIdentity !== identity && this.observed.at + (s.leaseDurationSeconds ?? leaseSeconds) * 1000 > now;
     if (held) return false;
     const mine = s.holderIdentity === identity;
     const lease: Lease = {
@@ -74,7 +94,7 @@ export class LeaderElector {
         ...(mine ? {} : { acquireTime: microTime(now), leaseTransitions: (s.leaseTransitions ?? 0) + 1 }),
       },
     };
-    await kube.update(lease as never); // 409 on a concurrent change: we lost the race
+    await leases.update(lease); // 409 on a concurrent change: we lost the race
     return true;
   }
 
@@ -85,12 +105,12 @@ export class LeaderElector {
     for (;;) {
       if (this.stopped) return;
       try {
-        acquiredAt = Date.now();
+        acquiredAt = this.clock.now();
         if (await this.tryAcquireOrRenew()) break;
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 409)) log.warn({ err: (e as Error).message }, 'leader election attempt failed');
       }
-      await new Promise((r) => { this.timer = setTimeout(r, retryPeriodMs); });
+      await new Promise<void>((r) => { this.timer = this.clock.after(retryPeriodMs, r); });
     }
     this.isLeader = true;
     log.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, 'became leader');
@@ -98,19 +118,19 @@ export class LeaderElector {
       if (!this.isLeader) return;
       this.isLeader = false;
       this.stopped = true; // a renewal still in flight must not be followed by another one
-      clearTimeout(this.timer);
-      clearTimeout(this.deadline);
+      this.timer?.cancel();
+      this.deadline?.cancel();
       onLost(why);
     };
     // Measured from when the last successful attempt started: that is the renewTime it wrote.
     const arm = (startedAt: number) => {
-      clearTimeout(this.deadline);
-      this.deadline = setTimeout(() => lose('could not renew the lease before the deadline'), Math.max(0, startedAt + renewDeadlineMs - Date.now()));
+      this.deadline?.cancel();
+      this.deadline = this.clock.after(Math.max(0, startedAt + renewDeadlineMs - this.clock.now()), () => lose('could not renew the lease before the deadline'));
     };
     arm(acquiredAt);
     const renew = async () => {
       if (this.stopped) return;
-      const startedAt = Date.now();
+      const startedAt = this.clock.now();
       try {
         if (!(await this.tryAcquireOrRenew())) return lose('another holder took the lease');
         if (this.isLeader) arm(startedAt);
@@ -118,23 +138,23 @@ export class LeaderElector {
         log.warn({ err: (e as Error).message }, 'lease renewal failed');
       }
       if (this.stopped) return;
-      this.timer = setTimeout(renew, retryPeriodMs);
+      this.timer = this.clock.after(retryPeriodMs, () => void renew());
     };
-    this.timer = setTimeout(renew, retryPeriodMs);
+    this.timer = this.clock.after(retryPeriodMs, () => void renew());
   }
 
   /** Stops renewing and, when leading, releases the lease so a standby takes over at once. */
   async release(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    clearTimeout(this.deadline);
+    this.timer?.cancel();
+    this.deadline?.cancel();
     if (!this.isLeader) return;
     this.isLeader = false;
-    const { kube, namespace, name, identity } = this.o;
+    const { leases, namespace, name, identity } = this.o;
     try {
-      const l = await kube.get<Lease>('coordination.k8s.io/v1', 'Lease', name, namespace);
-      if (l.spec.holderIdentity !== identity) return;
-      await kube.update({ ...l, spec: { ...l.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() } } as never);
+      const l = await leases.get(namespace, name);
+      if (l?.spec.holderIdentity !== identity) return;
+      await leases.update({ ...l, spec: { ...l.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(this.clock.now()) } });
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'could not release the lease');
     }

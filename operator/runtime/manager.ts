@@ -68,6 +68,11 @@ export class Manager {
     return this.cache.synced;
   }
 
+  /** Kinds whose watch is stuck: the operator is not live (see /healthz). */
+  stalled(): string[] {
+    return this.cache.stalled();
+  }
+
   private enqueueFor(obj: KubeObject): void {
     for (const r of this.reconcilers.values()) for (const req of r.requestsFor(obj)) this.queue.add(keyOf(r.kind, req));
   }

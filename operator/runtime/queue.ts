@@ -2,10 +2,13 @@
 // a key waits at most once; a key re-added while being processed runs again afterwards,
 // never concurrently; failures retry with per-key exponential backoff; successes may ask
 // to come back later (requeueAfter) for time-based work such as DKIM rotation.
+import { systemClock, type Clock, type Timer } from './clock.ts';
+
 export interface QueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   onDepth?: (depth: number) => void;
+  clock?: Clock;
 }
 
 export class WorkQueue {
@@ -14,17 +17,19 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, { at: number; t: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; t: Timer }>();
   private waiters: (() => void)[] = [];
   private closed = false;
   private readonly base: number;
   private readonly max: number;
   private readonly onDepth: ((n: number) => void) | undefined;
+  private readonly clock: Clock;
 
   constructor(opts: QueueOptions = {}) {
     this.base = opts.baseDelayMs ?? 500;
     this.max = opts.maxDelayMs ?? 300_000;
     this.onDepth = opts.onDepth;
+    this.clock = opts.clock ?? systemClock;
   }
 
   get depth(): number { return this.ready.length; }
@@ -43,12 +48,11 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.closed) return;
     if (ms <= 0) return this.add(key);
-    const at = Date.now() + ms;
+    const at = this.clock.now() + ms;
     const cur = this.timers.get(key);
     if (cur && cur.at <= at) return;
-    if (cur) clearTimeout(cur.t);
-    const t = setTimeout(() => { this.timers.delete(key); this.add(key); }, Math.min(ms, 2 ** 31 - 1));
-    t.unref();
+    cur?.t.cancel();
+    const t = this.clock.after(ms, () => { this.timers.delete(key); this.add(key); }, { weak: true });
     this.timers.set(key, { at, t });
   }
 
@@ -85,7 +89,7 @@ export class WorkQueue {
 
   close(): void {
     this.closed = true;
-    for (const { t } of this.timers.values()) clearTimeout(t);
+    for (const { t } of this.timers.values()) t.cancel();
     this.timers.clear();
     for (const w of this.waiters.splice(0)) w();
   }

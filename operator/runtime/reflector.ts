@@ -1,40 +1,47 @@
 // List + watch into an in-memory store, recovering from the ways @kubernetes/client-node
-// watches are known to fail (kubernetes-client/javascript issues #364, #596, #1496, #301):
-//  - a watch that silently stops delivering: every watch asks the server to end it after
-//    timeoutSeconds, and client-node's inactivity timer (set just above that) aborts a
-//    connection that went quiet without closing, so no watch lives forever;
-//  - 410 Gone (as an HTTP status or an ERROR event): the resourceVersion is too old → relist;
-//  - errors that end the stream (ECONNRESET, API server restart): rewatch from the last
-//    resourceVersion with exponential backoff, relisting when that fails too.
-// client-node's own informer stops for good on some of these; this loop never does.
-import { Watch } from '@kubernetes/client-node';
+// watches are known to fail (kubernetes-client/javascript issues #364, #596, #1496, #301).
+// The restart/relist policy (the I/O is in list-watch.ts):
+//  - every watch asks the server to end it after timeoutSeconds (randomised in watchSeconds
+//    so watches do not end together); one that ends so is rewatched at once from the last
+//    resourceVersion; one that ends cleanly right after it opened backs off like an error
+//    (a proxy that ends watches would otherwise make this a hot loop);
+//  - 410 Gone (the resourceVersion is too old): relist at once;
+//  - errors that end the stream (ECONNRESET, API server restart): rewatch with exponential
+//    backoff (0.5 s doubling to 30 s), and relist once the backoff reached 4 s, since the
+//    store may have missed deletions;
+//  - a failed list: retry with the same backoff.
+// client-node's own informer stops for good on some of these; this loop never does. A loop
+// step that never returns (a watch the inactivity guard failed to end) shows as a stall:
+// healthy() turns false, so /healthz fails and the kubelet restarts the operator.
 import type { Logger } from 'pino';
 import type { KubeObject } from '../render/objects.ts';
-import type { Kube } from './kube.ts';
-import { collectionPath, resourceFor } from './resources.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import type { ListWatch, WatchEventType } from './list-watch.ts';
 
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type { WatchEventType };
+export type StoreEventType = Exclude<WatchEventType, 'BOOKMARK'>;
 
 export interface ReflectorOptions<T extends KubeObject> {
-  kube: Kube;
-  apiVersion: string;
   kind: string;
-  labelSelector?: string;
+  source: ListWatch<T>;
   log: Logger;
-  onEvent: (type: WatchEventType, obj: T) => void;
-  /** Server-side watch timeout range; default 240–300 s (randomised so watches do not end together). */
+  onEvent: (type: StoreEventType, obj: T) => void;
+  /** Server-side watch timeout range; default 240–300 s. */
   watchSeconds?: [number, number];
-  onRestart?: (reason: string) => void;
+  onRestart?: (reason: 'gone' | 'error') => void;
+  clock?: Clock;
+  random?: () => number;
 }
 
 const key = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 /** A watch that lasted less than this before closing cleanly counts as a failure to back off from. */
 const MIN_HEALTHY_WATCH_MS = 5_000;
-
-const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((r) => {
-  const t = setTimeout(r, ms);
-  signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
-});
+export const MAX_BACKOFF_MS = 30_000;
+/** Backoff at which a failing watch gives up rewatching and relists. */
+const RELIST_AT_BACKOFF_MS = 4_000;
+/** No progress for the longest watch plus this: the loop is stuck (client-node's inactivity abort comes at +30 s). */
+const STALL_SLACK_MS = 90_000;
+const MAX_LIST_PAGES = 10_000;
 
 export class Reflector<T extends KubeObject> {
   readonly store = new Map<string, T>();
@@ -42,16 +49,18 @@ export class Reflector<T extends KubeObject> {
   private readonly firstSync = Promise.withResolvers<void>();
   /** Resolves once the first list has filled the store. */
   readonly whenSynced = this.firstSync.promise;
-  /** Last time a list or watch event arrived (for /healthz). */
-  lastActivity = Date.now();
   private readonly opts: ReflectorOptions<T>;
+  private readonly clock: Clock;
   private readonly stop = new AbortController();
-  private current: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private rv = '';
+  private backoff = 0;
+  /** When the loop last made progress: a list page, a watch opened, an event, a watch ended. */
+  private lastProgress = 0;
 
   constructor(opts: ReflectorOptions<T>) {
     this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
   }
 
   get kind(): string {
@@ -68,27 +77,44 @@ export class Reflector<T extends KubeObject> {
   }
 
   start(): void {
+    this.lastProgress = this.clock.now();
     this.loop ??= this.run();
   }
 
   async close(): Promise<void> {
     this.stop.abort();
-    this.current?.abort();
     await this.loop;
   }
 
+  /** False when the list/watch loop has been stuck in one step for longer than any step may take. */
+  healthy(now = this.clock.now()): boolean {
+    if (!this.loop || this.stop.signal.aborted) return true;
+    const [, hi] = this.opts.watchSeconds ?? [240, 300];
+    return now - this.lastProgress <= hi * 1000 + STALL_SLACK_MS;
+  }
+
+  private progress(): void {
+    this.lastProgress = this.clock.now();
+  }
+
+  private nextBackoff(): number {
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff ? this.backoff * 2 : 500);
+    return this.backoff;
+  }
+
   private async relist(): Promise<void> {
-    const { kube, apiVersion, kind, labelSelector } = this.opts;
     const items: T[] = [];
     let cont: string | undefined;
     let rv = '';
-    for (let page = 0; page < 10_000; page++) {
-      const res = await kube.list<T>(apiVersion, kind, undefined, { labelSelector, limit: '500', continue: cont });
-      for (const it of res.items) items.push({ ...it, apiVersion, kind });
-      rv = res.metadata.resourceVersion;
-      cont = res.metadata.continue || undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const res = await this.opts.source.list(cont);
+      this.progress();
+      items.push(...res.items);
+      rv = res.resourceVersion;
+      cont = res.continue;
       if (!cont) break;
     }
+    // Replace the store, telling the controllers only about what changed.
     const fresh = new Map(items.map((o) => [key(o), o]));
     for (const [k, old] of this.store) if (!fresh.has(k)) { this.store.delete(k); this.opts.onEvent('DELETED', old); }
     for (const [k, o] of fresh) {
@@ -99,87 +125,64 @@ export class Reflector<T extends KubeObject> {
     this.rv = rv;
     this.synced = true;
     this.firstSync.resolve();
-    this.lastActivity = Date.now();
   }
 
-  /** One watch connection; resolves with why it ended. */
-  private watchOnce(): Promise<'closed' | 'gone' | Error> {
-    const { kube, apiVersion, kind, labelSelector, log } = this.opts;
-    const [lo, hi] = this.opts.watchSeconds ?? [240, 300];
-    const timeoutSeconds = Math.round(lo + Math.random() * (hi - lo));
-    const watch = new Watch(kube.kc);
-    // client-node aborts a watch that received nothing for this long: the silent-stall guard.
-    // A private field; test/unit/dependency-guards.test.ts fails if client-node stops reading it.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 30) * 1000;
-    const path = collectionPath(resourceFor(apiVersion, kind));
-    return new Promise((resolve) => {
-      let gone = false;
-      let settled = false;
-      const finish = (v: 'closed' | 'gone' | Error) => { if (!settled) { settled = true; resolve(v); } };
-      watch.watch(path, { resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds, labelSelector }, (type, obj) => {
-        this.lastActivity = Date.now();
-        if (type === 'ERROR') {
-          const code = (obj as { code?: number })?.code;
-          if (code === 410) gone = true;
-          log.info({ kind, code, message: (obj as { message?: string })?.message }, 'watch error event');
-          this.current?.abort();
-          return;
-        }
-        const o = { ...(obj as T), apiVersion, kind };
-        if (o.metadata?.resourceVersion) this.rv = o.metadata.resourceVersion;
-        if (type === 'BOOKMARK') return;
-        const k = key(o);
-        if (type === 'DELETED') this.store.delete(k);
-        else this.store.set(k, o);
-        this.opts.onEvent(type as WatchEventType, o);
-      }, (err) => {
-        if (gone || (err && (err as { statusCode?: number }).statusCode === 410)) finish('gone');
-        else if (err && !(this.stop.signal.aborted)) finish(err instanceof Error ? err : new Error(String(err)));
-        else finish('closed');
-      }).then((ctrl) => {
-        this.current = ctrl;
-        if (this.stop.signal.aborted) ctrl.abort();
-      }, (e: Error) => finish(e));
-    });
+  private onWatchEvent(type: WatchEventType, o: T): void {
+    this.progress();
+    if (o.metadata?.resourceVersion) this.rv = o.metadata.resourceVersion;
+    if (type === 'BOOKMARK') return;
+    const k = key(o);
+    if (type === 'DELETED') this.store.delete(k);
+    else this.store.set(k, o);
+    this.opts.onEvent(type, o);
   }
 
   private async run(): Promise<void> {
     const { log, kind } = this.opts;
-    let backoff = 0;
-    const nextBackoff = () => (backoff = Math.min(30_000, backoff ? backoff * 2 : 500));
-    while (!this.stop.signal.aborted) {
+    const signal = this.stop.signal;
+    while (!signal.aborted) {
       try {
         await this.relist();
-        backoff = 0;
+        this.backoff = 0;
       } catch (e) {
+        this.progress();
         log.warn({ kind, err: (e as Error).message }, 'list failed; retrying');
-        await sleep(nextBackoff(), this.stop.signal);
+        await sleep(this.clock, this.nextBackoff(), signal);
         continue;
       }
-      for (let i = 0; !this.stop.signal.aborted; i++) {
-        const watchStarted = Date.now();
-        const why = await this.watchOnce();
-        if (this.stop.signal.aborted) break;
-        if (why === 'gone') {
-          log.info({ kind }, 'watch resourceVersion expired (410 Gone); relisting');
-          this.opts.onRestart?.('gone');
-          break;
-        }
-        if (why === 'closed') {
-          // A watch the server ends after its timeout is normal: rewatch at once. One that
-          // ends right away (a proxy closing it, an overloaded server) would otherwise
-          // spin: those back off like errors.
-          const healthyAfter = Math.min(MIN_HEALTHY_WATCH_MS, ((this.opts.watchSeconds?.[0] ?? 240) * 1000) / 2);
-          if (Date.now() - watchStarted >= healthyAfter) { backoff = 0; continue; }
-          await sleep(nextBackoff(), this.stop.signal);
-          continue;
-        }
-        log.warn({ kind, err: why.message }, 'watch failed; rewatching');
-        this.opts.onRestart?.('error');
-        await sleep(nextBackoff(), this.stop.signal);
-        // After repeated failures, relist: the store may have missed deletions.
-        if (backoff >= 4000) break;
+      await this.watchUntilRelist(signal);
+    }
+  }
+
+  /** Watches (and rewatches) from the store's resourceVersion until a relist is due or we stop. */
+  private async watchUntilRelist(signal: AbortSignal): Promise<void> {
+    const { log, kind } = this.opts;
+    const [lo, hi] = this.opts.watchSeconds ?? [240, 300];
+    while (!signal.aborted) {
+      const timeoutSeconds = Math.round(lo + (this.opts.random ?? Math.random)() * (hi - lo));
+      const started = this.clock.now();
+      this.progress();
+      const why = await this.opts.source.watch(this.rv, timeoutSeconds, (t, o) => this.onWatchEvent(t, o), signal);
+      this.progress();
+      if (signal.aborted) return;
+      if (why === 'gone') {
+        log.info({ kind }, 'watch resourceVersion expired (410 Gone); relisting');
+        this.opts.onRestart?.('gone');
+        return;
       }
+      if (why === 'closed') {
+        // A watch the server ends after its timeout is normal: rewatch at once. One that
+        // ends right away (a proxy closing it, an overloaded server) would otherwise spin.
+        const healthyAfter = Math.min(MIN_HEALTHY_WATCH_MS, (lo * 1000) / 2);
+        if (this.clock.now() - started >= healthyAfter) { this.backoff = 0; continue; }
+        await sleep(this.clock, this.nextBackoff(), signal);
+        continue;
+      }
+      log.warn({ kind, err: why.message }, 'watch failed; rewatching');
+      this.opts.onRestart?.('error');
+      await sleep(this.clock, this.nextBackoff(), signal);
+      // After repeated failures, relist: the store may have missed deletions.
+      if (this.backoff >= RELIST_AT_BACKOFF_MS) return;
     }
   }
 }

@@ -2,9 +2,9 @@
 // tiers: what the image is run with comes from here, never restated by the tests. (One file
 // to follow the renderer if it moves.)
 import { generateKeyPairSync } from 'node:crypto';
-import { reconcileRelay } from '../../operator/reconcilers/relay.ts';
-import type { DomainInternal } from '../../operator/reconcilers/domain.ts';
-import { txtValue } from '../../operator/reconcilers/domain.ts';
+import { renderRelay as renderRelayObjects } from '../../operator/render/relay.ts';
+import type { DomainInternal } from '../../operator/render/domain-internal.ts';
+import { txtValue } from '../../operator/render/dns-records.ts';
 import { hashPassword } from '../../relay/auth/password.ts';
 import type { EmailRelaySpecInput } from '../../operator/api/emailrelay.ts';
 import type { SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
@@ -32,7 +32,7 @@ export async function renderRelay(opts: {
     passwordHash: await hashPassword(opts.password),
   };
   const sd = domainObject('sender', { ...opts.domain, relayRef: { name: opts.name } }, opts.namespace);
-  const out = reconcileRelay({
+  const out = renderRelayObjects({
     relay: relayObject(opts.name, opts.relay, opts.namespace),
     domains: [{ sd, internal }],
     userSecrets: new Map(),

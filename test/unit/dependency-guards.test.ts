@@ -88,14 +88,14 @@ describe('relay/smtp/replies.ts: the patched smtp-server SMTPConnection', () => 
   });
 });
 
-describe('operator/runtime/reflector.ts: client-node Watch.requestTimeoutMs', () => {
+describe('operator/runtime/list-watch.ts: client-node Watch.requestTimeoutMs', () => {
   it('is the field the watch inactivity timer reads', () => {
     const kc = new KubeConfig();
     kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
     const watch = new Watch(kc) as unknown as Record<string, unknown>;
     const version = pkg('@kubernetes/client-node').version;
-    expect(typeof watch.requestTimeoutMs, `@kubernetes/client-node ${version}: operator/runtime/reflector.ts sets Watch.requestTimeoutMs`).toBe('number');
-    expect(sourceOf('@kubernetes/client-node/dist/watch.js'), `@kubernetes/client-node ${version} no longer times a watch out by requestTimeoutMs: the stall guard in operator/runtime/reflector.ts is void`)
+    expect(typeof watch.requestTimeoutMs, `@kubernetes/client-node ${version}: operator/runtime/list-watch.ts sets Watch.requestTimeoutMs`).toBe('number');
+    expect(sourceOf('@kubernetes/client-node/dist/watch.js'), `@kubernetes/client-node ${version} no longer times a watch out by requestTimeoutMs: the stall guard in operator/runtime/list-watch.ts is void`)
       .toMatch(/setTimeout\([\s\S]{0,200}\}, this\.requestTimeoutMs\)/);
   });
 });
