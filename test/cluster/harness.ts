@@ -66,6 +66,20 @@ export function cacheRoot(): string {
 }
 
 /** Where build.sh puts the binaries: <cache>/k8s/<K8S_VERSION>/bin */
+/**
+ * Where `cluster:up` keeps each named cluster (kubeconfig, logs, pids): one directory per
+ * name, so one person's (or one CI job's) cluster:down never stops another's cluster. The
+ * binaries stay shared in cacheBinDir().
+ */
+export function namedClustersDir(): string {
+  return path.join(cacheRoot(), 'clusters');
+}
+
+/** Is a process of the cluster in `dir` still running? */
+export function clusterDirAlive(dir: string): boolean {
+  return readPids(dir).some((p) => pidBelongsTo(p.pid, dir));
+}
+
 export function cacheBinDir(): string {
   return path.join(cacheRoot(), 'k8s', versionOf('kube-apiserver'), 'bin');
 }
@@ -208,10 +222,13 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Is pid a process of ours for cluster dir `dir`? (Its command line names the dir.) */
+/**
+ * Is pid a process of ours for cluster dir `dir`? (Its command line names a file in the dir;
+ * with the separator, so cluster "a" never claims the processes of cluster "ab".)
+ */
 function pidBelongsTo(pid: number, dir: string): boolean {
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir + path.sep);
   } catch {
     return false;
   }
@@ -597,7 +614,7 @@ async function startOnce(binaries: Binaries, opts: ClusterOptions): Promise<Clus
   let dir: string;
   if (opts.dir) {
     dir = path.resolve(opts.dir);
-    if (readPids(dir).some((p) => pidBelongsTo(p.pid, dir))) throw new Error(`${dir} holds a running cluster`);
+    if (clusterDirAlive(dir)) throw new Error(`${dir} holds a running cluster`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
   } else {
