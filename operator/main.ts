@@ -26,6 +26,13 @@ import { LeaderElector, kubeLeases } from './runtime/leader.ts';
 import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
 
+/** A flag that must be a number > 0; anything else stops the start with the flag's name. */
+function positive(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!value || !Number.isFinite(n) || n <= 0) throw new Error(`--${flag}: "${value ?? ''}" is not a positive number`);
+  return n;
+}
+
 export interface OperatorHandle {
   /** Resolves when the operator has stopped; the value is the exit code. */
   done: Promise<number>;
@@ -59,6 +66,11 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       'log-level': { type: 'string' },
     },
   });
+  const leaseSeconds = positive('lease-duration', values['lease-duration']);
+  const watchTimeout = values['watch-timeout'] ? positive('watch-timeout', values['watch-timeout']) : undefined;
+  const resyncMs = positive('resync', values.resync) * 1000;
+  const workers = Math.max(1, Math.floor(positive('workers', values.workers)));
+  const cacheSyncTimeoutMs = positive('cache-sync-timeout', values['cache-sync-timeout']) * 1000;
   const log = pino({
     level: values['log-level'] ?? process.env.MAILFLEET_LOG_LEVEL ?? 'info',
     base: { app: 'mailfleet-operator' },
@@ -69,14 +81,10 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const kc = loadKubeConfig(values.kubeconfig ?? process.env.KUBECONFIG?.split(':')[0]);
   const kube = new Kube({ kubeconfig: kc, requests: metrics.apiRequests });
   const identity = values.identity ?? process.env.POD_NAME ?? `${os.hostname()}-${process.pid}`;
-  const leaseSeconds = Number(values['lease-duration']);
   const dnsServers = (values['dns-servers'] ?? process.env.MAILFLEET_DNS_SERVERS)?.split(',').map((s) => s.trim()).filter(Boolean);
-  const watchTimeout = values['watch-timeout'] ? Number(values['watch-timeout']) : undefined;
   const manager = new Manager({
     kube, log, metrics,
-    resyncMs: Number(values.resync) * 1000,
-    workers: Number(values.workers),
-    cacheSyncTimeoutMs: Number(values['cache-sync-timeout']) * 1000,
+    resyncMs, workers, cacheSyncTimeoutMs,
     ...(watchTimeout ? { watchSeconds: [watchTimeout, watchTimeout] as [number, number] } : {}),
   });
   const apply = new Applier({ kube, log, cache: manager.cache, identity });

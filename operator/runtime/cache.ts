@@ -86,6 +86,7 @@ export class Cache {
 
   /** Resolves once every reflector has listed once; rejects after timeoutMs or when aborted. */
   async waitForSync(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw new Error('stopped before the caches synced');
     let timer: NodeJS.Timeout | undefined;
     const failed = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new CacheSyncTimeoutError(this.pending(), timeoutMs)), timeoutMs);

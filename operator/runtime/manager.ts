@@ -89,6 +89,7 @@ export class Manager {
 
   private async runOnce(): Promise<void> {
     await this.discovery.refresh();
+    if (this.stopping.signal.aborted) return;
     this.cache.start();
     await this.cache.waitForSync(this.o.cacheSyncTimeoutMs, this.stopping.signal).catch((e: Error) => {
       if (!this.stopping.signal.aborted) throw e;
