@@ -172,7 +172,7 @@ export class Relay {
       });
       if (authThrottle) created.push(authThrottle);
       const recipientDns = cfg.recipientChecks.dns
-        ? new RecipientDnsCheck({ dnsServers: cfg.delivery.mx.dnsServers, ttlSeconds: cfg.recipientChecks.cacheSeconds })
+        ? new RecipientDnsCheck({ resolver: () => this.deliverer.resolver, ttlSeconds: cfg.recipientChecks.cacheSeconds })
         : undefined;
       const domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
       for (const d of cfg.domains) {

@@ -121,6 +121,11 @@ export class Deliverer {
     return this.health.stateOf(remote);
   }
 
+  /** The MX resolver (and DNS cache) of the current config, shared with the RCPT-time check. */
+  get resolver(): MxResolver {
+    return this.resolved.resolver;
+  }
+
   /**
    * Hot reload. Secrets and CA files are read first: if one is unreadable this throws and
    * the old config stays in force. Pools whose settings changed are retired (closed once

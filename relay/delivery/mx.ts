@@ -10,15 +10,23 @@ export interface MxTarget {
 }
 
 export type MxPlan =
-  | { kind: 'targets'; targets: MxTarget[]; implicit: boolean; notes: string[] }
+  | { kind: 'targets'; targets: MxTarget[] }
   | { kind: 'verdict'; status: Exclude<RecipientStatus, 'delivered'>; enhanced: string; response: string };
 
 export interface MxResolverOptions {
   dnsServers?: string[] | undefined;
-  /** How long a decisive answer is reused (default 60 s; 0 turns the cache off). */
+  /** How long a decisive answer is reused by default (60 s; 0 turns reuse off). */
   cacheMs?: number;
   timeoutMs: number;
   maxAddresses: number;
+}
+
+/** How old a cached answer a caller accepts; delivery and the RCPT check differ. */
+export interface PlanFreshness {
+  /** Targets and permanent failures (default: the resolver's cacheMs). */
+  maxAgeMs?: number;
+  /** Temporary failures (default 0: ask DNS again, so a retry sees a recovered resolver). */
+  temporaryFailureMaxAgeMs?: number;
 }
 
 /** DNS errors that say the name or the record does not exist, as opposed to a lookup failure. */
@@ -42,10 +50,11 @@ export function orderMx<T extends { priority: number }>(records: T[], random: ()
 export class MxResolver {
   private readonly resolver: Resolver;
   private readonly maxAddresses: number;
-  // Without a cache every message costs an MX and an A/AAAA round trip. Answers that
-  // decide something (targets, permanent failures) are kept for cacheMs; temporary
-  // failures are not, so the next attempt asks again. Concurrent asks share one lookup.
-  private readonly cache = new Map<string, { plan: MxPlan; until: number }>();
+  // Without a cache every message costs an MX and an A/AAAA round trip. This is the relay's
+  // one DNS cache, shared by delivery and the RCPT-time recipient check: every answer is
+  // kept with its time, and each caller says how old an answer it accepts (PlanFreshness).
+  // Concurrent asks share one lookup.
+  private readonly cache = new Map<string, { plan: MxPlan; at: number }>();
   private readonly inflight = new Map<string, Promise<MxPlan>>();
   private readonly cacheMs: number;
   private static readonly MAX_CACHED = 10_000;
@@ -58,18 +67,22 @@ export class MxResolver {
     this.cacheMs = opts.cacheMs ?? 60_000;
   }
 
-  async plan(domain: string, now = Date.now()): Promise<MxPlan> {
+  async plan(domain: string, fresh: PlanFreshness = {}, now = Date.now()): Promise<MxPlan> {
     const key = domain.toLowerCase();
     const hit = this.cache.get(key);
-    if (hit && hit.until > now) return reshuffle(hit.plan);
+    if (hit) {
+      const temporary = hit.plan.kind === 'verdict' && hit.plan.status !== 'failed';
+      const maxAge = temporary ? fresh.temporaryFailureMaxAgeMs ?? 0 : fresh.maxAgeMs ?? this.cacheMs;
+      if (now - hit.at < maxAge) return reshuffle(hit.plan);
+    }
     let p = this.inflight.get(key);
     if (!p) {
       p = this.resolvePlan(key).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
       void p.then((plan) => {
-        if (this.cacheMs <= 0 || (plan.kind === 'verdict' && plan.status !== 'failed')) return;
+        this.cache.delete(key); // re-inserted last: eviction drops the least recently resolved
         if (this.cache.size >= MxResolver.MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
-        this.cache.set(key, { plan, until: now + this.cacheMs });
+        this.cache.set(key, { plan, at: now });
       }, () => {});
     }
     return p;
@@ -114,7 +127,7 @@ export class MxResolver {
         ? { kind: 'verdict', status: 'deferred', enhanced: '4.4.3', response: `no address for the MX hosts of ${domain}: ${notes.join('; ')}` }
         : { kind: 'verdict', status: 'failed', enhanced: '5.4.4', response: `the MX hosts of ${domain} have no address: ${notes.join('; ')}` };
     }
-    return { kind: 'targets', targets, implicit: false, notes };
+    return { kind: 'targets', targets };
   }
 
   /** No MX records: the domain itself is the mail host (RFC 5321 §5.1). */
@@ -126,7 +139,7 @@ export class MxResolver {
         : { kind: 'verdict', status: 'failed', enhanced: '5.1.2', response: `domain ${domain} has no MX and no address records` };
     }
     const targets = res.ips.slice(0, this.maxAddresses).map((ip) => ({ host: domain, ip, preference: 0 }));
-    return { kind: 'targets', targets, implicit: true, notes: res.note ? [res.note] : [] };
+    return { kind: 'targets', targets };
   }
 
   /** A and AAAA of one host, IPv4 first (IPv6 egress is often missing in clusters). */

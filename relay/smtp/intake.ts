@@ -1,6 +1,5 @@
 // SMTP intake: one smtp-server per listener. Authentication and sender checks happen here;
 // DATA streams straight into the durable queue and the 250 is sent only after the commit.
-import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerAuthentication } from 'smtp-server';
@@ -408,7 +407,3 @@ export class Intake {
 
 // A valid hash of a random password: verifying against it costs what a real check costs.
 const DUMMY_HASH = 'scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA==$3mJ3t0mZJ6l5oWqvB1l6H2pWwQ4QhPqv0i3hG9o3R7Q=';
-
-export function readTlsFiles(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
-  return { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
-}
