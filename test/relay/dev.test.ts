@@ -11,12 +11,14 @@ import { dkimVerify } from 'mailauth';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { devConfig } from '../../relay/dev.ts';
+import { lockDevPorts } from '../support/dev-ports.ts';
 import { startDnsServer } from '../support/dns-server.ts';
 import { SmtpTalk, authPlain } from '../support/smtp-talk.ts';
 import { repoRoot, tempDir, waitUntil } from '../support/relay-harness.ts';
 
 let stop: (() => Promise<void>) | undefined;
-afterEach(async () => { await stop?.(); stop = undefined; });
+let release: (() => void) | undefined;
+afterEach(async () => { await stop?.(); stop = undefined; release?.(); release = undefined; });
 
 function startDev(cwd: string) {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: tempDir('mailfleet-empty-path-') };
@@ -33,6 +35,7 @@ function startDev(cwd: string) {
 describe('mailfleet relay --dev', () => {
   it('serves submission on 2587 with a generated password printed once, for example.test only', async () => {
     const cwd = tempDir();
+    release = await lockDevPorts();
     const dev = startDev(cwd);
     await waitUntil('dev relay ready', () => dev.output().includes('"relay ready"'), 90_000);
     const password = fs.readFileSync(path.join(cwd, '.mailfleet', 'dev-password'), 'utf8').trim();
