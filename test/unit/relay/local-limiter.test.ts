@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { gcraDecide, LocalLimiter, rateLimitSchema, rulePeriods } from '../../relay/limits/index.ts';
+import { gcraDecide, LocalLimiter, rateLimitSchema, rulePeriods } from '../../../relay/limits/index.ts';
 
 // A hand-driven clock: the local backend's arithmetic is checked exactly, without sleeping.
 function clock(start = 1_000_000) {

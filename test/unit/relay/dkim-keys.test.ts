@@ -3,9 +3,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { dkimSchema, DEFAULT_SIGNED_HEADERS } from '../../relay/dkim/schema.ts';
-import { DkimKeyError, dkimTxtRecord, dkimTxtStrings, loadDkimKeys } from '../../relay/dkim/keys.ts';
-import { makeKeyDir } from './keys-fixture.ts';
+import { dkimSchema, DEFAULT_SIGNED_HEADERS } from '../../../relay/dkim/schema.ts';
+import { DkimKeyError, dkimTxtRecord, dkimTxtStrings, loadDkimKeys } from '../../../relay/dkim/keys.ts';
+import { makeKeyDir } from '../../dkim/keys-fixture.ts';
 
 const keys = makeKeyDir();
 afterAll(() => keys.cleanup());

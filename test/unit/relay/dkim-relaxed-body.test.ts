@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { RelaxedBodyHash } from '../../relay/dkim/relaxed-body.ts';
-import { DkimBodyHasher, DkimInputError } from '../../relay/dkim/body-hasher.ts';
+import { RelaxedBodyHash } from '../../../relay/dkim/relaxed-body.ts';
+import { DkimBodyHasher, DkimInputError } from '../../../relay/dkim/body-hasher.ts';
 
 const require = createRequire(import.meta.url);
 const { RelaxedHash } = require('mailauth/lib/dkim/body/relaxed.js') as {
