@@ -111,7 +111,18 @@ export const relayConfigSchema = z.strictObject({
       .describe('A bare CR or LF in DATA: reject refuses the message (550 5.6.11); normalize turns each into CRLF before any check, signature or write'),
     maxHeaderBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024)
       .describe('Largest header block accepted, in bytes; a larger one is refused with 552 5.3.4'),
-  }).default({ maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0, bareLineEndings: 'reject', maxHeaderBytes: 1024 * 1024 })
+    maxConnectionsPerAddress: z.number().int().positive().default(20)
+      .describe('Sessions one client address (IPv6: its /64) may hold open across all listeners; more get 421 4.7.0 (trusted networks exempt)'),
+    maxNewConnectionsPerMinutePerAddress: z.number().int().positive().default(600)
+      .describe('New sessions one client address may open per minute; more get 421 4.7.0 (trusted networks exempt)'),
+    preAuthTimeout: duration.default(30_000)
+      .describe('Idle time allowed before a client authenticates: TLS handshake, PROXY header, greeting to EHLO, before AUTH (authenticated and trusted sessions get socketTimeout)'),
+    maxCommandsBeforeAuth: z.number().int().positive().max(1000).default(20)
+      .describe('Commands a client may send before AUTH succeeds (STARTTLS and EHLO included); then 421 4.7.0 and the connection closes (trusted networks exempt)'),
+  }).default({
+    maxMessageSize: 25 * 1024 * 1024, maxRecipients: 100, maxClients: 1000, socketTimeout: 300_000, drainTimeout: 30_000, greetingDelay: 0,
+    bareLineEndings: 'reject', maxHeaderBytes: 1024 * 1024, maxConnectionsPerAddress: 20, maxNewConnectionsPerMinutePerAddress: 600, preAuthTimeout: 30_000, maxCommandsBeforeAuth: 20,
+  })
     .describe('Limits on SMTP sessions and messages at intake'),
   credentials: z.array(credentialSchema).default([]).describe('SMTP logins and the domains each may send for'),
   trustedNetworks: z.array(trustedNetworkSchema).default([])

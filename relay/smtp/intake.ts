@@ -10,6 +10,8 @@ import type { RelayRuntime } from '../config/runtime.ts';
 import { PasswordGate, PasswordGateBusyError } from '../auth/password-gate.ts';
 import { MessageTooLargeError, type QueueStore, type QueuedMessage, type MessageMeta } from '../queue/store.ts';
 import { DataGate, type GatedHeaders } from './data-gate.ts';
+import { connectionOf, guardSession, sessionAuthenticated, type GuardedConnection } from './session-guard.ts';
+import { AddressConnectionLimits } from '../limits/connection-limits.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
 import { CidrSet } from '../util/cidr.ts';
 import { smtpError } from './replies.ts';
@@ -95,6 +97,11 @@ export class Intake {
   private readonly deps: IntakeDeps;
   private readonly listeners: Listening[] = [];
   private readonly passwords = new PasswordGate(4, 100);
+  private readonly addressLimits = new AddressConnectionLimits();
+  // Session id -> smtp-server's connection object, for the session guard.
+  private readonly connections = new Map<string, GuardedConnection>();
+  // Sockets waiting for their PROXY header, per listener: capped like sessions.
+  private readonly awaitingProxy = new Map<string, number>();
   // Session ids whose PROXY header named no client (LOCAL/UNKNOWN).
   private readonly sourceless = new Set<string>();
   private accepting = true;
@@ -185,7 +192,10 @@ export class Intake {
       rejectOversized: true,
       maxRecipients: limits.maxRecipients,
       maxClients: limits.maxClients,
-      socketTimeout: limits.socketTimeout,
+      // smtp-server's one idle timeout is the short pre-auth one (it also bounds the TLS
+      // handshake and greeting-to-EHLO); guardSession gives authenticated and trusted
+      // sessions limits.socketTimeout.
+      socketTimeout: limits.preAuthTimeout,
       closeTimeout: limits.drainTimeout,
       greetingDelayMs: limits.greetingDelay,
       hideENHANCEDSTATUSCODES: false,
@@ -206,6 +216,30 @@ export class Intake {
           llog.warn({ client: session.remoteAddress }, 'plain listener refused an untrusted client');
           return cb(smtpError(554, '5.7.1', `${session.remoteAddress} is not in a trusted network; use the submission port with AUTH`));
         }
+        const rt = this.deps.runtime();
+        const exempt = this.sourceless.has(session.id) || rt.isTrusted(session.remoteAddress);
+        if (!exempt) {
+          const refusal = this.addressLimits.admit(session.remoteAddress, session.id, rt.config.limits.maxConnectionsPerAddress, rt.config.limits.maxNewConnectionsPerMinutePerAddress);
+          if (refusal) {
+            metrics.refusals.inc({ reason: refusal === 'concurrent' ? 'address_concurrency' : 'address_rate' });
+            llog.info({ client: session.remoteAddress, limit: refusal }, 'connection refused: per-address limit');
+            return cb(smtpError(421, '4.7.0', refusal === 'concurrent'
+              ? `Too many connections from ${session.remoteAddress} (limit ${rt.config.limits.maxConnectionsPerAddress}), try again later`
+              : `Too many new connections from ${session.remoteAddress} per minute (limit ${rt.config.limits.maxNewConnectionsPerMinutePerAddress}), try again later`));
+          }
+        }
+        const conn = connectionOf(smtp, session);
+        if (conn) {
+          this.connections.set(session.id, conn);
+          guardSession(conn, {
+            exempt, longTimeoutMs: rt.config.limits.socketTimeout, shortTimeoutMs: rt.config.limits.preAuthTimeout,
+            maxCommandsBeforeAuth: rt.config.limits.maxCommandsBeforeAuth,
+            onCommandCap: () => {
+              metrics.refusals.inc({ reason: 'commands_before_auth' });
+              llog.info({ client: session.remoteAddress }, 'connection closed: too many commands before authentication');
+            },
+          });
+        }
         cb();
       },
       onSecure: (_socket: unknown, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
@@ -216,6 +250,7 @@ export class Intake {
         this.authenticate(auth, session).then((user) => {
           metrics.authSuccesses.inc({ mechanism: auth.method });
           llog.info({ client: session.remoteAddress, user }, 'auth ok');
+          sessionAuthenticated(this.connections.get(session.id), this.deps.runtime().config.limits.socketTimeout);
           cb(null, { user });
         }, (err: Error) => cb(err));
       },
@@ -252,6 +287,8 @@ export class Intake {
       onClose: (session: SMTPServerSession | undefined) => {
         if (!session) return;
         this.sourceless.delete(session.id);
+        this.connections.delete(session.id);
+        this.addressLimits.release(session.id);
         if (counted.delete(session.id)) metrics.activeSessions.dec({ listener: config.name });
       },
     };
@@ -283,7 +320,16 @@ export class Intake {
         socket.destroy();
         return;
       }
-      readProxyHeader(socket).then((info) => {
+      const limits = this.deps.runtime().config.limits;
+      const waiting = this.awaitingProxy.get(config.name) ?? 0;
+      if (waiting >= limits.maxClients) {
+        llog.warn({ peer: socket.remoteAddress, waiting }, 'too many connections waiting for a PROXY header: dropped');
+        socket.destroy();
+        return;
+      }
+      this.awaitingProxy.set(config.name, waiting + 1);
+      const settled = () => this.awaitingProxy.set(config.name, (this.awaitingProxy.get(config.name) ?? 1) - 1);
+      readProxyHeader(socket, limits.preAuthTimeout).finally(settled).then((info) => {
         const opts = {
           id: randomBytes(8).toString('hex'),
           remoteAddress: info.remoteAddress ?? socket.remoteAddress,

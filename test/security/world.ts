@@ -13,6 +13,8 @@ import { hashPassword } from '../../relay/auth/password.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 
 export const PASSWORD = 'tenant b password';
+/** Where the legitimate tenant connects from: not in trustedNetworks, so no limit exempts it. */
+export const LEGIT_ADDRESS = '127.0.0.6';
 
 export interface SecurityWorld {
   dns: TestDnsServer;
@@ -20,7 +22,7 @@ export interface SecurityWorld {
   relay: ChildRelay;
   ports: { submission: number; smtps: number; plain: number; proxied: number; http: number };
   dir: string;
-  /** An authenticated session on the submission port (STARTTLS + AUTH PLAIN as `user`). */
+  /** An authenticated session on the submission port (STARTTLS + AUTH PLAIN as `user`), from LEGIT_ADDRESS. */
   session(user?: string, pass?: string): Promise<SmtpTalk>;
   /** MAIL, RCPT, DATA with `raw` (dot-stuffed here) on a fresh authenticated session; the DATA reply. */
   submit(raw: string, opts?: { from?: string; to?: string; user?: string }): Promise<Reply>;
@@ -68,7 +70,7 @@ export async function startSecurityWorld(tweak: (config: RelayConfigInput) => vo
   tweak(config);
   const relay = await spawnRelay(writeConfig(dir, config));
   const session = async (user = 'b.test', pass = PASSWORD) => {
-    const { talk, greeting } = await SmtpTalk.connect(ports.submission);
+    const { talk, greeting } = await SmtpTalk.connect(ports.submission, '127.0.0.1', { localAddress: LEGIT_ADDRESS });
     if (greeting.code !== 220) throw new Error(`greeting: ${greeting.text}`);
     await talk.cmd('EHLO client.test');
     await talk.starttls();
