@@ -6,7 +6,8 @@ import { API_VERSION } from '../api/common.ts';
 import { FIELD_MANAGER, MANAGED_BY, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
 import type { Kube } from './kube.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { kubeListWatch } from './list-watch.ts';
+import type { Clock } from './clock.ts';
+import { kubeListWatch, type ListWatch } from './list-watch.ts';
 import { Reflector } from './reflector.ts';
 
 /** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
@@ -22,7 +23,12 @@ export interface CacheOptions {
   onEvent: (obj: KubeObject) => void;
   /** Server-side watch timeouts (tests shorten them). */
   watchSeconds?: [number, number];
+  /** Where a kind's list and watch come from; default the API server (the unit tier scripts them). */
+  source?: SourceFactory;
+  clock?: Clock;
 }
+
+export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined) => ListWatch<KubeObject>;
 
 export class CacheSyncTimeoutError extends Error {
   constructor(kinds: string[], ms: number) {
@@ -39,10 +45,11 @@ export class Cache {
 
   constructor(o: CacheOptions) {
     this.kube = o.kube;
+    const source = o.source ?? ((apiVersion, kind, labelSelector) => kubeListWatch(o.kube, apiVersion, kind, labelSelector, o.log));
     const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
       new Reflector<T>({
-        kind, source: kubeListWatch<T>(o.kube, apiVersion, kind, labelSelector, o.log), log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
-        ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}),
+        kind, source: source(apiVersion, kind, labelSelector) as ListWatch<T>, log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
+        ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.clock ? { clock: o.clock } : {}),
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
     this.relays = mk<EmailRelay>(API_VERSION, 'EmailRelay');

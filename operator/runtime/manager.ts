@@ -4,7 +4,7 @@
 // re-enqueues everything on each resync, and has one terminal-error path: run() rejects.
 import type { Logger } from 'pino';
 import type { KubeObject } from '../render/objects.ts';
-import { Cache } from './cache.ts';
+import { Cache, type SourceFactory } from './cache.ts';
 import { Discovery, type OptionalApis } from './discovery.ts';
 import type { Kube } from './kube.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -34,6 +34,8 @@ export interface ManagerOptions {
   cacheSyncTimeoutMs: number;
   /** Server-side watch timeouts (tests shorten them). */
   watchSeconds?: [number, number];
+  /** Lists and watches of the cache; default the API server's. */
+  source?: SourceFactory;
 }
 
 const keyOf = (kind: string, r: Request) => `${kind}/${r.namespace}/${r.name}`;
@@ -52,7 +54,10 @@ export class Manager {
     this.o = o;
     this.queue = new WorkQueue({ onDepth: (d) => o.metrics.queueDepth.set(d) });
     this.discovery = new Discovery(o.kube, o.log);
-    this.cache = new Cache({ kube: o.kube, log: o.log, metrics: o.metrics, onEvent: (obj) => this.enqueueFor(obj), ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}) });
+    this.cache = new Cache({
+      kube: o.kube, log: o.log, metrics: o.metrics, onEvent: (obj) => this.enqueueFor(obj),
+      ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.source ? { source: o.source } : {}),
+    });
   }
 
   add(r: Reconciler): void {

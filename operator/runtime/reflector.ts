@@ -43,6 +43,16 @@ const RELIST_AT_BACKOFF_MS = 4_000;
 const STALL_SLACK_MS = 90_000;
 const MAX_LIST_PAGES = 10_000;
 
+/** p, or a rejection as soon as signal aborts: close() never waits for a list in flight. */
+function untilAborted<V>(p: Promise<V>, signal: AbortSignal): Promise<V> {
+  if (signal.aborted) return Promise.reject(new Error('stopped'));
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = () => reject(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export class Reflector<T extends KubeObject> {
   readonly store = new Map<string, T>();
   synced = false;
@@ -107,7 +117,7 @@ export class Reflector<T extends KubeObject> {
     let cont: string | undefined;
     let rv = '';
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const res = await this.opts.source.list(cont);
+      const res = await untilAborted(this.opts.source.list(cont), this.stop.signal);
       this.progress();
       items.push(...res.items);
       rv = res.resourceVersion;
@@ -145,6 +155,7 @@ export class Reflector<T extends KubeObject> {
         await this.relist();
         this.backoff = 0;
       } catch (e) {
+        if (signal.aborted) return;
         this.progress();
         log.warn({ kind, err: (e as Error).message }, 'list failed; retrying');
         await sleep(this.clock, this.nextBackoff(), signal);
