@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { DURATION_HINT, DURATION_PATTERN } from '../../relay/util/duration.ts';
 import { rateLimitSchema } from '../../relay/limits/schema.ts';
 import { smarthostSchema } from '../../relay/delivery/schema.ts';
+import { googleSourceSchema, microsoftSourceSchema, oauth2Schema, refreshTokenSourceSchema } from '../../relay/delivery/oauth2/schema.ts';
 
 export const GROUP = 'mailfleet.io';
 export const VERSION = 'v1alpha1';
@@ -77,12 +78,60 @@ export const rateLimit = rateLimitSchema.meta(cel({
   message: 'a rate limit needs at least one of perSecond, perMinute, perHour, perDay',
 }));
 
+/** Keys of the oauth2 Secret; tls.crt/tls.key make a kubernetes.io/tls Secret usable as is. */
+export const OAUTH2_SECRET_KEYS = {
+  clientSecret: 'client-secret',
+  certificate: 'tls.crt',
+  privateKey: 'tls.key',
+  serviceAccountKey: 'service-account.json',
+  refreshToken: 'refresh-token',
+} as const;
+
+// RE2 and structural: the relay's z.url() check is restated as a pattern.
+const tokenUrl = z.string().max(2048).regex(/^https:\/\/[^\s]+$/).describe('Token endpoint (https://); default: the platform\'s published endpoint');
+
+/** The relay's auth.oauth2 with the secret material from one Secret instead of mounted files. */
+export const smarthostOAuth2 = z.strictObject({
+  user: z.string().min(1).max(320).describe('Mailbox the relay sends as: the SMTP AUTH user (Google: the delegation subject)'),
+  userFromSender: oauth2Schema.shape.userFromSender,
+  mechanism: oauth2Schema.shape.mechanism,
+  secretRef: z.strictObject({ name: objectName.describe('Secret in the same namespace') }).describe(
+    `Secret with the credential: ${OAUTH2_SECRET_KEYS.clientSecret} (Microsoft client secret, or the OAuth client secret of a refresh token), `
+    + `${OAUTH2_SECRET_KEYS.certificate} and ${OAUTH2_SECRET_KEYS.privateKey} (Microsoft certificate), ${OAUTH2_SECRET_KEYS.serviceAccountKey} (Google), ${OAUTH2_SECRET_KEYS.refreshToken}`),
+  microsoft: z.strictObject({
+    tenantId: microsoftSourceSchema.shape.tenantId,
+    clientId: microsoftSourceSchema.shape.clientId,
+    credential: z.enum(['clientSecret', 'certificate']).default('clientSecret')
+      .describe(`clientSecret: key ${OAUTH2_SECRET_KEYS.clientSecret}; certificate: keys ${OAUTH2_SECRET_KEYS.certificate} and ${OAUTH2_SECRET_KEYS.privateKey}`),
+    scope: microsoftSourceSchema.shape.scope,
+    tokenUrl: tokenUrl.optional(),
+  }).optional().describe(microsoftSourceSchema.description ?? 'Microsoft identity platform'),
+  google: z.strictObject({
+    scope: googleSourceSchema.shape.scope,
+    tokenUrl: tokenUrl.optional(),
+  }).optional().describe(googleSourceSchema.description ?? 'Google service account'),
+  refreshToken: z.strictObject({
+    clientId: refreshTokenSourceSchema.shape.clientId,
+    tokenUrl: tokenUrl.optional(),
+    scope: refreshTokenSourceSchema.shape.scope,
+  }).optional().describe(refreshTokenSourceSchema.description ?? 'Refresh token'),
+}).meta(cel(
+  { rule: '(has(self.microsoft) ? 1 : 0) + (has(self.google) ? 1 : 0) + (has(self.refreshToken) ? 1 : 0) == 1', message: 'set exactly one token source: microsoft, google or refreshToken' },
+  { rule: '!has(self.refreshToken) || !has(self.userFromSender) || !self.userFromSender', message: 'a refresh token belongs to one mailbox; userFromSender needs microsoft or google' },
+)).describe('Log in with an OAuth 2.0 token (Microsoft 365, Google Workspace) instead of a password');
+
 /** The relay's smarthost, with the login taken from a Secret instead of a mounted file. */
 export const smarthost = smarthostSchema.pick({ name: true, host: true, tls: true, requireTls: true }).extend({
   // A CEL rule (not minimum/maximum) for the same range, so the API server's message says what a port is.
   port: port.default(587).describe(smarthostSchema.shape.port.description ?? 'Provider port'),
   credentialsSecretRef: credentialsSecretRef.optional(),
-}).meta(cel({ rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: 'tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext' }));
+  oauth2: smarthostOAuth2.optional(),
+}).meta(cel(
+  { rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: 'tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext' },
+  { rule: '!(has(self.credentialsSecretRef) && has(self.oauth2))', message: 'set credentialsSecretRef (password) or oauth2, not both' },
+  // A bearer token is a credential: never over plaintext.
+  { rule: "!has(self.oauth2) || ((!has(self.tls) || self.tls != 'none') && (!has(self.requireTls) || self.requireTls))", message: 'oauth2 needs TLS (requireTls true, tls starttls or implicit): the token must never travel in plaintext' },
+));
 
 export const condition = z.object({
   type: z.string().max(316).describe('Condition type, e.g. Ready'),

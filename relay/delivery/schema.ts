@@ -94,6 +94,13 @@ export const deliverySchema = z.strictObject({
         message: `delivery.smarthosts[${i}] (${s.name ?? s.host}): tls 'none' cannot satisfy requireTls; set requireTls: false to send in plaintext`,
       });
     }
+    if (s.auth?.oauth2 && !s.requireTls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smarthosts', i, 'requireTls'],
+        message: `delivery.smarthosts[${i}] (${s.name ?? s.host}): oauth2 needs requireTls: a bearer token must never travel in plaintext`,
+      });
+    }
   });
 });
 

@@ -34,7 +34,15 @@ describe('CRDs against the relay config', () => {
     const crd = jsonOf(smarthost).properties as Json;
     const relay = jsonOf(smarthostSchema).properties as Json;
     for (const key of ['name', 'host', 'tls', 'requireTls']) expect(crd[key], key).toEqual(relay[key]);
-    expect(Object.keys(crd).sort()).toEqual(['credentialsSecretRef', 'host', 'name', 'port', 'requireTls', 'tls']);
+    expect(Object.keys(crd).sort()).toEqual(['credentialsSecretRef', 'host', 'name', 'oauth2', 'port', 'requireTls', 'tls']);
+    // oauth2: the relay's fields, with secret files replaced by one secretRef
+    const o = (crd.oauth2 as Json).properties as Json;
+    const ro = ((((relay.auth as Json).properties as Json).oauth2 as Json).properties) as Json;
+    for (const key of ['userFromSender', 'mechanism']) expect(o[key], key).toEqual(ro[key]);
+    const sub = (v: unknown, k: string) => ((v as Json).properties as Json)[k];
+    for (const [src, key] of [['microsoft', 'tenantId'], ['microsoft', 'clientId'], ['microsoft', 'scope'], ['google', 'scope'], ['refreshToken', 'clientId'], ['refreshToken', 'scope']] as const) {
+      expect(sub(o[src], key), `${src}.${key}`).toEqual(sub(ro[src], key));
+    }
     // port is restated as a CEL rule (for a readable message): same default, same range
     expect((crd.port as Json).default).toBe((relay.port as Json).default);
     expect((crd.port as Json)['x-kubernetes-validations']).toEqual([expect.objectContaining({ rule: 'self >= 1 && self <= 65535' })]);

@@ -27,6 +27,8 @@ describe('smarthost oauth2 config', () => {
       .toEqual(['smarthosts.0.auth.oauth2.refreshToken.tokenUrl: must be an https:// URL (the token request carries a credential)']);
     expect(issues(smarthost({ user: 'u', oauth2: { userFromSender: true, refreshToken: { clientId: 'c', refreshTokenFile: '/r' } } })))
       .toEqual(['smarthosts.0.auth.oauth2.userFromSender: a refresh token belongs to one mailbox; userFromSender needs microsoft or google']);
+    expect(issues(deliverySchema.safeParse({ mode: 'smarthost', smarthosts: [{ host: 'h', tls: 'none', requireTls: false, auth: { user: 'u', oauth2: { google: { serviceAccountKeyFile: '/k' } } } }] })))
+      .toEqual(['smarthosts.0.requireTls: delivery.smarthosts[0] (h): oauth2 needs requireTls: a bearer token must never travel in plaintext']);
     // strict: a typo is an error, not a silently ignored field
     expect(issues(smarthost({ user: 'u', oauth2: { google: { serviceAccountKeyFile: '/k', subjet: 'x' } } }))[0]).toMatch(/google: Unrecognized key: "subjet"/);
   });
