@@ -15,6 +15,8 @@ import type { OptionalApis } from '../runtime/discovery.ts';
 import { ApiError, type Kube } from '../runtime/kube.ts';
 import type { Reconciler, Request } from '../runtime/manager.ts';
 import { parseRelay, validDomains } from './specs.ts';
+import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
+import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -24,15 +26,22 @@ export interface EmailRelayControllerOptions {
   /** Relay image when spec.image is unset. */
   image: string;
   apis: () => OptionalApis;
+  /** Asks identity providers whether OAuth2 smarthost credentials work (cached); tests inject one. */
+  oauth2Probes?: OAuth2ProbeCache;
 }
+
+/** How soon a failed OAuth2 check is repeated (the probe cache answers from memory until then). */
+const OAUTH2_RECHECK_MS = 300_000;
 
 export class EmailRelayController implements Reconciler {
   readonly kind = 'EmailRelay';
 
   private readonly o: EmailRelayControllerOptions;
+  private readonly probes: OAuth2ProbeCache;
 
   constructor(o: EmailRelayControllerOptions) {
     this.o = o;
+    this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
   }
 
   /** The relay itself, the relay a SenderDomain names, the relay an owned object is labelled with. */
@@ -86,10 +95,15 @@ export class EmailRelayController implements Reconciler {
     const workloadKind = relay.spec.queue.persistence.enabled ? 'StatefulSet' : 'Deployment';
     const workload = cache.ownedObject(workloadKind, ns, relayNames(name).workload) as Workload | undefined;
     const wasReady = findCondition(raw.status?.conditions, 'Ready')?.status === 'True';
-    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now });
+    // The relay's own log and metrics show OAuth2 failures per pod; this asks the identity
+    // provider once (cached) so the status carries its answer where kubectl shows it.
+    const auth = smarthostAuthCondition(await Promise.all(out.oauth2Checks.map(async (c) => ({ what: c.what, result: await this.probes.check(c.config, c.secrets, c.user) }))));
+    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now, ...(auth ? { extra: [auth] } : {}) });
     await apply.status(raw, status);
     if (rolledOut && !wasReady) await apply.event(raw, 'Normal', 'RelayReady', `${status.readyReplicas}/${relay.spec.replicas} relay pods ready`);
-    return undefined;
+    const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
+    if (auth?.status === 'False' && wasAuth?.message !== auth.message) await apply.event(raw, 'Warning', auth.reason, auth.message);
+    return auth?.status === 'False' ? OAUTH2_RECHECK_MS : undefined;
   }
 
   /** The owners' internal data; one whose keys do not exist yet is left out (its Secret's event brings us back). */

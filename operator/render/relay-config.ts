@@ -10,6 +10,7 @@ import { signingKeys } from './dkim.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import { relayHost, relayNames, type EmailRelay, type SenderDomain } from './objects.ts';
 import { DATA_DIR, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
+import { renderSmarthostOAuth2, type OAuth2Check } from './smarthost-oauth2.ts';
 
 export interface AttachedDomain {
   sd: SenderDomain;
@@ -36,6 +37,8 @@ export interface RenderedConfig {
   ports: Record<string, number>;
   /** Render or reference problems; any of them means nothing is applied. */
   errors: string[];
+  /** OAuth2 smarthost credentials the controller may check with the identity provider. */
+  oauth2Checks: OAuth2Check[];
 }
 
 /** The TLS Secret the pod mounts, if any: the user's, or the one cert-manager fills. */
@@ -50,10 +53,16 @@ export const relayHostname = (relay: EmailRelay) => relay.spec.hostname ?? relay
 export function referencedSecrets(relay: EmailRelay, domains: SenderDomain[]): string[] {
   const s = relay.spec;
   const names = new Set<string>();
-  for (const h of s.delivery.smarthosts ?? []) if (h.credentialsSecretRef) names.add(h.credentialsSecretRef.name);
+  for (const h of s.delivery.smarthosts ?? []) {
+    if (h.credentialsSecretRef) names.add(h.credentialsSecretRef.name);
+    if (h.oauth2) names.add(h.oauth2.secretRef.name);
+  }
   if (s.redis?.passwordSecretRef) names.add(s.redis.passwordSecretRef.name);
   for (const w of s.webhooks ?? []) names.add(w.secretRef.name);
-  for (const d of domains) if (d.spec.smarthost?.credentialsSecretRef) names.add(d.spec.smarthost.credentialsSecretRef.name);
+  for (const d of domains) {
+    if (d.spec.smarthost?.credentialsSecretRef) names.add(d.spec.smarthost.credentialsSecretRef.name);
+    if (d.spec.smarthost?.oauth2) names.add(d.spec.smarthost.oauth2.secretRef.name);
+  }
   return [...names].sort();
 }
 
@@ -61,6 +70,8 @@ export function referencedSecrets(relay: EmailRelay, domains: SenderDomain[]): s
 class SecretFiles {
   readonly data: Record<string, string> = {};
   readonly errors: string[] = [];
+  /** OAuth2 credentials read on the way, for the controller's check with the identity provider. */
+  readonly oauth2Checks: OAuth2Check[] = [];
   private readonly user: Map<string, Record<string, string>>;
 
   constructor(user: Map<string, Record<string, string>>) {
@@ -74,6 +85,11 @@ class SecretFiles {
     const v = s[key];
     if (v === undefined) { this.errors.push(`${what}: Secret ${name} has no key ${key}`); return undefined; }
     return v;
+  }
+
+  /** A value that may be absent (e.g. the client secret of a public OAuth client). */
+  optional(name: string, key: string): string | undefined {
+    return this.user.get(name)?.[key];
   }
 
   /** Stores value as a file of the relay's Secret; returns the path the relay reads it from. */
@@ -104,14 +120,22 @@ function listenersConfig(spec: EmailRelaySpec): { listeners: Config['listeners']
   return { listeners, ports };
 }
 
-function smarthostConfig(files: SecretFiles, h: SmarthostSpec, fileKey: string, what: string): SmarthostConfigInput {
+/** `filePrefix` names this smarthost's files in the relay's Secret (smarthost-0.password, ...). */
+function smarthostConfig(files: SecretFiles, h: SmarthostSpec, filePrefix: string, what: string): SmarthostConfigInput {
   const out: SmarthostConfigInput = { host: h.host, port: h.port, tls: h.tls, requireTls: h.requireTls };
   if (h.name) out.name = h.name;
   const ref = h.credentialsSecretRef;
   if (ref) {
     const user = files.read(ref.name, ref.usernameKey, `${what} credentials`);
     const pass = files.read(ref.name, ref.passwordKey, `${what} credentials`);
-    if (user !== undefined && pass !== undefined) out.auth = { user, passwordFile: files.put(fileKey, pass) };
+    if (user !== undefined && pass !== undefined) out.auth = { user, passwordFile: files.put(`${filePrefix}.password`, pass) };
+  }
+  if (h.oauth2) {
+    const o = renderSmarthostOAuth2(h.oauth2, files, filePrefix, `${what}${h.name ? ` (${h.name})` : ''}`);
+    if (o) {
+      out.auth = o.auth;
+      files.oauth2Checks.push(o.check);
+    }
   }
   return out;
 }
@@ -135,7 +159,7 @@ function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNul
       };
     }
     if (d.rateLimit) entry.rateLimit = d.rateLimit;
-    if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, `smarthost-${sd.metadata.name}.password`, `SenderDomain ${sd.metadata.name} smarthost`);
+    if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, `smarthost-${sd.metadata.name}`, `SenderDomain ${sd.metadata.name} smarthost`);
     domains.push(entry);
     if (d.credentials.enabled && internal.passwordHash) {
       credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${sd.metadata.name}.hash`, internal.passwordHash), domains: [d.domain] });
@@ -155,7 +179,7 @@ function deliveryConfig(relay: EmailRelay, files: SecretFiles): { delivery: Conf
   }
   const delivery: Config['delivery'] = {
     mode: spec.delivery.mode,
-    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(files, h, `smarthost-${i}.password`, `delivery.smarthosts[${i}]`)),
+    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(files, h, `smarthost-${i}`, `delivery.smarthosts[${i}]`)),
     destinations,
     heloName: relayHostname(relay),
     ...(spec.delivery.dnsServers ? { mx: { dnsServers: spec.delivery.dnsServers } } : {}),
@@ -212,5 +236,5 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));
-  return { config, secretData: files.data, ports, errors };
+  return { config, secretData: files.data, ports, errors, oauth2Checks: files.oauth2Checks };
 }

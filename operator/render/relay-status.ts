@@ -3,7 +3,7 @@
 // keep waiting), the scale subresource's replicas and selector, the endpoint, and the number
 // of SenderDomains it serves. Pure, like the SenderDomain's.
 import type { EmailRelayStatus } from '../api/emailrelay.ts';
-import { mergeConditions, summaryConditions } from './conditions.ts';
+import { mergeConditions, summaryConditions, type ConditionInput } from './conditions.ts';
 import { relayHost, relaySelector, selectorString, type EmailRelay, type KubeObject } from './objects.ts';
 
 export type Workload = KubeObject & {
@@ -18,6 +18,8 @@ export interface RelayStatusInput {
   ports: Record<string, number>;
   /** SenderDomains served (conflicts removed). */
   domains: number;
+  /** Conditions beside the summary ones (e.g. SmarthostAuthenticated). */
+  extra?: ConditionInput[];
   now: Date;
 }
 
@@ -35,7 +37,7 @@ export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus
     : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
   const status: EmailRelayStatus = {
     observedGeneration: gen,
-    conditions: mergeConditions(relay.status?.conditions, conds, gen, now),
+    conditions: mergeConditions(relay.status?.conditions, [...conds, ...(input.extra ?? [])], gen, now),
     replicas: ws.replicas ?? 0,
     readyReplicas: readyN,
     selector: selectorString(relaySelector(name)),

@@ -10,6 +10,7 @@ import {
   serviceMonitor, statefulSet,
 } from './relay-objects.ts';
 import { relayPodTemplate } from './relay-pod.ts';
+import type { OAuth2Check } from './smarthost-oauth2.ts';
 
 export type { AttachedDomain, RelayInput } from './relay-config.ts';
 export { referencedSecrets } from './relay-config.ts';
@@ -25,14 +26,16 @@ export interface RelayOutput {
   errors: string[];
   /** Names of the listeners and their ports, for status.endpoint. */
   ports: Record<string, number>;
+  /** OAuth2 smarthost credentials the controller may check with the identity provider. */
+  oauth2Checks: OAuth2Check[];
 }
 
 export function renderRelay(input: RelayInput): RelayOutput {
   const { relay } = input;
   const spec = relay.spec;
   const n = relayNames(relay.metadata.name);
-  const { config, secretData, ports, errors } = renderRelayConfig(input);
-  if (errors.length) return { objects: [], absent: [], errors, ports };
+  const { config, secretData, ports, errors, oauth2Checks } = renderRelayConfig(input);
+  if (errors.length) return { objects: [], absent: [], errors, ports, oauth2Checks: [] };
 
   const objects: KubeObject[] = [configMap(relay, config), secret(relay, secretData)];
   const absent: RelayOutput['absent'] = [];
@@ -61,5 +64,5 @@ export function renderRelay(input: RelayInput): RelayOutput {
   if (spec.metrics.serviceMonitor.enabled && input.apis.serviceMonitor) objects.push(serviceMonitor(relay));
   else if (input.apis.serviceMonitor) absent.push({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', name: n.serviceMonitor });
 
-  return { objects, absent, config, errors, ports };
+  return { objects, absent, config, errors, ports, oauth2Checks };
 }

@@ -1,0 +1,114 @@
+// Smarthost oauth2 in the operator: the CRD fields render into the relay's auth.oauth2 with
+// the Secret's values as files of the relay's own Secret, missing keys are errors naming the
+// Secret and key, and the checks the render hands the controller go to a real (loopback)
+// identity provider whose answer becomes the SmarthostAuthenticated condition.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { relayConfigSchema } from '../../relay/config/schema.ts';
+import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
+import { parseInternal } from '../../operator/render/domain-internal.ts';
+import { decodeSecretData } from '../../operator/render/objects.ts';
+import { referencedSecrets, renderRelay, type RelayInput } from '../../operator/render/relay.ts';
+import { smarthostAuthCondition } from '../../operator/render/smarthost-oauth2.ts';
+import { testCert } from '../support/certs.ts';
+import { startIdentityProvider, type IdentityProvider } from '../support/identity-provider.ts';
+import { domainObject, relayObject } from './fixtures.ts';
+
+const now = new Date('2025-03-01T12:00:00Z');
+const app = testCert(['mailfleet-test-app']);
+let idp: IdentityProvider;
+
+beforeAll(async () => { idp = await startIdentityProvider({ clients: { 'app-1': { secret: 'right' } } }); });
+afterAll(async () => { await idp?.close(); });
+
+function input(over: Partial<RelayInput>): RelayInput {
+  return { relay: relayObject('edge'), domains: [], userSecrets: new Map(), image: 'img', apis: { serviceMonitor: false, certManager: false }, now, ...over };
+}
+
+const m365 = (microsoft: Record<string, unknown>) => relayObject('edge', {
+  tls: { secretName: 'edge-cert' },
+  delivery: { mode: 'smarthost', smarthosts: [{ name: 'm365', host: 'smtp.office365.com', oauth2: { user: 'relay@contoso.com', secretRef: { name: 'm365-app' }, microsoft: { tenantId: 'contoso.onmicrosoft.com', clientId: 'app-1', ...microsoft } } }] },
+});
+const configOf = (out: ReturnType<typeof renderRelay>) => relayConfigSchema.parse(YAML.parse((out.objects.find((o) => o.kind === 'ConfigMap') as any).data['relay.yaml']));
+const secretOf = (out: ReturnType<typeof renderRelay>) => decodeSecretData(out.objects.find((o) => o.kind === 'Secret') as any);
+
+describe('smarthost oauth2 rendering', () => {
+  it('a Microsoft client secret becomes a file of the relay Secret and auth.oauth2 in the config', () => {
+    const relay = m365({});
+    expect(referencedSecrets(relay, [])).toEqual(['m365-app']);
+    const out = renderRelay(input({ relay, userSecrets: new Map([['m365-app', { 'client-secret': 's3cr3t' }]]) }));
+    expect(out.errors).toEqual([]);
+    expect(configOf(out).delivery.smarthosts[0]!.auth).toEqual({
+      user: 'relay@contoso.com',
+      oauth2: {
+        mechanism: 'auto', userFromSender: false,
+        microsoft: { tenantId: 'contoso.onmicrosoft.com', clientId: 'app-1', scope: 'https://outlook.office365.com/.default', clientSecretFile: '/var/run/mailfleet/secrets/smarthost-0.client-secret' },
+      },
+    });
+    expect(secretOf(out)['smarthost-0.client-secret']).toBe('s3cr3t');
+    expect(out.oauth2Checks).toEqual([expect.objectContaining({ what: 'delivery.smarthosts[0] (m365)', user: 'relay@contoso.com', secrets: { clientSecret: 's3cr3t' } })]);
+    // the ConfigMap carries paths, never the secret
+    expect(JSON.stringify(out.objects.find((o) => o.kind === 'ConfigMap'))).not.toContain('s3cr3t');
+  });
+
+  it('a certificate credential takes tls.crt and tls.key (a kubernetes.io/tls Secret), and a missing key names Secret and key', () => {
+    const relay = m365({ credential: 'certificate' });
+    expect(renderRelay(input({ relay, userSecrets: new Map([['m365-app', { 'tls.crt': app.cert }]]) })).errors)
+      .toEqual(['delivery.smarthosts[0] (m365) oauth2: Secret m365-app has no key tls.key']);
+    expect(renderRelay(input({ relay })).errors[0]).toBe('delivery.smarthosts[0] (m365) oauth2: Secret m365-app not found');
+    const out = renderRelay(input({ relay, userSecrets: new Map([['m365-app', { 'tls.crt': app.cert, 'tls.key': app.key }]]) }));
+    expect(out.errors).toEqual([]);
+    expect(configOf(out).delivery.smarthosts[0]!.auth!.oauth2!.microsoft).toMatchObject({
+      certificateFile: '/var/run/mailfleet/secrets/smarthost-0.tls.crt', privateKeyFile: '/var/run/mailfleet/secrets/smarthost-0.tls.key',
+    });
+  });
+
+  it('a SenderDomain routes through Google with its own service account; a refresh token without a client secret is a public client', () => {
+    const internal = parseInternal({});
+    const sd = domainObject('acme', {
+      domain: 'acme.test', relayRef: { name: 'edge' },
+      smarthost: { host: 'smtp.gmail.com', port: 465, tls: 'implicit', oauth2: { user: 'relay@acme.test', userFromSender: true, secretRef: { name: 'sa' }, google: {} } },
+    });
+    const relay = relayObject('edge', {
+      tls: { secretName: 'edge-cert' },
+      delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', oauth2: { user: 'ops@example.net', secretRef: { name: 'rt' }, refreshToken: { clientId: 'c1' } } }] },
+    });
+    expect(referencedSecrets(relay, [sd])).toEqual(['rt', 'sa']);
+    const secrets = (sa: string) => new Map<string, Record<string, string>>([['sa', { 'service-account.json': sa }], ['rt', { 'refresh-token': '1//r' }]]);
+    // a key the relay could not use is refused here, with nothing rendered
+    expect(renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: secrets('{"client_email":"x"}') })).errors)
+      .toEqual(['SenderDomain acme smarthost oauth2: Secret sa: the service account key has no client_email or private_key']);
+    const out = renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: secrets(JSON.stringify({ client_email: 'relay@p.iam.gserviceaccount.com', private_key: app.key })) }));
+    expect(out.errors).toEqual([]);
+    const cfg = configOf(out);
+    expect(cfg.domains[0]!.smarthost!.auth!.oauth2).toMatchObject({ userFromSender: true, google: { serviceAccountKeyFile: '/var/run/mailfleet/secrets/smarthost-acme.service-account.json', scope: 'https://mail.google.com/' } });
+    expect(cfg.delivery.smarthosts[0]!.auth!.oauth2!.refreshToken).toEqual({ clientId: 'c1', refreshTokenFile: '/var/run/mailfleet/secrets/smarthost-0.refresh-token', tokenUrl: 'https://oauth2.googleapis.com/token' });
+  });
+});
+
+describe('SmarthostAuthenticated condition', () => {
+  const checksFor = (secret: string) => {
+    const relay = m365({ tokenUrl: idp.url });
+    const out = renderRelay(input({ relay, userSecrets: new Map([['m365-app', { 'client-secret': secret }]]) }));
+    // the loopback provider's certificate is from the test CA; a real one is publicly trusted
+    return out.oauth2Checks.map((c) => ({ ...c, secrets: { ...c.secrets, ca: testCert().cert } }));
+  };
+  const conditionFor = async (probes: OAuth2ProbeCache, secret: string) =>
+    smarthostAuthCondition(await Promise.all(checksFor(secret).map(async (c) => ({ what: c.what, result: await probes.check(c.config, c.secrets, c.user) }))));
+
+  it('carries the identity provider\'s words when it refuses, True once the Secret is right, and nothing without oauth2', async () => {
+    const probes = new OAuth2ProbeCache();
+    expect(await conditionFor(probes, 'wrong')).toEqual({
+      type: 'SmarthostAuthenticated', status: 'False', reason: 'TokenRefused',
+      message: `delivery.smarthosts[0] (m365): ${idp.url}: invalid_client: AADSTS7000215: Invalid client secret provided. (mail for these smarthosts is deferred, not bounced)`,
+    });
+    expect(await conditionFor(probes, 'right')).toMatchObject({ status: 'True', reason: 'TokenIssued' });
+    idp.setDown(true);
+    try {
+      expect(await conditionFor(new OAuth2ProbeCache(), 'right')).toMatchObject({ status: 'False', reason: 'TokenEndpointUnavailable' });
+    } finally {
+      idp.setDown(false);
+    }
+    expect(smarthostAuthCondition([])).toBeUndefined();
+  });
+});
