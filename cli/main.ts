@@ -79,8 +79,13 @@ async function operator(args: string[]): Promise<number> {
   return runOperator(args);
 }
 
+async function queue(args: string[]): Promise<number> {
+  const { queueCommand } = await import('./queue.ts');
+  return queueCommand(args);
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  relay, operator, config, 'hash-password': hashPasswordCommand, suppression,
+  relay, operator, config, 'hash-password': hashPasswordCommand, suppression, queue,
 };
 
 async function dispatch(cmd: string | undefined, rest: string[]): Promise<number> {

@@ -10,6 +10,7 @@ commands:
   config schema                  print the JSON Schema of the relay config
   hash-password                  read a password on stdin, print its scrypt hash
   suppression list|remove        show or lift suppressed recipient addresses
+  queue list|show|retry|hold|release|delete|import   see and steer the relay's queue
 
   mailfleet <command> --help     a command's options
   mailfleet --version            the version
@@ -75,5 +76,34 @@ Recipients whose mail bounced permanently are suppressed for a while (suppressio
   -c, --config FILE   the relay config (its dataDir)
   --data-dir DIR      the relay's data directory
   -h, --help          this text
+`,
+  queue: `usage: mailfleet queue list [FILTERS] [--json]                  TARGET
+       mailfleet queue show ID                                   TARGET
+       mailfleet queue retry ID | --all [FILTERS]                TARGET
+       mailfleet queue hold ID | release ID                      TARGET
+       mailfleet queue delete ID [--dsn]                         TARGET
+       mailfleet queue import SOURCE [--keep-source]             TARGET
+
+The relay's queue, like postqueue/postsuper (docs/queue.md).
+
+TARGET, one of:
+  --url URL --token-file FILE   a running relay's admin API (http.adminTokenFile; default URL
+                                http://127.0.0.1:9464, e.g. inside the pod via kubectl exec);
+                                MAILFLEET_ADMIN_TOKEN may stand in for --token-file
+  --data-dir DIR | -c FILE      offline, on a data dir no relay is running on
+FILTERS (list, retry --all):
+  --sender DOMAIN       envelope sender's domain
+  --recipient DOMAIN    a recipient still open is in this domain
+  --min-age DUR         at least this old (e.g. 30m, 2h, 1d)
+  --max-age DUR         at most this old
+  list                  one line per message: id, age, size, attempts, flags, sender -> open recipients
+  show ID               everything about one message as JSON (envelope, state, header block)
+  retry ID | --all      due now (held messages stay held)
+  hold ID / release ID  keep a message from delivery / let it go again (due now)
+  delete ID [--dsn]     remove it; with --dsn its open recipients are bounced to the sender
+  import SOURCE         move every message of another relay's data dir (a PVC whose pod is
+                        gone) into TARGET with envelope, state and arrival time; each source
+                        file is removed once TARGET has it (--keep-source: left in place)
+  -h, --help            this text
 `,
 };

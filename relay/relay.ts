@@ -15,6 +15,9 @@ import { Deliverer } from './delivery/deliverer.ts';
 import { OAuth2Tokens } from './delivery/oauth2/index.ts';
 import { Intake, type IntakePolicy } from './smtp/intake.ts';
 import { startHttpServer } from './http/server.ts';
+import { adminHandler } from './http/admin.ts';
+import { QueueControl } from './queue/control.ts';
+import { claimDataDir } from './queue/lock.ts';
 import { ensureSelfSignedCert } from './tls/selfsigned.ts';
 import crypto from 'node:crypto';
 import tls from 'node:tls';
@@ -90,6 +93,7 @@ export class Relay {
   private watched: string[] = [];
   private ready = false;
   private stopping: Promise<void> | undefined;
+  private releaseDataDir: (() => void) | undefined;
 
   constructor(opts: RelayOptions) {
     this.opts = opts;
@@ -103,10 +107,19 @@ export class Relay {
   get runtime(): RelayRuntime { return this.runtimeState; }
   get queue(): QueueStore { return this.store; }
 
+  /** Queue control over the live queue: the runner knows what is in delivery and schedules. */
+  queueControl(): QueueControl {
+    return new QueueControl({
+      store: this.store, hostname: this.config.hostname, log: this.log,
+      hooks: { busy: (id) => this.runner.busy(id), schedule: (q) => this.runner.enqueue(q) },
+    });
+  }
+
   async start(): Promise<void> {
     const cfg = this.config;
     const { store, recovered, discarded, corrupt } = await QueueStore.open(path.join(cfg.dataDir, 'queue'));
     this.store = store;
+    this.releaseDataDir = claimDataDir(cfg.dataDir);
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
     this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }), oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
@@ -139,6 +152,9 @@ export class Relay {
       live: () => true,
       ready: () => this.ready,
       status: () => ({ oauth2: this.oauth2.states() }),
+      ...(cfg.http.adminTokenFile ? {
+        admin: adminHandler({ tokenFile: cfg.http.adminTokenFile, control: () => this.queueControl(), log: this.log }),
+      } : {}),
       beforeScrape: () => {
         this.metrics.queueMessages.set(this.store.size);
         const oldest = this.store.oldestReceivedAt();
@@ -366,6 +382,7 @@ export class Relay {
       const closed = new Promise<void>((resolve) => this.httpServer ? this.httpServer.close(() => resolve()) : resolve());
       this.httpServer?.closeAllConnections();
       await closed;
+      this.releaseDataDir?.();
       this.log.info('relay stopped');
     })();
     return this.stopping;

@@ -154,7 +154,10 @@ export const relayConfigSchema = z.strictObject({
   http: z.strictObject({
     host: z.string().default('0.0.0.0').describe('Address to bind'),
     port: z.number().int().min(0).max(65535).default(9464).describe('TCP port for /metrics, /healthz and /readyz (0 picks a free one, for tests)'),
-  }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints'),
+    adminTokenFile: z.string().min(1).optional().describe(
+      'File holding the bearer token of the admin API (/admin/queue, used by `mailfleet queue --url`); '
+      + 'the API is off unless this is set. Read per request, so a rotated Secret applies at once'),
+  }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints, and the optional admin API'),
 }).superRefine((cfg, ctx) => {
   const served = new Set(cfg.domains.map((d) => d.domain));
   const check = (domains: string[], path: (string | number)[]) => domains.forEach((d, i) => {

@@ -8,6 +8,8 @@ export interface HealthSource {
   beforeScrape?(): void;
   /** State worth reading from outside (e.g. OAuth2 credentials); no secrets. Served as JSON at /status. */
   status?(): Record<string, unknown>;
+  /** The admin API (http/admin.ts), when one is configured: gets every request under /admin/. */
+  admin?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
 }
 
 export function startHttpServer(host: string, port: number, registry: Registry, health: HealthSource): Promise<http.Server> {
@@ -17,6 +19,7 @@ export function startHttpServer(host: string, port: number, registry: Registry, 
       res.writeHead(code, { 'content-type': type });
       res.end(body);
     };
+    if (url?.startsWith('/admin/')) return health.admin ? health.admin(req, res) : reply(404, 'not found (the admin API is off: set http.adminTokenFile)\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'method not allowed\n');
     if (url === '/healthz') return health.live() ? reply(200, 'ok\n') : reply(503, 'not live\n');
     if (url === '/readyz') return health.ready() ? reply(200, 'ready\n') : reply(503, 'not ready\n');

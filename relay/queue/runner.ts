@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Deliverer } from '../delivery/deliverer.ts';
 import type { RecipientOutcome } from '../delivery/types.ts';
-import { buildDsn } from '../bounce/dsn.ts';
+import { queueDsn } from './bounce.ts';
 import { TimerHeap } from '../util/timer-heap.ts';
 import { backoffAfter, isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
@@ -106,6 +106,11 @@ export class DeliveryRunner {
     if (!(await raceTimeout(settled, ABORT_GRACE_MS))) this.opts.log.error({ inFlight: this.inFlight.size }, 'delivery attempts did not end after the abort; their messages stay queued');
   }
 
+  /** An attempt for this message is running now (queue control must not remove it under it). */
+  busy(id: string): boolean {
+    return this.inFlight.has(id);
+  }
+
   get activeDeliveries(): number {
     return this.inFlight.size;
   }
@@ -118,7 +123,8 @@ export class DeliveryRunner {
       if (!top) break;
       const q = this.opts.store.get(top.id);
       // Stale heap entries (already finished, or rescheduled) are skipped.
-      if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at) continue;
+      // Held messages wait for `queue release` (which schedules them again).
+      if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at || q.state.held) continue;
       const p = this.attempt(q)
         .catch((err: Error) => {
           // Whatever broke (state write, DSN queueing, unlink), the message is still queued:
@@ -272,22 +278,9 @@ export class DeliveryRunner {
   }
 
   private async bounceIfNeeded(q: QueuedMessage, state: DeliveryState): Promise<void> {
-    const failures = q.meta.recipients
-      .map((recipient) => ({ recipient, result: state.done[recipient]! }))
-      .filter((f) => f.result.status !== 'delivered');
-    if (failures.length === 0) return;
-    // RFC 5321 §4.5.5: never bounce a bounce, never send to the null sender.
-    if (q.meta.from === '' || q.meta.isDsn) {
-      this.opts.log.warn({ queueId: q.meta.id, failures: failures.length }, 'no DSN: null sender');
-      return;
-    }
-    const dsn = buildDsn({
-      reportingMta: this.opts.hostname, queueId: q.meta.id, originalSender: q.meta.from,
-      arrivalDate: new Date(q.meta.receivedAt), failures, originalHeaders: await this.opts.store.readHeaders(q.meta.id),
-    });
-    const queued = await this.opts.store.acceptBuffer({ from: '', recipients: [q.meta.from], isDsn: true }, dsn);
+    const queued = await queueDsn(this.opts.store, q, state, this.opts.hostname, this.opts.log);
+    if (!queued) return;
     this.opts.metrics.dsnSent.inc();
-    this.opts.log.info({ queueId: q.meta.id, dsnQueueId: queued.meta.id, to: q.meta.from }, 'DSN queued');
     this.enqueue(queued);
   }
 

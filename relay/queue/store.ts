@@ -43,6 +43,8 @@ export interface DeliveryState {
   nextAttemptAt: number;
   done: Record<string, RecipientResult>;
   lastResponse?: string;
+  /** Put on hold by `mailfleet queue hold`: not delivered until released. */
+  held?: boolean;
 }
 
 export interface QueuedMessage {
@@ -51,6 +53,15 @@ export interface QueuedMessage {
   path: string;
   /** A state file exists on disk (only after a first attempt that did not finish). */
   stateOnDisk?: boolean;
+}
+
+export class QueueImportError extends Error {
+  readonly reason: 'invalid' | 'exists';
+  constructor(message: string, reason: 'invalid' | 'exists' = 'invalid') {
+    super(message);
+    this.name = 'QueueImportError';
+    this.reason = reason;
+  }
 }
 
 export class MessageTooLargeError extends Error {
@@ -269,6 +280,60 @@ export class QueueStore {
   /** Queues a message the relay made itself (a DSN): small, so it comes as a Buffer. */
   async acceptBuffer(envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'>, data: Buffer): Promise<QueuedMessage> {
     return this.accept(envelope, Readable.from([data]), { maxSize: Number.MAX_SAFE_INTEGER });
+  }
+
+  /**
+   * Takes in a queue file written by another relay (its bytes: message and trailer) with
+   * its delivery state, under its own queue id: `mailfleet queue import` of a data dir whose
+   * pod is gone. Committed like an arrival (fsync, rename, directory sync). Refuses an id
+   * this queue already has (imported before) and a file without a valid trailer.
+   */
+  async importMessage(file: Readable, state?: DeliveryState): Promise<QueuedMessage> {
+    const tmpFile = path.join(this.tmpDir, `import-${crypto.randomBytes(8).toString('hex')}`);
+    const fh = await fsp.open(tmpFile, 'wx', 0o600);
+    let committed = false;
+    try {
+      let size = 0;
+      for await (const chunk of file as AsyncIterable<Buffer>) {
+        await writeAll(fh, [chunk]);
+        size += chunk.length;
+      }
+      if (this.fsync) await fh.datasync();
+      await fh.close();
+      const meta = await readTrailer(tmpFile).catch((err: Error) => {
+        throw new QueueImportError(`not a queue file: ${err.message.replace(`${tmpFile}: `, '')}`);
+      });
+      // The id names a file here: nothing but the queue's own id alphabet.
+      if (typeof meta.id !== 'string' || !/^[0-9A-Z]{8,40}$/.test(meta.id)) throw new QueueImportError(`invalid queue id ${JSON.stringify(meta.id)}`);
+      if (!Array.isArray(meta.recipients) || meta.recipients.length === 0 || typeof meta.from !== 'string' || !(meta.size <= size)) {
+        throw new QueueImportError(`${meta.id}: the trailer does not describe a queued message`);
+      }
+      if (this.index.has(meta.id)) throw new QueueImportError(`${meta.id} is already in this queue`, 'exists');
+      const dest = path.join(this.msgDir, meta.id);
+      await fsp.link(tmpFile, dest).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') throw new QueueImportError(`${meta.id} is already in this queue`, 'exists');
+        throw err;
+      });
+      await fsp.rm(tmpFile, { force: true });
+      if (this.fsync) await this.syncer.sync().catch(async (err: unknown) => { await fsp.rm(dest, { force: true }); throw err; });
+      committed = true;
+      const queued: QueuedMessage = { meta, state: { attempts: 0, nextAttemptAt: Date.now(), done: {} }, path: dest };
+      this.index.set(meta.id, queued);
+      if (state) await this.saveState(meta.id, { ...state, done: state.done ?? {}, nextAttemptAt: Math.min(state.nextAttemptAt ?? Date.now(), Date.now()) });
+      return queued;
+    } finally {
+      if (!committed) {
+        await fh.close().catch(() => {});
+        await fsp.rm(tmpFile, { force: true });
+      }
+    }
+  }
+
+  /** The on-disk files of a message: for export to another relay. */
+  filesOf(id: string): { message: string; state?: string } | undefined {
+    const q = this.index.get(id);
+    if (!q) return undefined;
+    return { message: q.path, ...(q.stateOnDisk ? { state: path.join(this.stateDir, `${id}.json`) } : {}) };
   }
 
   /**
