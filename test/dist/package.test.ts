@@ -35,6 +35,16 @@ async function must(cmd: string, args: string[], opts: Parameters<typeof run>[2]
   return r.stdout;
 }
 
+/** A long-running child whose stdout and stderr are collected together. */
+function watch(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }) {
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  return { child, exited, output: () => out, ready: () => waitUntil(`${args.join(' ')} ready`, () => out.includes('"relay ready"') || child.exitCode !== null, 120_000) };
+}
+
 let work = '';
 let prefix = '';
 let bin = '';
@@ -97,17 +107,13 @@ describe.runIf(ok)('the npm package', () => {
   it('runs a dev relay from the installed tarball that captures what it is sent', async () => {
     const release = await lockDevPorts();
     const cwd = tempDir();
-    const child = spawn(bin, ['relay', '--dev'], { cwd, env: { ...env, MAILFLEET_DEV_PASSWORD: 'installed-pw' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const { child, exited, output, ready } = watch(bin, ['relay', '--dev'], { cwd, env: { ...env, MAILFLEET_DEV_PASSWORD: 'installed-pw' } });
     try {
-      await waitUntil('installed dev relay ready', () => out.includes('"relay ready"') || child.exitCode !== null, 120_000);
-      expect(out).toContain('"relay ready"');
+      await ready();
+      expect(output()).toContain('"relay ready"');
       await nodemailer.createTransport({ host: '127.0.0.1', port: 2587, requireTLS: true, tls: { ca: fs.readFileSync(path.join(cwd, '.mailfleet', 'tls', 'selfsigned.crt')) }, auth: { user: 'dev', pass: 'installed-pw' } })
         .sendMail({ from: 'you@example.test', to: 'someone@example.org', subject: 'from the tarball', text: 'x' });
-      await waitUntil('captured', () => out.includes('"message captured"'), 60_000);
+      await waitUntil('captured', () => output().includes('"message captured"'), 60_000);
       const captured = fs.readdirSync(path.join(cwd, '.mailfleet', 'captured'));
       expect(captured).toHaveLength(1);
       expect(fs.readFileSync(path.join(cwd, '.mailfleet', 'captured', captured[0]!), 'utf8')).toMatch(/^DKIM-Signature: .*d=example\.test/m);
@@ -178,16 +184,12 @@ describe.runIf(ok)('the npm package', () => {
       // systemd's setup of the process, spelled with setpriv
       const setpriv = ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--no-new-privs',
         '--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service', '--bounding-set=-all,+net_bind_service'];
-      const child = spawn('sh', ['-c', `umask ${umask.toString(8)} && exec setpriv "$@"`, 'sh', ...setpriv, bin, ...args.slice(0, 2), configFile], {
-        cwd: '/', env: { PATH: env.PATH, ...unitEnv, STATE_DIRECTORY: state, CONFIGURATION_DIRECTORY: etc }, stdio: ['ignore', 'pipe', 'pipe'],
+      const { child, exited, output, ready } = watch('sh', ['-c', `umask ${umask.toString(8)} && exec setpriv "$@"`, 'sh', ...setpriv, bin, ...args.slice(0, 2), configFile], {
+        cwd: '/', env: { PATH: env.PATH, ...unitEnv, STATE_DIRECTORY: state, CONFIGURATION_DIRECTORY: etc },
       });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-      const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
       try {
-        await waitUntil('relay ready under the unit\'s privileges', () => out.includes('"relay ready"') || child.exitCode !== null, 120_000);
-        expect(out).toContain('"relay ready"');
+        await ready();
+        expect(output()).toContain('"relay ready"');
         const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
         expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(uid));
         expect(/^NoNewPrivs:\s+(\d)/m.exec(status)?.[1]).toBe('1');
@@ -199,11 +201,11 @@ describe.runIf(ok)('the npm package', () => {
         expect(fs.statSync(path.join(state, 'queue')).mode & 0o077).toBe(0);
         // ExecReload
         process.kill(child.pid!, 'SIGHUP');
-        await waitUntil('reloaded', () => out.includes('"msg":"config reloaded"'), 60_000);
+        await waitUntil('reloaded', () => output().includes('"msg":"config reloaded"'), 60_000);
       } finally {
         child.kill('SIGTERM');
       }
-      expect(await exited, out).toBe(0);
+      expect(await exited, output()).toBe(0);
     }, 300_000);
   });
 
