@@ -47,6 +47,7 @@ in brackets.
   --workers N                  default 4
   --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
+  --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
   -h, --help                   this text
 `,

@@ -122,7 +122,7 @@ export class Relay {
     this.releaseDataDir = claimDataDir(cfg.dataDir);
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
-    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log.child({ component: 'delivery' }), oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
+    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log, oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
     this.runner = new DeliveryRunner({
@@ -198,7 +198,7 @@ export class Relay {
         const key = JSON.stringify(route);
         const have = this.domainDeliverers.get(d.domain);
         if (have?.key === key) { domainDeliverers.set(d.domain, have); continue; }
-        const deliverer = new Deliverer({ config: route, log: this.log.child({ component: 'delivery', domain: d.domain }), oauth2: this.oauth2 });
+        const deliverer = new Deliverer({ config: route, log: this.log.child({ domain: d.domain }), oauth2: this.oauth2 });
         created.push(deliverer);
         domainDeliverers.set(d.domain, { key, deliverer });
       }

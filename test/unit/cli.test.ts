@@ -46,6 +46,16 @@ describe('mailfleet CLI', () => {
     expect((await mailfleet(['help', 'relay'])).stdout).toContain('--deliver');
   }, SLOW);
 
+  it("lists every flag the operator parses in `mailfleet operator --help`", async () => {
+    // the operator owns its flags (operator/main.ts); the usage text must not fall behind
+    const source = fs.readFileSync(path.join(repoRoot, 'operator', 'main.ts'), 'utf8');
+    const block = /parseArgs\(\{[\s\S]*?options: \{([\s\S]*?)\n\s*\},\n\s*\}\)/.exec(source)?.[1];
+    const flags = [...(block ?? '').matchAll(/^\s*'?([a-z][a-z-]*)'?: \{ type:/gm)].map((m) => m[1]!);
+    expect(flags.length).toBeGreaterThan(5);
+    const help = (await mailfleet(['operator', '--help'])).stdout;
+    for (const f of flags) expect(help, `--${f}`).toMatch(new RegExp(`--${f}\\b`));
+  });
+
   it('prints the version of the package', async () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     const r = await mailfleet(['--version']);
