@@ -13,10 +13,10 @@
 // that wrote to the old inode after that copy sees, after its write, that the path now
 // names another inode, and appends again to the new file. Either way no record is lost.
 //
-// Each record is written as "\n<json>\n": a line torn by a crash is terminated by the
-// next record's leading newline and skipped as unparsable, instead of corrupting it.
+// Records are framed and parsed by relay/util/jsonl.ts, like the webhook outbox's.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { encodeRecord, parseRecords } from '../util/jsonl.ts';
 
 export const journalName = 'suppression.jsonl';
 
@@ -63,22 +63,14 @@ export function normalizeAddress(address: string): string {
   return `${a.slice(0, at)}@${a.slice(at + 1).toLowerCase()}`;
 }
 
+const isRecord = (v: unknown): v is JournalRecord => {
+  const r = v as Partial<JournalRecord> | null;
+  return !!r && (r.op === 'add' || r.op === 'remove') && typeof r.address === 'string';
+};
+
 /** Parse complete lines of a chunk; returns records and bytes consumed (up to the last newline). */
 export function parseChunk(buf: Buffer, onBad?: (line: string) => void): { records: JournalRecord[]; consumed: number } {
-  const end = buf.lastIndexOf(0x0a);
-  if (end < 0) return { records: [], consumed: 0 };
-  const records: JournalRecord[] = [];
-  for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
-    if (line === '') continue;
-    try {
-      const r = JSON.parse(line) as JournalRecord;
-      if ((r.op === 'add' || r.op === 'remove') && typeof r.address === 'string') records.push(r);
-      else onBad?.(line);
-    } catch {
-      onBad?.(line);
-    }
-  }
-  return { records, consumed: end + 1 };
+  return parseRecords(buf, isRecord, onBad);
 }
 
 /** Apply records in order to a map of live entries (expiry is judged by the reader). */
@@ -93,7 +85,7 @@ export function applyRecords(map: Map<string, SuppressionEntry>, records: Journa
 
 /** Append records durably (fsync), surviving a concurrent compaction (see the header). */
 export async function appendRecords(dataDir: string, records: JournalRecord[]): Promise<void> {
-  const data = records.map((r) => `\n${JSON.stringify(r)}\n`).join('');
+  const data = records.map(encodeRecord).join('');
   const path = journalPath(dataDir);
   for (let attempt = 0; attempt < 5; attempt++) {
     const fh = await fs.open(path, 'a', 0o600);

@@ -2,10 +2,10 @@
 // lookup on the delivery hot path; a polling timer picks up records other processes
 // appended (the CLI) and compacts the journal when dead records dominate it.
 import { promises as fs } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import { fsyncPath } from '../util/fsync.ts';
+import { rewriteJournal } from '../util/jsonl.ts';
 import {
   appendRecords,
   applyRecords,
@@ -194,18 +194,7 @@ export class SuppressionList {
       const covered = this.offset;
       const now = this.now();
       const live = [...this.entries.values()].filter((e) => e.expiresAt > now);
-      const data = live.map((e) => `\n${JSON.stringify({ op: 'add', ...e })}\n`).join('');
-      const out = await fs.open(tmp, 'w', 0o600);
-      let newIno: number;
-      try {
-        await out.write(data);
-        await out.sync();
-        newIno = (await out.stat()).ino;
-      } finally {
-        await out.close();
-      }
-      await fs.rename(tmp, this.path);
-      await fsyncPath(dirname(this.path));
+      const written = await rewriteJournal(this.path, tmp, live.map((e) => ({ op: 'add', ...e })));
       // Records another process appended to the old file after our read: carry them over.
       const oldSize = (await old.stat()).size;
       this.offset = covered;
@@ -214,8 +203,8 @@ export class SuppressionList {
       this.entries = new Map(live.map((e) => [e.address, e]));
       applyRecords(this.entries, parseChunk(tail).records);
       if (tail.length > 0) await fs.appendFile(this.path, tail).then(() => fsyncPath(this.path, 'r+'));
-      this.ino = newIno;
-      this.offset = Buffer.byteLength(data); // the carried tail is re-read next time: harmless
+      this.ino = written.ino;
+      this.offset = written.bytes; // the carried tail is re-read next time: harmless
       this.records = live.length;
       this.log.info({ live: live.length, dropped: before - live.length }, 'suppression journal compacted');
     } finally {

@@ -5,16 +5,22 @@
 // on disk. "done" records ride the same batches; losing one in a crash only means a
 // re-send, which at-least-once delivery allows. When superseded records dominate, the
 // file is rewritten with the pending events (temp file, fsync, rename, fsync dir).
-// Records are written as "\n<json>\n" so a line torn by a crash is skipped on reading.
+// Records are framed, parsed and rewritten by relay/util/jsonl.ts, like the suppression
+// journal's.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { WebhookEvent } from './schema.ts';
-import { fsyncPath } from '../util/fsync.ts';
+import { encodeRecord, parseRecords, rewriteJournal } from '../util/jsonl.ts';
 
 export const outboxName = 'webhooks-outbox.jsonl';
 
 type OutboxRecord = { op: 'event'; event: WebhookEvent } | { op: 'done'; id: string };
+
+const isRecord = (v: unknown): v is OutboxRecord => {
+  const r = v as { op?: unknown; event?: { id?: unknown }; id?: unknown } | null;
+  return !!r && ((r.op === 'event' && typeof r.event?.id === 'string') || (r.op === 'done' && typeof r.id === 'string'));
+};
 
 interface Waiter {
   data: string;
@@ -47,18 +53,11 @@ export class Outbox {
       if (e.code === 'ENOENT') return Buffer.alloc(0);
       throw new Error(`reading webhook outbox ${path}: ${e.message}`);
     });
-    for (const line of buf.toString('utf8').split('\n')) {
-      if (line === '') continue;
-      let r: OutboxRecord;
-      try {
-        r = JSON.parse(line) as OutboxRecord;
-      } catch {
-        log.warn({ path }, 'webhook outbox: skipping a torn line');
-        continue;
-      }
+    const parsed = parseRecords(buf, isRecord, () => log.warn({ path }, 'webhook outbox: skipping a torn line'));
+    for (const r of parsed.records) {
       records++;
-      if (r.op === 'event' && typeof r.event?.id === 'string') pending.set(r.event.id, r.event);
-      else if (r.op === 'done') pending.delete(r.id);
+      if (r.op === 'event') pending.set(r.event.id, r.event);
+      else pending.delete(r.id);
     }
     const fh = await fs.open(path, 'a', 0o600);
     const box = new Outbox(path, fh, log);
@@ -81,7 +80,7 @@ export class Outbox {
 
   private write(r: OutboxRecord): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ data: `\n${JSON.stringify(r)}\n`, resolve, reject });
+      this.queue.push({ data: encodeRecord(r), resolve, reject });
       this.flushing ??= this.flushLoop().finally(() => {
         this.flushing = undefined;
       });
@@ -107,25 +106,14 @@ export class Outbox {
   }
 
   private async compact(): Promise<void> {
-    const tmp = `${this.path}.tmp`;
     try {
-      const data = [...this.pending.values()].map((event) => `\n${JSON.stringify({ op: 'event', event })}\n`).join('');
-      const out = await fs.open(tmp, 'w', 0o600);
-      try {
-        await out.write(data);
-        await out.sync();
-      } finally {
-        await out.close();
-      }
-      await fs.rename(tmp, this.path);
-      await fsyncPath(join(this.path, '..'));
+      await rewriteJournal(this.path, `${this.path}.tmp`, [...this.pending.values()].map((event) => ({ op: 'event', event })));
       await this.fh.close();
       this.fh = await fs.open(this.path, 'a', 0o600);
       this.records = this.pending.size;
     } catch (e) {
       // Not fatal: the old file is still complete; try again after the next batch.
       this.log.warn({ err: (e as Error).message, path: this.path }, 'webhook outbox compaction failed');
-      await fs.rm(tmp, { force: true });
     }
   }
 
