@@ -98,6 +98,14 @@ export const emailRelaySpec = z.object({
     events: z.array(z.enum(webhookEventTypes)).min(1).optional()
       .describe('Event types to send (default all)'),
   })).max(16).optional().describe('Delivery events as signed JSON POSTs'),
+}).meta(cel({
+  // An autoscaler removes pods whenever load drops: with an emptyDir queue every scale-down
+  // would throw away the deferred mail of the pods it removes.
+  rule: '!has(self.autoscaling) || !has(self.queue) || !has(self.queue.persistence) || !has(self.queue.persistence.enabled) || self.queue.persistence.enabled',
+  message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
+})).refine((s) => !s.autoscaling || s.queue.persistence.enabled, {
+  path: ['autoscaling'],
+  message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
 });
 
 export const emailRelayStatus = z.object({

@@ -30,6 +30,7 @@ describe.skipIf(!cluster.available)('CRD validation (real API server)', () => {
     ['a bad DKIM selector', sd('bad3', { domain: 'example.org', relayRef: { name: 'r1' }, dkim: { selector: 'bad_selector!' } }), /spec.dkim.selector.*must be a DKIM selector/],
     ['a smarthost port out of range', er('bad4', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', port: 70000 }] } }), /must be a TCP port between 1 and 65535/],
     ['smarthost mode without smarthosts', er('bad5', { delivery: { mode: 'smarthost' } }), /at least one smarthost/],
+    ['autoscaling with an emptyDir queue', er('bad7', { autoscaling: { maxReplicas: 5 }, queue: { persistence: { enabled: false } } }), /autoscaling needs queue.persistence.enabled/],
     ['an unknown algorithm', sd('bad6', { domain: 'example.org', relayRef: { name: 'r1' }, dkim: { algorithm: 'dsa' } }), /spec.dkim.algorithm: Unsupported value: "dsa"/],
   ])('refuses %s', async (_what, manifest, message) => {
     const r = await cluster.get().kubectl(['apply', '-f', '-'], { input: manifest, check: false });
