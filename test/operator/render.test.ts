@@ -101,11 +101,13 @@ describe('renderRelay', () => {
   });
 
   it('switches to a Deployment with an emptyDir when persistence is off, and adds an HPA on the EmailRelay', () => {
-    const out = renderRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } }, autoscaling: { maxReplicas: 5 } }) }));
+    const out = renderRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } } }) }));
     expect(kindOf(out, 'StatefulSet')).toBeUndefined();
     expect(kindOf(out, 'Deployment').spec.template.spec.volumes).toContainEqual({ name: 'data', emptyDir: {} });
     expect(out.absent).toContainEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'edge' });
-    expect(kindOf(out, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge' });
+    // autoscaling needs the persistent queue (an emptyDir one is refused by the schema)
+    const scaled = renderRelay(input({ relay: relayObject('edge', { autoscaling: { maxReplicas: 5 } }) }));
+    expect(kindOf(scaled, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge' });
   });
 
   it('sets controller ownerReferences on everything', () => {
