@@ -28,7 +28,7 @@ async function all(runs: string[][]): Promise<Result[]> {
 
 const SLOW = 300_000; // dozens of process starts
 
-const COMMANDS = [[], ['relay'], ['operator'], ['config'], ['config', 'check'], ['config', 'schema'], ['hash-password'], ['suppression'], ['suppression', 'list'], ['suppression', 'remove']];
+const COMMANDS = [[], ['relay'], ['operator'], ['config'], ['config', 'check'], ['config', 'schema'], ['hash-password'], ['suppression'], ['suppression', 'list'], ['suppression', 'remove'], ['queue'], ['queue', 'list']];
 
 describe('mailfleet CLI', () => {
   it('prints usage and exits 0 for --help and -h on every command', async () => {
@@ -83,6 +83,7 @@ describe('mailfleet CLI', () => {
       [['hash-password'], /give the password on stdin/],
       [['suppression', 'frob'], /unknown subcommand 'frob'/],
       [['suppression', 'list'], /give --config FILE or --data-dir DIR/],
+      [['queue', '--frob'], /^mailfleet queue: unknown option '--frob'/],
       [['suppression', 'remove', '--data-dir', '/nonexistent'], /give the ADDRESS/],
     ];
     const results = await all(cases.map(([args]) => args));
