@@ -9,22 +9,11 @@ import { gcraLua } from '../../relay/limits/redis-script.ts';
 import type { RateLimit } from '../../relay/limits/schema.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 import { haveTools } from '../support/tools.ts';
+import { seededRandom } from '../support/random.ts';
 
 const CLOCK = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000";
 // Same script, time from the last argument.
 const scriptAt = gcraLua.replace(CLOCK, 'local now = tonumber(ARGV[#ARGV])');
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(!haveTools('redis', ['redis-server']))('GCRA: the Lua script against gcraDecide()', () => {
   let server: TestRedis;
@@ -55,7 +44,7 @@ describe.skipIf(!haveTools('redis', ['redis-server']))('GCRA: the Lua script aga
     const ps = rulePeriods(rule);
     const keys = ps.map((p) => `gcra-test-${i}:${p.name}`);
     await redis.del(...keys);
-    const rnd = random(1000 + i);
+    const rnd = seededRandom(1000 + i);
     const maxCost = Math.min(3, ...ps.map((p) => p.burst)); // larger costs never reach the script
     let now = 1_700_000_000_000;
     let allowed = 0;

@@ -43,6 +43,20 @@ describe('relay config', () => {
     expect(issues({ ...minimal, queue: { maxLifetime: 'forever' } })).toEqual([expect.stringMatching(/^queue\.maxLifetime: .*not a duration/)]);
   });
 
+  it('refuses a misspelt key, naming it, at any level', () => {
+    expect(issues({ ...minimal, ratelimits: { perLogin: { perMinute: 10 } } })).toEqual(['ratelimits: unknown field (check its spelling and level)']);
+    expect(issues({ ...minimal, delivery: { maxConnectionPerDestination: 5 } }))
+      .toEqual(['delivery.maxConnectionPerDestination: unknown field (check its spelling and level)']);
+    expect(issues({ ...minimal, listeners: [{ ...minimal.listeners[0], proxyprotocol: true }] }))
+      .toEqual(['listeners.0.proxyprotocol: unknown field (check its spelling and level)']);
+    expect(issues({ ...minimal, domains: [{ domain: 'example.com', dkim: { keys: [{ selector: 's', algorithm: 'rsa-sha256', privateKeyFile: '/k', private: 1 }] } }] }))
+      .toEqual(['domains.0.dkim.keys.0.private: unknown field (check its spelling and level)']);
+    expect(issues({ ...minimal, queue: { retries: ['1m'] }, http: { prot: 1 } })).toEqual([
+      'queue.retries: unknown field (check its spelling and level)',
+      'http.prot: unknown field (check its spelling and level)',
+    ]);
+  });
+
   it('refuses unsafe combinations: TLS listeners without a certificate, a plain listener without trusted networks', () => {
     expect(issues({ listeners: [{ name: 's', port: 587, mode: 'starttls' }] })).toEqual([expect.stringMatching(/^tls: TLS listeners need/)]);
     expect(issues({ listeners: [{ name: 'p', port: 25, mode: 'plain' }] })).toEqual([expect.stringMatching(/^trustedNetworks: a plain listener needs/)]);

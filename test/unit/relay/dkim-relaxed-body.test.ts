@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { RelaxedBodyHash } from '../../../relay/dkim/relaxed-body.ts';
 import { DkimBodyHasher, DkimInputError } from '../../../relay/dkim/body-hasher.ts';
+import { seededRandom } from '../../support/random.ts';
 
 const require = createRequire(import.meta.url);
 const { RelaxedHash } = require('mailauth/lib/dkim/body/relaxed.js') as {
@@ -27,17 +28,6 @@ function mailauthRelaxed(body: Buffer): string {
   return h.digest('base64');
 }
 
-// Deterministic PRNG so a failure is reproducible from the printed seed.
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('relaxed body canonicalization', () => {
   it('matches the RFC 6376 §3.4.5 example', () => {
@@ -79,7 +69,7 @@ describe('relaxed body canonicalization', () => {
   it('agrees with mailauth RelaxedHash on random bodies split at random points', () => {
     const alphabet = ['a', 'b', ' ', ' ', '\t', '\r\n', '\r\n', '\n', '\r', '.'];
     const seed = 20261127;
-    const rnd = prng(seed);
+    const rnd = seededRandom(seed); // reproducible from the printed seed
     for (let n = 0; n < 1500; n++) {
       const len = Math.floor(rnd() * 40);
       let s = '';
