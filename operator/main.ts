@@ -25,6 +25,7 @@ import { Kube, loadKubeConfig } from './runtime/kube.ts';
 import { LeaderElector, kubeLeases } from './runtime/leader.ts';
 import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
+import { OAuth2ProbeCache } from '../relay/delivery/oauth2/probe.ts';
 
 /** A flag that must be a number > 0; anything else stops the start with the flag's name. */
 function positive(flag: string, value: string | undefined): number {
@@ -88,11 +89,13 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     ...(watchTimeout ? { watchSeconds: [watchTimeout, watchTimeout] as [number, number] } : {}),
   });
   const apply = new Applier({ kube, log, cache: manager.cache, identity });
+  // one cache of identity-provider answers: a credential named by a relay and a domain is asked once
+  const oauth2Probes = new OAuth2ProbeCache({ failedTtlMs: 300_000 });
   manager.add(new EmailRelayController({
-    kube, log, apply, cache: manager.cache, apis: () => manager.apis,
+    kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes,
     image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE,
   }));
-  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, ...(dnsServers ? { dnsServers } : {}) }));
+  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
     leases: kubeLeases(kube), log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',

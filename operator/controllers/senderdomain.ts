@@ -18,6 +18,9 @@ import type { Reconciler, Request } from '../runtime/manager.ts';
 import { verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
 import { appPassword, generateDkimKey } from './domain-secrets.ts';
 import { parseDomain, validDomains } from './specs.ts';
+import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
+import { oauth2CheckFromSecret, smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
+import type { ConditionInput } from '../render/conditions.ts';
 
 export interface SenderDomainControllerOptions {
   cache: Cache;
@@ -26,7 +29,12 @@ export interface SenderDomainControllerOptions {
   log: Logger;
   /** Resolvers for dnsVerification (default: the system's). */
   dnsServers?: string[];
+  /** Asks identity providers whether an oauth2 smarthost credential works (cached; shared with the EmailRelay controller). */
+  oauth2Probes?: OAuth2ProbeCache;
 }
+
+/** How soon a failed OAuth2 check is repeated. */
+const OAUTH2_RECHECK_MS = 300_000;
 
 const secretData = (s: KubeObject | undefined) => decodeSecretData(s as { data?: Record<string, string> } | undefined);
 
@@ -38,8 +46,11 @@ export class SenderDomainController implements Reconciler {
 
   private readonly o: SenderDomainControllerOptions;
 
+  private readonly probes: OAuth2ProbeCache;
+
   constructor(o: SenderDomainControllerOptions) {
     this.o = o;
+    this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
   }
 
   /**
@@ -117,8 +128,11 @@ export class SenderDomainController implements Reconciler {
       if (!dns.ok) requeue = Math.min(requeue ?? Infinity, DNS_RECHECK_MS);
     }
 
+    const smarthostAuth = await this.smarthostAuth(sd);
+    if (smarthostAuth?.status === 'False') requeue = Math.min(requeue ?? Infinity, OAUTH2_RECHECK_MS);
+
     const out = renderSenderDomain({
-      sd, relay, internal, host, port, now,
+      sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error } : {}), ...(dns ? { dns } : {}),
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
@@ -130,7 +144,19 @@ export class SenderDomainController implements Reconciler {
     const was = findCondition(raw.status?.conditions, 'DNSVerified');
     const nowDns = findCondition(out.status.conditions, 'DNSVerified');
     if (nowDns && was?.status !== nowDns.status) await apply.event(raw, nowDns.status === 'True' ? 'Normal' : 'Warning', nowDns.reason, nowDns.message);
+    const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
+    if (smarthostAuth?.status === 'False' && wasAuth?.message !== smarthostAuth.message) await apply.event(raw, 'Warning', smarthostAuth.reason, smarthostAuth.message);
     return requeue;
+  }
+
+  /** The identity provider's answer for this domain's own oauth2 smarthost (the Secret is read like the relay reads it). */
+  private async smarthostAuth(sd: SenderDomain): Promise<ConditionInput | undefined> {
+    const o = sd.spec.smarthost?.oauth2;
+    if (!o) return undefined;
+    const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', o.secretRef.name, sd.metadata.namespace);
+    const c = oauth2CheckFromSecret(o, secret ? decodeSecretData(secret) : undefined, `smarthost ${sd.spec.smarthost!.name ?? sd.spec.smarthost!.host}`);
+    const result = 'result' in c ? c : { what: c.what, result: await this.probes.check(c.config, c.secrets, c.user) };
+    return smarthostAuthCondition([result]);
   }
 
   /** Where apps connect: the relay's Service, on submission (or implicit TLS when submission is off). */

@@ -25,6 +25,8 @@ export interface DomainInput {
   externalKeyError?: string;
   /** DNS check result when verification is on: undefined means not checked. */
   dns?: { ok: boolean; message: string };
+  /** SmarthostAuthenticated, when the domain's own smarthost uses oauth2. */
+  smarthostAuth?: ConditionInput | undefined;
   now: Date;
 }
 
@@ -55,6 +57,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
     const d = input.dns;
     conds.push(condition('DNSVerified', !!d?.ok, d ? (d.ok ? 'RecordsFound' : 'RecordsMissing') : 'NotChecked', d?.message ?? 'not checked yet'));
   }
+  if (input.smarthostAuth) conds.push(input.smarthostAuth);
   const dnsOk = !spec.dnsVerification.enabled || !!input.dns?.ok;
   const ready = keyReady && !!input.relay && credsOk && dnsOk;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on

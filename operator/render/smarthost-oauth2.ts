@@ -122,3 +122,24 @@ export function smarthostAuthCondition(results: OAuth2CheckResult[]): ConditionI
   return condition('SmarthostAuthenticated', false, REASONS[first],
     `${failed.map((f) => `${f.what}: ${f.result.message}`).join('; ')} (mail for these smarthosts is deferred, not bounced)`.slice(0, 4000));
 }
+
+/**
+ * The check for one oauth2 block straight from its Secret's data (undefined: not found),
+ * for a controller that does not render a relay config (the SenderDomain's). An unreadable
+ * or unusable Secret is a failed check.
+ */
+export function oauth2CheckFromSecret(o: SmarthostOAuth2Spec, data: Record<string, string> | undefined, what: string): OAuth2Check | OAuth2CheckResult {
+  const errors: string[] = [];
+  const reader: SecretReader = {
+    errors,
+    read: (name, key, w) => {
+      const v = data?.[key];
+      if (v === undefined) errors.push(`${w}: Secret ${name} ${data ? `has no key ${key}` : 'not found'}`);
+      return v;
+    },
+    optional: (_name, key) => data?.[key],
+    put: (file) => file,
+  };
+  const r = renderSmarthostOAuth2(o, reader, 'check', what);
+  return r ? r.check : { what, result: { ok: false, kind: 'invalid', message: errors.join('; '), checkedAt: Date.now() } };
+}

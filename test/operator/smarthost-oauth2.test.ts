@@ -9,7 +9,8 @@ import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { parseInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData } from '../../operator/render/objects.ts';
 import { referencedSecrets, renderRelay, type RelayInput } from '../../operator/render/relay.ts';
-import { smarthostAuthCondition } from '../../operator/render/smarthost-oauth2.ts';
+import { oauth2CheckFromSecret, smarthostAuthCondition } from '../../operator/render/smarthost-oauth2.ts';
+import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
 import { testCert } from '../support/certs.ts';
 import { startIdentityProvider, type IdentityProvider } from '../support/identity-provider.ts';
 import { domainObject, relayObject } from './fixtures.ts';
@@ -110,5 +111,28 @@ describe('SmarthostAuthenticated condition', () => {
       idp.setDown(false);
     }
     expect(smarthostAuthCondition([])).toBeUndefined();
+  });
+});
+
+describe('SenderDomain smarthost check', () => {
+  const sd = domainObject('acme', {
+    domain: 'acme.test', relayRef: { name: 'edge' },
+    smarthost: { name: 'm365', host: 'smtp.office365.com', oauth2: { user: 'relay@acme.test', secretRef: { name: 'acme-m365' }, microsoft: { tenantId: 't', clientId: 'app-1', tokenUrl: 'https://127.0.0.1:1/token' } } },
+  });
+  const oauth2 = (sd.spec as any).smarthost.oauth2;
+
+  it('a missing Secret or key is a failed check naming it; the condition lands in the SenderDomain status', async () => {
+    const missing = oauth2CheckFromSecret(oauth2, undefined, 'smarthost m365');
+    expect(missing).toMatchObject({ what: 'smarthost m365', result: { ok: false, kind: 'invalid', message: 'smarthost m365 oauth2: Secret acme-m365 not found' } });
+    expect(oauth2CheckFromSecret(oauth2, { other: 'x' }, 'smarthost m365')).toMatchObject({ result: { message: 'smarthost m365 oauth2: Secret acme-m365 has no key client-secret' } });
+    const auth = smarthostAuthCondition(['result' in missing ? missing : { what: '', result: { ok: true, message: '', checkedAt: 0 } }])!;
+    expect(auth).toMatchObject({ status: 'False', reason: 'CredentialUnusable' });
+    const out = renderSenderDomain({ sd, relay: relayObject('edge'), internal: parseInternal({}), host: 'h', port: 587, now, smarthostAuth: auth });
+    expect(out.status.conditions!.find((c) => c.type === 'SmarthostAuthenticated')).toMatchObject({ status: 'False', reason: 'CredentialUnusable', message: expect.stringContaining('Secret acme-m365 not found') });
+  });
+
+  it('a complete Secret gives a check the probe can run', () => {
+    const c = oauth2CheckFromSecret(oauth2, { 'client-secret': 'v' }, 'smarthost m365');
+    expect(c).toMatchObject({ what: 'smarthost m365', user: 'relay@acme.test', secrets: { clientSecret: 'v' }, config: { microsoft: { clientId: 'app-1' } } });
   });
 });
