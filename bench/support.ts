@@ -49,7 +49,8 @@ export async function spawnRelayProc(dir: string, config: Record<string, unknown
   fs.writeFileSync(file, YAML.stringify(config));
   const child = spawn(process.execPath, [path.join(root, 'bin/mailfleet.ts'), 'relay', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MAILFLEET_LOG_LEVEL: logLevel } });
   child.stdout!.resume();
-  const deadline = Date.now() + 20_000;
+  // generous: on a loaded machine a cold start of Node with the TypeScript sources is slow
+  const deadline = Date.now() + 90_000;
   for (;;) {
     const ok = await fetch(`http://127.0.0.1:${config.http.port}/readyz`).then((r) => r.ok, () => false);
     if (ok) return child;
