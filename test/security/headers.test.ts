@@ -2,7 +2,7 @@
 // next hop. Each forged message must be refused and nothing of it may reach the sink;
 // a legitimate tenant is served before and after.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSecurityWorld, legitimateDelivery, sinkText, type SecurityWorld } from './world.ts';
+import { startSecurityWorld, legitimateDelivery, deliveredAs, sinkText, type SecurityWorld } from './world.ts';
 
 const FORGED_CR = 'X-A: b\rFrom: "Bank CEO" <ceo@bank.test>\r\nTo: v@d.test\r\nX-B: c\r\r\nFrom: x@b.test\r\n\r\nbody';
 
@@ -39,12 +39,8 @@ describe('header forgery (bareLineEndings: reject, the default)', () => {
     await legitimateDelivery(w, 'after-big-header');
   });
 
-  it('strips Bcc from the copy that leaves, and the DKIM signature covers what was sent', async () => {
-    const before = w.sink.messages.length;
-    const reply = await w.submit('From: x@signed.test\r\nTo: v@d.test\r\nBcc: hidden@d.test,\r\n other-hidden@d.test\r\nSubject: bcc\r\n\r\nbody\r\n', { from: 'x@signed.test', user: 'signed.test' });
-    expect(reply.code).toBe(250);
-    const [msg] = (await w.sink.waitFor(before + 1, 20_000)).slice(-1);
-    const text = msg!.data!.toString('latin1');
+  it('strips Bcc from the copy that leaves, and signs that copy', async () => {
+    const text = await deliveredAs(w, 'From: x@signed.test\r\nTo: v@d.test\r\nBcc: hidden@d.test,\r\n other-hidden@d.test\r\nSubject: bcc\r\n\r\nbody\r\n', { from: 'x@signed.test', user: 'signed.test' });
     expect(text).toContain('Subject: bcc');
     expect(text).toMatch(/^DKIM-Signature: /m);
     expect(text).not.toMatch(/hidden@d\.test/);
@@ -64,11 +60,7 @@ describe('header forgery (bareLineEndings: normalize)', () => {
   });
 
   it('delivers a bare-LF message as CRLF, exactly the bytes it checked and signed', async () => {
-    const before = w.sink.messages.length;
-    const reply = await w.submit('From: x@signed.test\nTo: v@d.test\nSubject: lf\n\nline one\nline two\rthree\n', { from: 'x@signed.test', user: 'signed.test' });
-    expect(reply.code).toBe(250);
-    const [msg] = (await w.sink.waitFor(before + 1, 20_000)).slice(-1);
-    const text = msg!.data!.toString('latin1');
+    const text = await deliveredAs(w, 'From: x@signed.test\nTo: v@d.test\nSubject: lf\n\nline one\nline two\rthree\n', { from: 'x@signed.test', user: 'signed.test' });
     expect(text).toContain('From: x@signed.test\r\nTo: v@d.test\r\nSubject: lf\r\n\r\nline one\r\nline two\r\nthree\r\n');
     expect(text.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
   });

@@ -118,6 +118,15 @@ export async function legitimateDelivery(w: SecurityWorld, tag: string): Promise
   return text;
 }
 
+/** Submits `raw` (must be accepted) and returns what the next hop received for it. */
+export async function deliveredAs(w: SecurityWorld, raw: string, opts: { from?: string; user?: string } = {}): Promise<string> {
+  const before = w.sink.messages.length;
+  const reply = await w.submit(raw, opts);
+  if (reply.code !== 250) throw new Error(`message refused: ${reply.text}`);
+  const got = await w.sink.waitFor(before + 1, 20_000);
+  return got.at(-1)!.data!.toString('latin1');
+}
+
 /** Everything the sink received so far, as text. */
 export function sinkText(w: SecurityWorld): string {
   return w.sink.messages.map((m) => m.data!.toString('latin1')).join('\n=====\n');
