@@ -30,6 +30,9 @@ describe.skipIf(!cluster.available)('CRD validation (real API server)', () => {
     ['a bad DKIM selector', sd('bad3', { domain: 'example.org', relayRef: { name: 'r1' }, dkim: { selector: 'bad_selector!' } }), /spec.dkim.selector.*must be a DKIM selector/],
     ['a smarthost port out of range', er('bad4', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', port: 70000 }] } }), /must be a TCP port between 1 and 65535/],
     ['smarthost mode without smarthosts', er('bad5', { delivery: { mode: 'smarthost' } }), /at least one smarthost/],
+    ['oauth2 with two token sources', er('bad-oauth1', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.office365.com', oauth2: { user: 'a@example.com', secretRef: { name: 's' }, microsoft: { tenantId: 't', clientId: 'c' }, google: {} } }] } }), /set exactly one token source/],
+    ['oauth2 beside credentialsSecretRef', er('bad-oauth2', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.office365.com', credentialsSecretRef: { name: 'p' }, oauth2: { user: 'a@example.com', secretRef: { name: 's' }, google: {} } }] } }), /credentialsSecretRef \(password\) or oauth2, not both/],
+    ['oauth2 in plaintext', sd('bad-oauth3', { domain: 'example.net', relayRef: { name: 'r1' }, smarthost: { host: 'smtp.gmail.com', tls: 'none', requireTls: false, oauth2: { user: 'a@example.net', secretRef: { name: 's' }, google: {} } } }), /oauth2 needs TLS/],
     ['autoscaling with an emptyDir queue', er('bad7', { autoscaling: { maxReplicas: 5 }, queue: { persistence: { enabled: false } } }), /autoscaling needs queue.persistence.enabled/],
     ['an unknown algorithm', sd('bad6', { domain: 'example.org', relayRef: { name: 'r1' }, dkim: { algorithm: 'dsa' } }), /spec.dkim.algorithm: Unsupported value: "dsa"/],
   ])('refuses %s', async (_what, manifest, message) => {
