@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Deliverer } from '../delivery/deliverer.ts';
 import type { RecipientOutcome } from '../delivery/types.ts';
 import { queueDsn } from './bounce.ts';
-import { TimerHeap } from '../util/timer-heap.ts';
+import { DuePump } from '../util/due-pump.ts';
 import { backoffAfter, isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
 import { domainOf } from '../util/address.ts';
@@ -58,15 +58,14 @@ async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
 
 export class DeliveryRunner {
   private readonly opts: RunnerOptions;
-  private readonly heap = new TimerHeap<{ at: number; id: string }>();
+  private readonly due: DuePump<{ at: number; id: string }>;
   private readonly inFlight = new Map<string, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = true;
   /** Aborted at the shutdown deadline: attempts still running end and defer their recipients. */
   private readonly abort = new AbortController();
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
+    this.due = new DuePump({ limit: () => this.opts.concurrency, run: (top) => this.run(top), maxSleepMs: MAX_TIMER_MS });
     // every attempt in flight listens to it (up to `concurrency`)
     setMaxListeners(0, this.abort.signal);
   }
@@ -74,19 +73,18 @@ export class DeliveryRunner {
   setPolicy(policy: RetryPolicy, concurrency: number): void {
     this.opts.policy = policy;
     this.opts.concurrency = concurrency;
-    this.pump();
+    this.due.pump();
   }
 
   start(): void {
-    this.stopped = false;
-    for (const q of this.opts.store.messages()) this.heap.push(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
-    this.pump();
+    for (const q of this.opts.store.messages()) this.due.schedule(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
+    this.due.start();
   }
 
   /** A message was just committed: deliver it now. */
   enqueue(q: QueuedMessage): void {
-    this.heap.push(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
-    this.pump();
+    this.due.schedule(q.state.nextAttemptAt, { at: q.state.nextAttemptAt, id: q.meta.id });
+    this.due.pump();
   }
 
   /**
@@ -96,8 +94,7 @@ export class DeliveryRunner {
    * this waits at most ABORT_GRACE_MS more for them to record that.
    */
   async stop(deadline?: number): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.due.stop();
     const settled = Promise.allSettled(this.inFlight.values()).then(() => true);
     if (deadline === undefined) { await settled; return; }
     if (await raceTimeout(settled, deadline - Date.now())) return;
@@ -115,37 +112,25 @@ export class DeliveryRunner {
     return this.inFlight.size;
   }
 
-  private pump(): void {
-    if (this.stopped) return;
-    const now = Date.now();
-    while (this.inFlight.size < this.opts.concurrency) {
-      const top = this.heap.popDue(now);
-      if (!top) break;
-      const q = this.opts.store.get(top.id);
-      // Stale heap entries (already finished, or rescheduled) are skipped.
-      // Held messages wait for `queue release` (which schedules them again).
-      if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at || q.state.held) continue;
-      const p = this.attempt(q)
-        .catch((err: Error) => {
-          // Whatever broke (state write, DSN queueing, unlink), the message is still queued:
-          // without a new heap entry it would sit untouched until the next restart.
-          const retryAt = Date.now() + backoffAfter(Math.max(q.state.attempts, 1), this.opts.policy);
-          this.opts.log.error({ queueId: q.meta.id, err: err.message, retryAt: new Date(retryAt).toISOString() }, 'delivery attempt crashed');
-          if (this.opts.store.get(q.meta.id) !== q) return;
-          q.state = { ...q.state, nextAttemptAt: retryAt };
-          this.heap.push(retryAt, { at: retryAt, id: q.meta.id });
-        })
-        .finally(() => {
-          this.inFlight.delete(q.meta.id);
-          this.pump();
-        });
-      this.inFlight.set(q.meta.id, p);
-    }
-    if (this.timer) clearTimeout(this.timer);
-    const next = this.heap.peekTime();
-    if (next !== undefined && this.inFlight.size < this.opts.concurrency) {
-      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(next - Date.now(), 0), MAX_TIMER_MS));
-    }
+  /** Starts an attempt for a due heap entry; undefined for a stale one. */
+  private run(top: { at: number; id: string }): Promise<void> | undefined {
+    const q = this.opts.store.get(top.id);
+    // Stale heap entries (already finished, or rescheduled) are skipped.
+    // Held messages wait for `queue release` (which schedules them again).
+    if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at || q.state.held) return undefined;
+    const p = this.attempt(q)
+      .catch((err: Error) => {
+        // Whatever broke (state write, DSN queueing, unlink), the message is still queued:
+        // without a new heap entry it would sit untouched until the next restart.
+        const retryAt = Date.now() + backoffAfter(Math.max(q.state.attempts, 1), this.opts.policy);
+        this.opts.log.error({ queueId: q.meta.id, err: err.message, retryAt: new Date(retryAt).toISOString() }, 'delivery attempt crashed');
+        if (this.opts.store.get(q.meta.id) !== q) return;
+        q.state = { ...q.state, nextAttemptAt: retryAt };
+        this.due.schedule(retryAt, { at: retryAt, id: q.meta.id });
+      })
+      .finally(() => this.inFlight.delete(q.meta.id));
+    this.inFlight.set(q.meta.id, p);
+    return p;
   }
 
   private async attempt(q: QueuedMessage): Promise<void> {
@@ -165,7 +150,7 @@ export class DeliveryRunner {
       // Pacing is not a failed attempt: no attempt counted, no deferral reported.
       const state = { ...q.state, nextAttemptAt: this.pacedUntil(meta.receivedAt, held.retryAfterMs) };
       await store.saveState(meta.id, state);
-      this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
+      this.due.schedule(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
       return;
     }
     const started = process.hrtime.bigint();
@@ -242,7 +227,7 @@ export class DeliveryRunner {
       await this.finish(q, state);
     } else {
       await store.saveState(meta.id, state);
-      this.heap.push(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
+      this.due.schedule(state.nextAttemptAt, { at: state.nextAttemptAt, id: meta.id });
     }
   }
 

@@ -17,7 +17,7 @@ import {
   type WebhookEventInput,
 } from './schema.ts';
 import { eventIdHeader, signatureHeader, signWebhook } from './signature.ts';
-import { TimerHeap } from '../util/timer-heap.ts';
+import { DuePump } from '../util/due-pump.ts';
 
 export interface WebhookDispatcherOptions {
   /** Directory of the outbox (the relay's data dir, or a subdirectory of it). */
@@ -60,10 +60,9 @@ export class WebhookDispatcher {
   private readonly outbox: Outbox;
   private readonly log: Logger;
   private readonly metrics: ReturnType<typeof webhookMetrics>;
-  private readonly due = new TimerHeap<Scheduled>();
+  private readonly due: DuePump<Scheduled>;
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(config: WebhookConfig, secret: string, outbox: Outbox, log: Logger, registry: client.Registry) {
@@ -72,6 +71,7 @@ export class WebhookDispatcher {
     this.outbox = outbox;
     this.log = log;
     this.metrics = webhookMetrics(registry);
+    this.due = new DuePump({ limit: () => this.config.concurrency, run: (s) => this.track(this.attempt(s)), unref: true });
   }
 
   static async open(opts: WebhookDispatcherOptions): Promise<WebhookDispatcher> {
@@ -85,7 +85,7 @@ export class WebhookDispatcher {
     for (const event of outbox.pending.values()) d.schedule(event, Date.now());
     if (outbox.pending.size > 0) log.info({ events: outbox.pending.size }, 'webhook outbox: resuming undelivered events');
     d.metrics.outbox.set(outbox.pending.size);
-    d.pump();
+    d.due.start();
     return d;
   }
 
@@ -112,7 +112,7 @@ export class WebhookDispatcher {
     this.metrics.outbox.set(this.outbox.pending.size);
     if (!this.closed) {
       this.schedule(event, Date.now());
-      this.pump();
+      this.due.pump();
     }
     return true;
   }
@@ -121,7 +121,7 @@ export class WebhookDispatcher {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.due.stop();
     this.abort.abort(new Error('webhook dispatcher closing'));
     await Promise.allSettled([...this.inFlight]);
     await this.outbox.close();
@@ -129,7 +129,7 @@ export class WebhookDispatcher {
 
   private schedule(event: WebhookEvent, at: number): void {
     const createdAt = Date.parse(event.timestamp);
-    this.due.push(at, {
+    this.due.schedule(at, {
       id: event.id,
       body: JSON.stringify(event),
       createdAt: Number.isFinite(createdAt) ? createdAt : Date.now(),
@@ -137,26 +137,10 @@ export class WebhookDispatcher {
     });
   }
 
-  // Start as many due events as free workers allow, then sleep until the next is due.
-  private pump(): void {
-    if (this.closed) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const now = Date.now();
-    while (this.inFlight.size < this.config.concurrency) {
-      const next = this.due.popDue(now);
-      if (!next) break;
-      const p = this.attempt(next).finally(() => {
-        this.inFlight.delete(p);
-        this.pump();
-      });
-      this.inFlight.add(p);
-    }
-    const at = this.due.peekTime();
-    if (at !== undefined && this.inFlight.size < this.config.concurrency) {
-      this.timer = setTimeout(() => this.pump(), Math.max(0, at - now));
-      this.timer.unref();
-    }
+  /** POSTs in flight, for close() to wait on. */
+  private track(p: Promise<void>): Promise<void> {
+    this.inFlight.add(p);
+    return p.finally(() => this.inFlight.delete(p));
   }
 
   private async attempt(s: Scheduled): Promise<void> {
@@ -204,7 +188,7 @@ export class WebhookDispatcher {
     const backoff = Math.min(this.config.retryBaseMs * 2 ** Math.min(s.attempts - 1, 30), this.config.retryMaxMs);
     const at = Math.min(now + backoff * (0.8 + 0.4 * Math.random()), deadline);
     this.log.warn({ eventId: s.id, attempts: s.attempts, error: failure, retryInMs: Math.round(at - now) }, 'webhook attempt failed');
-    this.due.push(at, s);
+    this.due.schedule(at, s);
   }
 
   private async finish(id: string): Promise<void> {
