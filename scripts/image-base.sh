@@ -31,8 +31,10 @@ if [[ -z $npm_version ]]; then
 fi
 [[ -n $npm_version ]] || { log "cannot tell which npm Node $node_version bundles: set MAILFLEET_NPM_VERSION"; exit 1; }
 
-# The recipe's inputs: a change to any of them (or to this script) rebuilds the base.
-key=$( { echo "$SUITE node=$node_version npm=$npm_version"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
+# The recipe's inputs: a change to any of them rebuilds the base. Bump RECIPE when a change
+# to this script changes what goes into the image.
+RECIPE=1
+key=$(echo "$SUITE node=$node_version npm=$npm_version recipe=$RECIPE" | sha256sum | cut -c1-16)
 have=$(podman image inspect --format '{{index .Labels "org.mailfleet.base-key"}}' "$BASE_IMAGE" 2>/dev/null || true)
 if [[ $have == "$key" ]]; then
   log "$BASE_IMAGE is current (node $node_version, npm $npm_version)"
@@ -44,6 +46,17 @@ mirror=${DEBIAN_MIRROR:-}
 if [[ -z $mirror ]]; then
   # " 500 <uri> bookworm/main amd64 Packages": the first Debian main archive apt knows.
   mirror=$(apt-cache policy 2>/dev/null | awk -v s="$SUITE/main" '$3 == s && $2 ~ /^(https?|file):/ {print $2; exit}')
+fi
+if [[ -z $mirror ]]; then
+  # no package lists yet: read the sources themselves (one-line and deb822 formats)
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk -v s="$SUITE" '$1 == "deb" && $3 == s && $2 ~ /^(https?|file):/ {print $2; exit}')
+fi
+if [[ -z $mirror ]]; then
+  mirror=$(awk -v s="$SUITE" '
+    /^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == s) ok = 1}
+    /^$/ {if (ok && u ~ /^(https?|file):/) {print u; exit} u = ""; ok = 0}
+    END {if (ok && u ~ /^(https?|file):/) print u}' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
 fi
 [[ -n $mirror ]] || { log "no Debian $SUITE mirror in this machine's apt sources: set DEBIAN_MIRROR"; exit 1; }
 command -v debootstrap >/dev/null || [[ -x /usr/sbin/debootstrap ]] || { log "debootstrap is needed (apt-get install debootstrap)"; exit 1; }

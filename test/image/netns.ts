@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import { spawnTied } from './podman.ts';
 
 const run = promisify(execFile);
+// ip and sysctl live in /usr/sbin, which a non-login PATH may lack.
+const sbinEnv = (): NodeJS.ProcessEnv => ({ ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` });
 
 export interface NetNs {
   /** /proc/<holder>/ns/net, for podman --network=ns:… and nsenter --net=… */
@@ -32,7 +34,7 @@ export async function createNetNs(sysctls: { name: string; value: string }[] = [
     await new Promise((r) => setTimeout(r, 25));
   }
   const exec: NetNs['exec'] = (cmd, args, opts = {}) => new Promise((resolve) => {
-    const child = execFile('nsenter', [`--net=${nsPath}`, '--', cmd, ...args], { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    const child = execFile('nsenter', [`--net=${nsPath}`, '--', cmd, ...args], { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20, env: sbinEnv() }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ stdout: String(stdout), stderr: String(stderr), code });
     });

@@ -38,6 +38,8 @@ export interface PodRunInput {
   podName: string;
   /** The network namespace of the pod (podman --network=ns:PATH). */
   netns: string;
+  /** podman arguments added before the image: what a cluster would add (e.g. the API credentials of a ServiceAccount). */
+  extra?: string[];
 }
 
 const KNOWN_POD_SECURITY = new Set(['runAsNonRoot', 'runAsUser', 'runAsGroup', 'fsGroup', 'seccompProfile', 'sysctls']);
@@ -149,6 +151,7 @@ export function podRun(input: PodRunInput): PodRun {
     return { path: g.path as string, port: portOf(g.port) };
   };
 
+  args.push(...(input.extra ?? []));
   if (c.command) args.push('--entrypoint', JSON.stringify(c.command));
   args.push(must(c.image as string | undefined, 'container has no image'), ...((c.args ?? []) as string[]));
   return {

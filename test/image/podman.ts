@@ -17,7 +17,7 @@ const run = promisify(execFile);
 export const IMAGE = process.env.MAILFLEET_TEST_IMAGE || 'localhost/mailfleet:dev';
 
 /** The tools the image tier needs (installed by .ci/install-deps). */
-export const IMAGE_TOOLS = ['podman', 'runc', 'nsenter', 'unshare', 'setpriv', 'swaks', 'curl'];
+export const IMAGE_TOOLS = ['podman', 'runc', 'nsenter', 'unshare', 'setpriv', 'swaks', 'smtp-sink', 'curl'];
 
 /** True when the tier can run (root and the tools); otherwise skips loudly (or throws in CI). */
 export function imageTierAvailable(tier: string): boolean {
