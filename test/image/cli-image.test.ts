@@ -120,6 +120,17 @@ describe.skipIf(!available)('every documented mailfleet command in the image', (
       expect(r.stdout).toMatch(/nobody@example\.com/);
       expect(r.stderr).not.toMatch(STACK);
     },
+    // The queue tools, offline on an empty data dir (the relay-image test drives a real queue):
+    // they run, and an unknown id is a one-line answer, not a crash.
+    ...Object.fromEntries(['list', 'show', 'retry', 'hold', 'release', 'delete', 'import'].map((sub) => [`queue ${sub}`, async () => {
+      const arg = sub === 'list' ? [] : sub === 'import' ? ['/var/lib/mailfleet/other'] : ['MX0000000000000000'];
+      fs.mkdirSync(path.join(dir, 'data', 'other'), { recursive: true, mode: 0o777 });
+      fs.chmodSync(path.join(dir, 'data', 'other'), 0o777);
+      const r = await mf(['queue', sub, ...arg, '--data-dir', '/var/lib/mailfleet'], vol('data', '/var/lib/mailfleet', false));
+      expect(r.stderr).not.toMatch(STACK);
+      expect([0, 1], r.stdout + r.stderr).toContain(r.code);
+      if (r.code !== 0) expect(r.stderr.trim().split('\n').length, r.stderr).toBe(1);
+    }])),
   };
 
   it('documents commands, and each one has a run below', () => {
