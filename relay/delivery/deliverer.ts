@@ -15,6 +15,7 @@ import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
 import { Semaphore } from './semaphore.ts';
 import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
+import { domainOf } from '../util/address.ts';
 
 export interface DelivererOptions {
   config: DeliveryConfig;
@@ -63,10 +64,9 @@ type AttemptResult =
   /** The target went down while this attempt waited for one of its connections. */
   | { kind: 'skipped'; failure: HostFailure };
 
-function domainOf(rcpt: string): string | undefined {
-  const at = rcpt.lastIndexOf('@');
-  if (at <= 0 || at === rcpt.length - 1) return undefined;
-  return rcpt.slice(at + 1).toLowerCase().replace(/\.$/, '');
+/** The recipient domain to route by (a root-anchored 'example.com.' is example.com); '' when unroutable. */
+function routeDomain(rcpt: string): string {
+  return rcpt.lastIndexOf('@') > 0 ? domainOf(rcpt).replace(/\.$/, '') : '';
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -202,7 +202,7 @@ export class Deliverer {
     } else {
       const groups = new Map<string, string[]>();
       for (const r of job.recipients) {
-        const d = domainOf(r);
+        const d = routeDomain(r);
         if (!d) {
           byRecipient.set(r, { recipient: r, status: 'failed', enhanced: '5.1.3', response: `invalid recipient address '${r}'`, route });
           continue;
