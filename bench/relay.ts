@@ -73,6 +73,7 @@ async function startRelayProc(dir: string, sinkPort: number, dnsAddress: string,
     limits: { maxMessageSize: 30 * 1024 * 1024 },
     delivery: { mode: 'mx', mx: { port: sinkPort, dnsServers: [dnsAddress] }, maxConnectionsPerDestination: 20 },
     http: { host: '127.0.0.1', port: httpPort },
+    outbound: { allowAddresses: ['127.0.0.0/8'] }, // the sinks are on loopback
   };
   const child = await spawnRelayProc(dir, config);
   return { child, port, httpPort, dir };

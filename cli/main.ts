@@ -53,25 +53,8 @@ async function hashPasswordCommand(args: string[]): Promise<number> {
 }
 
 async function suppression(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(args, { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } }, true);
-  const [sub, address, ...extra] = positionals;
-  if (sub !== 'list' && sub !== 'remove') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'give a subcommand: list or remove ADDRESS');
-  if (sub === 'remove' && !address) throw new UsageError('give the ADDRESS to remove');
-  const unexpected = sub === 'list' ? address : extra[0];
-  if (unexpected) throw new UsageError(`unexpected argument '${unexpected}'`);
-  const { loadConfigFile } = await import('../relay/config/load.ts');
-  const dataDir = values['data-dir'] ?? (values.config ? loadConfigFile(values.config).dataDir : undefined);
-  if (!dataDir) throw new UsageError('give --config FILE or --data-dir DIR');
-  const { listSuppressions, removeSuppression } = await import('../relay/suppression/index.ts');
-  if (sub === 'list') {
-    for (const e of await listSuppressions(dataDir)) {
-      process.stdout.write(`${e.address}\t${new Date(e.addedAt).toISOString()}\texpires ${new Date(e.expiresAt).toISOString()}\t${e.code ?? ''}\t${e.reason}\n`);
-    }
-    return 0;
-  }
-  const removed = await removeSuppression(dataDir, address!);
-  process.stdout.write(removed ? `removed ${address}\n` : `${address} was not suppressed\n`);
-  return removed ? 0 : 1;
+  const { runSuppression } = await import('./suppression.ts');
+  return runSuppression(args);
 }
 
 async function operator(args: string[]): Promise<number> {

@@ -9,7 +9,7 @@ commands:
   config check FILE              validate a relay config and the files it names
   config schema                  print the JSON Schema of the relay config
   hash-password                  read a password on stdin, print its scrypt hash
-  suppression list|remove        show or lift suppressed recipient addresses
+  suppression list|add|remove    show, add or lift suppressed recipient addresses
   queue list|show|retry|hold|release|delete|import   see and steer the relay's queue
 
   mailfleet <command> --help     a command's options
@@ -67,14 +67,21 @@ credentials[].passwordHash or a passwordHashFile.
 
   -h, --help   this text
 `,
-  suppression: `usage: mailfleet suppression list (--config FILE | --data-dir DIR)
-       mailfleet suppression remove ADDRESS (--config FILE | --data-dir DIR)
+  suppression: `usage: mailfleet suppression list [--scope DOMAIN|*] (--config FILE | --data-dir DIR)
+       mailfleet suppression add ADDRESS [--scope DOMAIN|*] [--reason TEXT] (--config FILE | --data-dir DIR)
+       mailfleet suppression remove ADDRESS [--scope DOMAIN|*] (--config FILE | --data-dir DIR)
 
-Recipients whose mail bounced permanently are suppressed for a while (suppression.ttlHours).
+Recipients whose mail bounced permanently are suppressed for a while (suppression.ttlHours),
+on the list of the sender domain whose mail bounced; the platform-wide list (scope *)
+applies to every sender. With --config naming redis, the fleet's list in Redis is read and
+changed (every pod sees it); otherwise the journal in the data directory (one pod's).
 
-  list             one line per address: address, added, expires, code, reason
-  remove ADDRESS   lift one; exit 1 if it was not suppressed
-  -c, --config FILE   the relay config (its dataDir)
+  list             one line per entry: scope, address, added, expires, code, reason
+  add ADDRESS      suppress by hand (default scope: *, the platform-wide list)
+  remove ADDRESS   lift it from the scope given, or from every list; exit 1 if it was not suppressed
+  --scope S        a sender domain, or * for the platform-wide list
+  --reason TEXT    why (add only; shown by list, never to senders)
+  -c, --config FILE   the relay config (its dataDir, and redis)
   --data-dir DIR      the relay's data directory
   -h, --help          this text
 `,

@@ -22,11 +22,13 @@ import { ensureSelfSignedCert } from './tls/selfsigned.ts';
 import crypto from 'node:crypto';
 import tls from 'node:tls';
 import { LocalLimiter, RedisLimiter, AuthThrottle, type RateLimiter } from './limits/index.ts';
-import { SuppressionList } from './suppression/index.ts';
+import { SuppressionList, FleetSuppression, PLATFORM } from './suppression/index.ts';
+import { domainOf } from './util/address.ts';
 import { WebhookDispatcher } from './webhooks/index.ts';
 import { createSenderPolicy } from './senders/policy.ts';
 import { RecipientDnsCheck } from './senders/recipient-dns.ts';
 import type { DeliveryConfig } from './delivery/schema.ts';
+import { OutboundPolicy } from './outbound/targets.ts';
 
 // Permanent failures whose enhanced code says the mailbox or domain is gone (5.1.x, or
 // 5.2.1 disabled): those recipients go on the suppression list. A bare 550 without an
@@ -55,6 +57,7 @@ interface Prepared {
   /** Hooks whose settings changed: reopened on their outbox at commit. */
   reopen: Map<string, RelayConfig['webhooks'][number]>;
   created: Array<{ close(): unknown }>;
+  outbound: OutboundPolicy;
 }
 
 export interface RelayOptions {
@@ -83,11 +86,13 @@ export class Relay {
   private authThrottle!: AuthThrottle;
   private authThrottleKey = '';
   private suppression: SuppressionList | undefined;
+  private fleetSuppression: FleetSuppression | undefined;
   private recipientDns: RecipientDnsCheck | undefined;
   private webhooks = new Map<string, WebhookDispatcher>();
   private domainDeliverers = new Map<string, { key: string; deliverer: Deliverer }>();
   /** One token cache per OAuth2 credential, shared by the relay route and per-domain smarthosts. */
   private readonly oauth2: OAuth2Tokens;
+  private outbound!: OutboundPolicy;
   private reloading: Promise<boolean> = Promise.resolve(true);
   private httpServer!: http.Server;
   private watched: string[] = [];
@@ -122,9 +127,12 @@ export class Relay {
     this.releaseDataDir = claimDataDir(cfg.dataDir);
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
-    this.deliverer = new Deliverer({ config: cfg.delivery, log: this.log, oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
+    this.outbound = new OutboundPolicy(cfg.outbound);
+    this.deliverer = new Deliverer({ config: cfg.delivery, outbound: this.outbound, log: this.log, oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
+    // With Redis the fleet shares one list (a Redis change needs a restart to apply here).
+    if (this.suppression && cfg.redis) this.fleetSuppression = new FleetSuppression({ config: cfg.redis, list: this.suppression, log: this.log });
     this.runner = new DeliveryRunner({
       store, deliverer: (domain) => (domain && this.domainDeliverers.get(domain)?.deliverer) || this.deliverer,
       destinationGate: async (domain) => {
@@ -177,6 +185,7 @@ export class Relay {
   private async prepareComponents(cfg: RelayConfig): Promise<Prepared> {
     const created: Array<{ close(): unknown }> = [];
     try {
+      const outbound = new OutboundPolicy(cfg.outbound);
       const limiterKey = JSON.stringify(cfg.redis ?? null);
       const limiter = limiterKey === this.limiterKey ? undefined
         : cfg.redis ? new RedisLimiter({ config: cfg.redis, logger: this.log, registry: this.metrics.registry }) : new LocalLimiter();
@@ -195,10 +204,10 @@ export class Relay {
         // capture takes every message, those of domains with their own smarthost too: a dev relay sends nothing
         if (!d.smarthost || cfg.delivery.mode === 'capture') continue;
         const route: DeliveryConfig = { ...cfg.delivery, mode: 'smarthost', smarthosts: [d.smarthost] };
-        const key = JSON.stringify(route);
+        const key = JSON.stringify({ route, outbound: cfg.outbound });
         const have = this.domainDeliverers.get(d.domain);
         if (have?.key === key) { domainDeliverers.set(d.domain, have); continue; }
-        const deliverer = new Deliverer({ config: route, log: this.log.child({ domain: d.domain }), oauth2: this.oauth2 });
+        const deliverer = new Deliverer({ config: route, outbound, log: this.log.child({ domain: d.domain }), oauth2: this.oauth2 });
         created.push(deliverer);
         domainDeliverers.set(d.domain, { key, deliverer });
       }
@@ -212,7 +221,7 @@ export class Relay {
         if (have) reopen.set(id, w);
         else webhooks.set(id, await this.openWebhook(cfg, id, w, created));
       }
-      return { cfg, limiter, limiterKey, authThrottle, throttleKey, recipientDns, domainDeliverers, webhooks, reopen, created };
+      return { cfg, limiter, limiterKey, authThrottle, throttleKey, recipientDns, domainDeliverers, webhooks, reopen, created, outbound };
     } catch (err) {
       await Promise.allSettled(created.map(async (c) => c.close()));
       throw err;
@@ -220,7 +229,9 @@ export class Relay {
   }
 
   private async openWebhook(cfg: RelayConfig, id: string, w: RelayConfig['webhooks'][number], created: Array<{ close(): unknown }>): Promise<WebhookDispatcher> {
-    const d = await WebhookDispatcher.open({ dir: path.join(cfg.dataDir, 'webhooks', id), config: w, logger: this.log, registry: this.metrics.registry });
+    const d = await WebhookDispatcher.open({
+      dir: path.join(cfg.dataDir, 'webhooks', id), config: w, logger: this.log, registry: this.metrics.registry, outbound: () => this.outbound,
+    });
     created.push(d);
     return d;
   }
@@ -234,6 +245,7 @@ export class Relay {
     if (p.limiter) { void this.limiter?.close(); this.limiter = p.limiter; this.limiterKey = p.limiterKey; }
     if (p.authThrottle) { this.authThrottle?.close(); this.authThrottle = p.authThrottle; this.authThrottleKey = p.throttleKey; }
     this.recipientDns = p.recipientDns;
+    this.outbound = p.outbound;
     for (const [domain, d] of this.domainDeliverers) {
       if (p.domainDeliverers.get(domain) !== d) void d.deliverer.close();
     }
@@ -257,9 +269,14 @@ export class Relay {
   }
 
   private onDeliveryEvent(e: DeliveryEvent): void {
-    if (e.type === 'bounced' && this.suppression && isHardBounce(e.enhanced)) {
+    // A bounce lands on the list of the sender domain whose mail bounced, so one tenant's
+    // destinations never decide what another may send. Bounces of DSNs (null sender) have no
+    // tenant to charge and suppress nothing.
+    const senderDomain = e.from ? domainOf(e.from) : '';
+    if (e.type === 'bounced' && this.suppression && isHardBounce(e.enhanced) && senderDomain) {
       const ttl = this.config.suppression.ttlHours * 3_600_000;
-      this.suppression.add(e.recipient, { reason: e.response, ...(e.enhanced ?? e.code ? { code: e.enhanced ?? String(e.code) } : {}), source: `queue ${e.queueId}` }, ttl)
+      const scope = this.config.suppression.scope === 'platform' ? PLATFORM : senderDomain;
+      this.suppression.add(e.recipient, { reason: e.response, ...(e.enhanced ?? e.code ? { code: e.enhanced ?? String(e.code) } : {}), source: `queue ${e.queueId}` }, ttl, scope)
         .catch((err: Error) => this.log.error({ queueId: e.queueId, err: err.message }, 'suppression add failed'));
     }
     this.emitWebhook({
@@ -318,7 +335,7 @@ export class Relay {
       // Everything that reads files or can refuse is done before anything is swapped.
       const tlsPair = this.tlsMaterial(next);
       prepared = await this.prepareComponents(next);
-      this.deliverer.updateConfig(next.delivery); // refuses (throws) without changing anything
+      this.deliverer.updateConfig(next.delivery, prepared.outbound); // refuses (throws) without changing anything
       await this.commitComponents(prepared);
       this.runner.setPolicy(next.queue, next.queue.concurrency);
       this.runtimeState = runtime;
@@ -376,6 +393,7 @@ export class Relay {
       await this.deliverer?.close(CLOSE_WAIT_MS);
       await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close(CLOSE_WAIT_MS)));
       await Promise.all([...this.webhooks.values()].map((d) => d.close()));
+      await this.fleetSuppression?.close();
       await this.suppression?.close();
       await this.limiter?.close();
       this.authThrottle?.close();

@@ -6,7 +6,8 @@
 import tls from 'node:tls';
 import { z } from 'zod';
 import { duration } from '../util/duration.ts';
-import { parseCidr } from '../util/cidr.ts';
+import { cidrString } from '../util/cidr.ts';
+import { outboundSchema } from '../outbound/targets.ts';
 import { deliverySchema, smarthostSchema } from '../delivery/schema.ts';
 import { dkimSchema } from '../dkim/schema.ts';
 import { rateLimitSchema, redisLimiterSchema, authThrottleSchema } from '../limits/schema.ts';
@@ -24,9 +25,7 @@ const tlsCipherList = z.string().min(1).max(4096).refine((v) => {
   try { tls.createSecureContext({ ciphers: v }); return true; } catch { return false; }
 }, { message: 'not a cipher list OpenSSL accepts (e.g. ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384)' });
 
-const cidr = z.string().refine((v) => {
-  try { parseCidr(v); return true; } catch { return false; }
-}, { message: 'must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8' });
+const cidr = cidrString;
 
 // RFC 1035 host names, lower-case letters, digits and hyphens; at least two labels.
 export const domainName = z.string().toLowerCase().regex(
@@ -151,6 +150,8 @@ export const relayConfigSchema = z.strictObject({
   }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 })
     .describe('The durable queue: retries, expiry and delivery concurrency'),
   delivery: deliverySchema.default(deliverySchema.parse({})).describe('How mail leaves: MX lookup or smarthosts'),
+  outbound: outboundSchema.default({ allowAddresses: [] })
+    .describe('Which addresses webhooks, smarthosts and MX hosts may reach: never loopback, link-local or cloud metadata unless listed here'),
   http: z.strictObject({
     host: z.string().default('0.0.0.0').describe('Address to bind'),
     port: z.number().int().min(0).max(65535).default(9464).describe('TCP port for /metrics, /healthz and /readyz (0 picks a free one, for tests)'),
@@ -159,10 +160,13 @@ export const relayConfigSchema = z.strictObject({
       + 'the API is off unless this is set. Read per request, so a rotated Secret applies at once'),
   }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints, and the optional admin API'),
 }).superRefine((cfg, ctx) => {
+  // Every domain a login or a trusted network may send as must be served (listed under
+  // domains), even when domains is empty: sender policy and From alignment hang off that
+  // entry, and a relay that checked nothing when it served nothing was an open door.
   const served = new Set(cfg.domains.map((d) => d.domain));
   const check = (domains: string[], path: (string | number)[]) => domains.forEach((d, i) => {
-    if (served.size > 0 && !served.has(d)) {
-      ctx.addIssue({ code: 'custom', path: [...path, i], message: `domain ${d} is not listed under domains` });
+    if (!served.has(d)) {
+      ctx.addIssue({ code: 'custom', path: [...path, i], message: `domain ${d} is not served by this relay: list it under domains (logins and trusted networks may only name served domains)` });
     }
   });
   cfg.credentials.forEach((c, i) => check(c.domains, ['credentials', i, 'domains']));

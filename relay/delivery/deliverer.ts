@@ -14,6 +14,7 @@ import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './po
 import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
 import { Semaphore } from './semaphore.ts';
 import { TargetHealth, type HealthPolicy } from './target-health.ts';
+import { OutboundPolicy, OutboundRefused } from '../outbound/targets.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
 import { domainOf } from '../util/address.ts';
 
@@ -26,6 +27,8 @@ export interface DelivererOptions {
   oauth2?: OAuth2Tokens;
   /** Where mode 'capture' writes its .eml files (the relay passes <dataDir>/captured). */
   captureDir?: string;
+  /** Which addresses smarthosts and MX hosts may resolve to; default: the refusing policy. */
+  outbound?: OutboundPolicy;
 }
 
 type Route = DeliveryConfig['mode'];
@@ -89,6 +92,7 @@ export class Deliverer {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly health: TargetHealth<Candidate>;
   private closed = false;
+  private outbound: OutboundPolicy;
 
   constructor(opts: DelivererOptions) {
     this.log = opts.log.child({ component: 'delivery' });
@@ -96,6 +100,7 @@ export class Deliverer {
     this.oauth2 = opts.oauth2 ?? new OAuth2Tokens({ log: this.log });
     this.capture = opts.captureDir ? new CaptureSink(opts.captureDir, this.log) : undefined;
     this.resolved = this.resolve(opts.config);
+    this.outbound = opts.outbound ?? new OutboundPolicy();
     this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
     this.health = new TargetHealth<Candidate>({
       policy: healthPolicy(opts.config),
@@ -131,17 +136,19 @@ export class Deliverer {
    * the old config stays in force. Pools whose settings changed are retired (closed once
    * idle); new sends use new pools.
    */
-  updateConfig(config: DeliveryConfig): void {
+  updateConfig(config: DeliveryConfig, outbound: OutboundPolicy = this.outbound): void {
     const next = this.resolve(config);
     this.resolved = next;
     this.logins.clear();
+    this.outbound = outbound;
     const valid = new Set(next.config.mode === 'smarthost' ? next.smarthosts.map((s) => JSON.stringify(this.smarthostTarget(s))) : []);
     const mx = this.mxPolicy(next.config);
     const caps = new Set([next.config.maxConnectionsPerDestination, ...Object.values(next.config.destinations).map((d) => d.maxConnections)]);
     this.pools.update(poolSettings(config), (t) => t.route === 'mx'
       ? next.config.mode === 'mx' && t.port === mx.port && t.requireTls === mx.requireTls
         && t.rejectUnauthorized === mx.rejectUnauthorized && caps.has(t.maxConnections)
-      : valid.has(JSON.stringify(t)));
+      // a pool's ip is the smarthost's resolved address; the configured target had its host there
+      : valid.has(JSON.stringify({ ...t, ip: t.host })));
     for (const [key, sem] of this.destinations) sem.setLimit(this.destinationCap(key));
     this.health.setPolicy(healthPolicy(config));
     this.log.info({ mode: config.mode, smarthosts: next.smarthosts.map((s) => s.name) }, 'delivery config updated');
@@ -223,8 +230,17 @@ export class Deliverer {
       this.log.info({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: plan.status, response: plan.response }, 'delivery attempt');
       return rcpts.map((recipient) => ({ recipient, status: plan.status, enhanced: plan.enhanced, response: plan.response, route: 'mx' }));
     }
+    // An MX host name is whatever the recipient's DNS says: it must not lead to our own
+    // loopback or the cloud metadata service.
+    const refused = plan.targets.map((t) => ({ t, why: this.outbound.refusal(t.ip) })).filter((x) => x.why);
+    const reachable = plan.targets.filter((t) => !this.outbound.refusal(t.ip));
+    if (reachable.length === 0) {
+      const response = `MX hosts of ${domain} resolve only to addresses this relay may not connect to: ${refused.map((r) => `${r.t.host}[${r.t.ip}] (${r.why})`).join(', ')}`;
+      this.log.warn({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: 'failed', response }, 'delivery attempt');
+      return rcpts.map((recipient) => ({ recipient, status: 'failed', enhanced: '5.4.4', response, route: 'mx' }));
+    }
     const policy = this.mxPolicy(this.resolved.config);
-    const targets = plan.targets.map((t): PoolTarget => ({
+    const targets = reachable.map((t): PoolTarget => ({
       route: 'mx', host: t.host, ip: t.ip, port: policy.port, tls: 'starttls', requireTls: policy.requireTls,
       // nodemailer opens a new connection when a send starts before the previous one has
       // released its connection, so only the pool's own maxConnections truly caps
@@ -304,8 +320,20 @@ export class Deliverer {
   }
 
   private async attempt(
-    job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+    job: DeliveryJob, destination: string, rcpts: string[], configured: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
   ): Promise<AttemptResult> {
+    let target = configured;
+    if (target.route === 'smarthost') {
+      // Connect to the address checked here, not to a second lookup's answer.
+      try {
+        const [ip] = await this.outbound.resolve(target.host, `smarthost ${target.host}`);
+        target = { ...target, ip: ip! };
+      } catch (err) {
+        const response = err instanceof OutboundRefused ? err.message : `smarthost ${target.host}: address lookup failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+        this.log.warn({ queueId: job.id, route: 'smarthost', destination, remote: remoteOf(target), recipients: rcpts.length, outcome: 'unreachable', response }, 'delivery attempt');
+        return { kind: 'unreachable', failure: { response, enhanced: err instanceof OutboundRefused ? '4.4.1' : '4.4.3' } };
+      }
+    }
     const remote = remoteOf(target);
     const base = { remote, route: target.route };
     const raw = messageStream(job);

@@ -7,11 +7,11 @@ import type { RelayRuntime } from '../config/runtime.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RateLimiter, AuthThrottle } from '../limits/index.ts';
-import type { SuppressionList } from '../suppression/index.ts';
+import { PLATFORM, type SuppressionList } from '../suppression/index.ts';
 import { signMessage } from '../dkim/index.ts';
 import { RelaxedBodyHash } from '../dkim/relaxed-body.ts';
 import { smtpError } from '../smtp/replies.ts';
-import { aligned } from './domains.ts';
+import { aligned, type DomainPolicy } from './domains.ts';
 import { headerFromAddresses } from './headers.ts';
 import type { RecipientDnsCheck } from './recipient-dns.ts';
 import { domainOf } from '../util/address.ts';
@@ -25,6 +25,10 @@ export interface SenderPolicyDeps {
   log: Logger;
   metrics: Metrics;
   onSuppressed?(rcpt: string, reason: string, session: SMTPServerSession): void;
+}
+
+function uncheckedDomainDefaults(domain: string): DomainPolicy {
+  return { domain, allowedSenders: [], alignment: 'relaxed' };
 }
 
 function seconds(ms: number): number {
@@ -85,11 +89,15 @@ export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
     },
 
     async checkRecipient(rcpt, session) {
-      const entry = deps.suppression?.check(rcpt);
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      const entry = deps.suppression?.check(rcpt, from ? domainOf(from) : undefined);
       if (entry) {
         suppressed.inc();
         deps.onSuppressed?.(rcpt, entry.reason, session);
-        throw smtpError(550, '5.1.1', `Recipient suppressed since ${new Date(entry.addedAt).toISOString()} after a hard bounce: ${entry.reason.slice(0, 200)}`);
+        // The remote server's text stays out of the reply: it may be another tenant's
+        // destination talking (or an attacker's), and the reply goes to this sender.
+        const list = entry.scope === PLATFORM ? 'the platform-wide list' : `the list of ${entry.scope}`;
+        throw smtpError(550, '5.1.1', `Recipient ${rcpt} is suppressed on ${list} since ${new Date(entry.addedAt).toISOString()} after a hard bounce${entry.code ? ` (${entry.code.replace(/[^0-9. ]/g, '')})` : ''}`);
       }
       const dns = deps.recipientDns();
       if (dns) {
@@ -102,8 +110,9 @@ export function createSenderPolicy(deps: SenderPolicyDeps): IntakePolicy {
     },
 
     messageHooks({ domain }) {
-      const policy = deps.runtime().domains.get(domain);
-      if (!policy) return {};
+      // The schema makes every sendable domain a served one; should a domain still come
+      // without its entry, it gets the default checks (relaxed alignment), never none.
+      const policy = deps.runtime().domains.get(domain) ?? uncheckedDomainDefaults(domain);
       const body = policy.dkim ? new RelaxedBodyHash() : undefined;
       return {
         ...(body ? { body: (chunk: Buffer) => body.update(chunk) } : {}),

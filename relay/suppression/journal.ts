@@ -28,21 +28,41 @@ export interface SuppressionInfo {
   source: string;
 }
 
+/**
+ * Whose list an entry is on: the sender domain whose mail bounced (one tenant's), or
+ * PLATFORM for the relay-wide list that applies to every sender. Records written before
+ * scopes existed carry none and are read as PLATFORM, which is what they meant then.
+ */
+export const PLATFORM = '*';
+
 export interface SuppressionEntry extends SuppressionInfo {
   address: string;
+  scope: string;
   addedAt: number;
   expiresAt: number;
 }
 
 export type JournalRecord =
   | ({ op: 'add' } & SuppressionEntry)
-  | { op: 'remove'; address: string; at: number };
+  | { op: 'remove'; address: string; scope: string; at: number };
+
+/** Map key of an entry: scope and address (a domain has no space). */
+export function entryKey(scope: string, address: string): string {
+  return `${scope} ${address}`;
+}
+
+export function normalizeScope(scope: string): string {
+  const s = scope.trim().toLowerCase();
+  if (s === PLATFORM || /^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(s)) return s;
+  throw new Error(`suppression scope must be a sender domain or ${PLATFORM} (platform-wide), got ${JSON.stringify(scope)}`);
+}
 
 /** A new entry, validated: the one place both the relay and the CLI build one. */
-export function newEntry(address: string, info: SuppressionInfo, ttlMs: number, now: number): SuppressionEntry {
+export function newEntry(address: string, info: SuppressionInfo, ttlMs: number, now: number, scope: string = PLATFORM): SuppressionEntry {
   if (!(ttlMs > 0)) throw new Error(`suppression ttlMs must be positive, got ${ttlMs}`);
   return {
     address: normalizeAddress(address),
+    scope: normalizeScope(scope),
     reason: info.reason,
     ...(info.code !== undefined ? { code: info.code } : {}),
     source: info.source,
@@ -70,17 +90,28 @@ const isRecord = (v: unknown): v is JournalRecord => {
 
 /** Parse complete lines of a chunk; returns records and bytes consumed (up to the last newline). */
 export function parseChunk(buf: Buffer, onBad?: (line: string) => void): { records: JournalRecord[]; consumed: number } {
-  return parseRecords(buf, isRecord, onBad);
+  // Records written before scopes existed carry none: they were relay-wide, i.e. PLATFORM.
+  const { records, consumed } = parseRecords(buf, isRecord, onBad);
+  return { records: records.map((r) => (typeof r.scope === 'string' ? r : { ...r, scope: PLATFORM })), consumed };
 }
 
-/** Apply records in order to a map of live entries (expiry is judged by the reader). */
-export function applyRecords(map: Map<string, SuppressionEntry>, records: JournalRecord[]): void {
+/**
+ * Apply records in order to a map of live entries (expiry is judged by the reader).
+ * Returns the records that changed the map (a record read again is not a change).
+ */
+export function applyRecords(map: Map<string, SuppressionEntry>, records: JournalRecord[]): JournalRecord[] {
+  const changed: JournalRecord[] = [];
   for (const r of records) {
+    const key = entryKey(r.scope, r.address);
     if (r.op === 'add') {
       const { op: _op, ...entry } = r;
-      map.set(r.address, entry);
-    } else map.delete(r.address);
+      const had = map.get(key);
+      if (had && had.addedAt === entry.addedAt && had.expiresAt === entry.expiresAt && had.reason === entry.reason) continue;
+      map.set(key, entry);
+      changed.push(r);
+    } else if (map.delete(key)) changed.push(r);
   }
+  return changed;
 }
 
 /** Append records durably (fsync), surviving a concurrent compaction (see the header). */

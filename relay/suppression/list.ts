@@ -1,6 +1,9 @@
 // The relay's in-memory view of the suppression journal (journal.ts): check() is a map
-// lookup on the delivery hot path; a polling timer picks up records other processes
-// appended (the CLI) and compacts the journal when dead records dominate it.
+// lookup on the intake hot path; a polling timer picks up records other processes
+// appended (the CLI) and compacts the journal when dead records dominate it. Entries are
+// scoped (journal.ts PLATFORM): a recipient is refused for a sender when it is on that
+// sender domain's list or on the platform-wide one. Changes made here (or read from the
+// CLI's appends) are reported to onChange, so fleet.ts can share them through Redis.
 import { promises as fs } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
@@ -9,10 +12,14 @@ import { rewriteJournal } from '../util/jsonl.ts';
 import {
   appendRecords,
   applyRecords,
+  entryKey,
   journalPath,
   newEntry,
   normalizeAddress,
+  normalizeScope,
   parseChunk,
+  PLATFORM,
+  type JournalRecord,
   type SuppressionEntry,
   type SuppressionInfo,
 } from './journal.ts';
@@ -43,6 +50,7 @@ export class SuppressionList {
   // One refresh/compaction at a time.
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private changeListener: ((records: JournalRecord[]) => void) | undefined;
 
   private constructor(dataDir: string, opts: SuppressionListOptions) {
     this.dataDir = dataDir;
@@ -68,41 +76,76 @@ export class SuppressionList {
     return list;
   }
 
-  /** The live entry for an address, if any. An expired entry is purged and ignored. */
-  check(address: string): SuppressionEntry | undefined {
-    const key = normalizeAddress(address);
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (e.expiresAt <= this.now()) {
+  /**
+   * The live entry that refuses this address for a sender domain: the domain's own, else
+   * the platform-wide one (the only one looked at without a scope). Expired entries are
+   * purged and ignored.
+   */
+  check(address: string, senderDomain?: string): SuppressionEntry | undefined {
+    const addr = normalizeAddress(address);
+    const scopes = senderDomain ? [senderDomain.toLowerCase(), PLATFORM] : [PLATFORM];
+    for (const scope of scopes) {
+      const key = entryKey(scope, addr);
+      const e = this.entries.get(key);
+      if (!e) continue;
+      if (e.expiresAt > this.now()) return e;
       this.entries.delete(key);
-      return undefined;
     }
-    return e;
+    return undefined;
   }
 
-  /** Live entries, oldest first. */
-  list(): SuppressionEntry[] {
+  /** Live entries, oldest first; only one scope's when given. */
+  list(scope?: string): SuppressionEntry[] {
     const now = this.now();
-    return [...this.entries.values()].filter((e) => e.expiresAt > now).sort((a, b) => a.addedAt - b.addedAt);
+    const only = scope === undefined ? undefined : normalizeScope(scope);
+    return [...this.entries.values()].filter((e) => e.expiresAt > now && (only === undefined || e.scope === only)).sort((a, b) => a.addedAt - b.addedAt);
   }
 
   /** Durable (fsync'd) when it resolves. Re-adding refreshes reason and expiry. */
-  async add(address: string, info: SuppressionInfo, ttlMs: number): Promise<SuppressionEntry> {
-    const entry = newEntry(address, info, ttlMs, this.now());
-    await appendRecords(this.dataDir, [{ op: 'add', ...entry }]);
-    this.entries.set(entry.address, entry);
+  async add(address: string, info: SuppressionInfo, ttlMs: number, scope: string = PLATFORM): Promise<SuppressionEntry> {
+    const entry = newEntry(address, info, ttlMs, this.now(), scope);
+    const record: JournalRecord = { op: 'add', ...entry };
+    await appendRecords(this.dataDir, [record]);
+    this.changed(applyRecords(this.entries, [record]));
     return entry;
   }
 
-  /** Returns whether a live entry was removed. */
-  async remove(address: string): Promise<boolean> {
-    const key = normalizeAddress(address);
-    const existed = this.check(key) !== undefined;
-    if (existed) {
-      await appendRecords(this.dataDir, [{ op: 'remove', address: key, at: this.now() }]);
-      this.entries.delete(key);
+  /** Removes the address from one scope, or from every scope; returns whether a live entry was removed. */
+  async remove(address: string, scope?: string): Promise<boolean> {
+    const addr = normalizeAddress(address);
+    const now = this.now();
+    const only = scope === undefined ? undefined : normalizeScope(scope);
+    const records: JournalRecord[] = [...this.entries.values()]
+      .filter((e) => e.address === addr && e.expiresAt > now && (only === undefined || e.scope === only))
+      .map((e) => ({ op: 'remove', address: addr, scope: e.scope, at: now }));
+    if (records.length === 0) return false;
+    await appendRecords(this.dataDir, records);
+    this.changed(applyRecords(this.entries, records));
+    return true;
+  }
+
+  /** Reports records that changed the list here (not those applied through applyRemote). */
+  onChange(listener: (records: JournalRecord[]) => void): void {
+    this.changeListener = listener;
+  }
+
+  /**
+   * Records another pod made (through Redis): applied now, and appended to the local
+   * journal so they survive a restart while Redis is down. Not reported to onChange.
+   */
+  async applyRemote(records: JournalRecord[]): Promise<number> {
+    const fresh = applyRecords(this.entries, records);
+    if (fresh.length > 0) await appendRecords(this.dataDir, fresh);
+    return fresh.length;
+  }
+
+  private changed(records: JournalRecord[]): void {
+    if (records.length === 0 || !this.changeListener) return;
+    try {
+      this.changeListener(records);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'suppression change listener failed');
     }
-    return existed;
   }
 
   /** Apply what other processes appended since the last read (or reload after a rewrite). */
@@ -146,21 +189,23 @@ export class SuppressionList {
     }
     try {
       const st = await fh.stat();
-      if (st.ino !== this.ino || st.size < this.offset) {
+      const sameFile = st.ino === this.ino && st.size >= this.offset;
+      if (!sameFile) {
         // A different file (compacted by someone, or first read): start over.
         this.entries = new Map();
         this.ino = st.ino;
         this.offset = 0;
         this.records = 0;
       }
-      await this.readTail(fh, st.size);
+      // Only appends to the file we follow are news (the CLI's); a reread is not.
+      await this.readTail(fh, st.size, sameFile);
     } finally {
       await fh.close();
     }
   }
 
   /** Read [offset, size) from fh, apply complete records, advance offset. Bounded by file size. */
-  private async readTail(fh: fs.FileHandle, size: number): Promise<Buffer> {
+  private async readTail(fh: fs.FileHandle, size: number, notify = false): Promise<Buffer> {
     if (size <= this.offset) return Buffer.alloc(0);
     const buf = Buffer.alloc(size - this.offset);
     const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
@@ -168,7 +213,8 @@ export class SuppressionList {
     const { records, consumed } = parseChunk(chunk, (line) =>
       this.log.warn({ line: line.slice(0, 200) }, 'suppression journal: skipping unparsable line'),
     );
-    applyRecords(this.entries, records);
+    const changed = applyRecords(this.entries, records);
+    if (notify) this.changed(changed);
     this.records += records.length;
     this.offset += consumed;
     return chunk.subarray(0, consumed);
@@ -200,7 +246,7 @@ export class SuppressionList {
       this.offset = covered;
       const tail = await this.readTail(old, oldSize);
       const before = this.entries.size;
-      this.entries = new Map(live.map((e) => [e.address, e]));
+      this.entries = new Map(live.map((e) => [entryKey(e.scope, e.address), e]));
       applyRecords(this.entries, parseChunk(tail).records);
       if (tail.length > 0) await fs.appendFile(this.path, tail).then(() => fsyncPath(this.path, 'r+'));
       this.ino = written.ino;

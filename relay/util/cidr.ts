@@ -1,5 +1,6 @@
 // CIDR matching for trusted networks, on node:net's BlockList (IPv4, IPv6, v4-mapped).
 import net from 'node:net';
+import { z } from 'zod';
 
 export function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
   const [address, prefixText] = cidr.split('/');
@@ -26,3 +27,8 @@ export class CidrSet {
     return family !== undefined && this.list.check(addr, family);
   }
 }
+
+/** A config field holding one IP address or CIDR. */
+export const cidrString = z.string().refine((v) => {
+  try { parseCidr(v); return true; } catch { return false; }
+}, { message: 'must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8' });

@@ -1,5 +1,5 @@
 // Delivers webhook events: emit() makes an event durable in the outbox, then a bounded
-// pool of workers POSTs it (global fetch), retrying with exponential backoff until the
+// pool of workers POSTs it (post.ts, under the outbound policy), retrying with exponential backoff until the
 // receiver answers 2xx or the event is older than maxAgeHours, when it is dropped with a
 // log line and a metric. At-least-once: an event whose emit() resolved is re-sent after
 // a crash or restart until it is acknowledged; receivers de-duplicate on the event id.
@@ -18,6 +18,8 @@ import {
 } from './schema.ts';
 import { eventIdHeader, signatureHeader, signWebhook } from './signature.ts';
 import { DuePump } from '../util/due-pump.ts';
+import { OutboundPolicy } from '../outbound/targets.ts';
+import { postJson } from './post.ts';
 
 export interface WebhookDispatcherOptions {
   /** Directory of the outbox (the relay's data dir, or a subdirectory of it). */
@@ -27,6 +29,8 @@ export interface WebhookDispatcherOptions {
   secret?: string;
   logger?: Logger;
   registry?: client.Registry;
+  /** Which addresses the URL may lead to (read at every POST, so a reload applies); default: the refusing policy. */
+  outbound?: () => OutboundPolicy;
 }
 
 interface Scheduled {
@@ -64,6 +68,7 @@ export class WebhookDispatcher {
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private outbound: () => OutboundPolicy = () => refuseAll;
 
   private constructor(config: WebhookConfig, secret: string, outbox: Outbox, log: Logger, registry: client.Registry) {
     this.config = config;
@@ -81,6 +86,7 @@ export class WebhookDispatcher {
     const log = (opts.logger ?? silentLogger).child({ component: 'webhooks' });
     const outbox = await Outbox.open(opts.dir, log);
     const d = new WebhookDispatcher(config, secret, outbox, log, opts.registry ?? new client.Registry());
+    if (opts.outbound) d.outbound = opts.outbound;
     // Whatever a previous run left undelivered goes out first, oldest first.
     for (const event of outbox.pending.values()) d.schedule(event, Date.now());
     if (outbox.pending.size > 0) log.info({ events: outbox.pending.size }, 'webhook outbox: resuming undelivered events');
@@ -147,10 +153,9 @@ export class WebhookDispatcher {
     s.attempts++;
     let failure: string;
     try {
-      const res = await fetch(this.config.url, {
-        method: 'POST',
+      const status = await postJson(this.config.url, {
         body: s.body,
-        redirect: 'manual',
+        outbound: this.outbound(),
         headers: {
           'content-type': 'application/json',
           'user-agent': 'MailFleet-Webhooks/1',
@@ -159,18 +164,17 @@ export class WebhookDispatcher {
         },
         signal: AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.abort.signal]),
       });
-      await res.body?.cancel().catch(() => {}); // free the connection; the body is not used
-      if (res.status >= 200 && res.status < 300) {
+      if (status >= 200 && status < 300) {
         this.metrics.sent.inc();
-        this.log.debug({ eventId: s.id, attempts: s.attempts, status: res.status }, 'webhook delivered');
+        this.log.debug({ eventId: s.id, attempts: s.attempts, status }, 'webhook delivered');
         await this.finish(s.id);
         return;
       }
-      failure = `HTTP ${res.status}`;
+      failure = `HTTP ${status}`;
     } catch (e) {
       if (this.closed) return; // aborted by close(): stays in the outbox
-      const err = e as Error & { cause?: { code?: string } };
-      failure = err.name === 'TimeoutError' ? `timeout after ${this.config.timeoutMs} ms` : (err.cause?.code ?? err.message);
+      const err = e as NodeJS.ErrnoException & { cause?: { name?: string } };
+      failure = err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError' ? `timeout after ${this.config.timeoutMs} ms` : (err.code ?? err.message);
     }
     if (this.closed) return;
     this.metrics.failedAttempts.inc();
@@ -201,6 +205,8 @@ export class WebhookDispatcher {
     }
   }
 }
+
+const refuseAll = new OutboundPolicy();
 
 function readSecret(file: string): string {
   try {

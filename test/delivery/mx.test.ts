@@ -6,6 +6,7 @@ import { Deliverer } from '../../relay/delivery/deliverer.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import type { Sink } from '../support/sink.ts';
 import { config, makeJob, sinksOnOnePort, tempDir } from './helpers.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 let dns: TestDnsServer;
 let port: number;
@@ -49,8 +50,8 @@ beforeAll(async () => {
     'nomx-noaddr.test': { TXT: ['v=spf1 -all'] },
   });
   const base = { mx: { port, dnsServers: [dns.address] }, connectTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 10_000 };
-  deliverer = new Deliverer({ config: config(base), log: silentLogger });
-  strict = new Deliverer({ config: config({ ...base, mx: { ...base.mx, requireTls: true, tlsRejectUnauthorized: false } }), log: silentLogger });
+  deliverer = new Deliverer({ outbound: loopbackSinks, config: config(base), log: silentLogger });
+  strict = new Deliverer({ outbound: loopbackSinks, config: config({ ...base, mx: { ...base.mx, requireTls: true, tlsRejectUnauthorized: false } }), log: silentLogger });
 });
 
 afterAll(async () => {

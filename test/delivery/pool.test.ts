@@ -10,6 +10,7 @@ import type { DeliveryJob } from '../../relay/delivery/types.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { config, makeJob, tempDir } from './helpers.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 const tmp = tempDir();
 let dns: TestDnsServer;
@@ -42,7 +43,7 @@ async function withSink<T>(host: string, opts: Parameters<typeof startSink>[0], 
 describe('delivery pools', () => {
   it('reuses connections across jobs to one destination', async () => {
     await withSink('127.0.0.7', { keepData: false }, async (sink) => {
-      const d = new Deliverer({ log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] }, maxConnectionsPerDestination: 2 }) });
+      const d = new Deliverer({ outbound: loopbackSinks, log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] }, maxConnectionsPerDestination: 2 }) });
       try {
         const jobs = 40;
         const outcomes = await Promise.all(Array.from({ length: jobs }, (_, i) => d.deliver(makeJob(tmp.dir, [`u${i}@reuse.test`]))));
@@ -61,7 +62,7 @@ describe('delivery pools', () => {
   it('never opens more connections to a destination than its cap, per domain and per host', async () => {
     // the sink holds every DATA reply, so without a cap the jobs would pile up in parallel
     await withSink('127.0.0.8', { keepData: false, dataDelayMs: 40 }, async (sink) => {
-      const d = new Deliverer({
+      const d = new Deliverer({ outbound: loopbackSinks,
         log: silentLogger,
         config: config({ mx: { port: sink.port, dnsServers: [dns.address] }, maxConnectionsPerDestination: 10, destinations: { 'Capped.test': { maxConnections: 3 } } }),
       });
@@ -73,7 +74,7 @@ describe('delivery pools', () => {
       } finally {
         await d.close();
       }
-      const reopened = new Deliverer({ log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] }, maxConnectionsPerDestination: 2 }) });
+      const reopened = new Deliverer({ outbound: loopbackSinks, log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] }, maxConnectionsPerDestination: 2 }) });
       const before = sink.connections();
       try {
         await Promise.all(Array.from({ length: 20 }, (_, i) => reopened.deliver(makeJob(tmp.dir, [`h${i}@capped.test`]))));
@@ -107,7 +108,7 @@ describe('delivery pools', () => {
       }
       await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
       const job: DeliveryJob = { id: 'big', from: 'a@sender.test', recipients: ['big@big.test'], bodyPath: path, bodyOffset: offset, prepend, size: written };
-      const d = new Deliverer({ log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] } }) });
+      const d = new Deliverer({ outbound: loopbackSinks, log: silentLogger, config: config({ mx: { port: sink.port, dnsServers: [dns.address] } }) });
       try {
         const [o] = await d.deliver(job);
         expect(o!.status).toBe('delivered');

@@ -11,6 +11,7 @@ import { deliverySchema } from '../../relay/delivery/schema.ts';
 import { testCert } from '../support/certs.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { config, makeJob, tempDir } from './helpers.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 const tmp = tempDir();
 let closedPort: number;          // a port with nothing listening
@@ -45,7 +46,7 @@ describe('smarthost delivery', () => {
   it('fails over to the backup when the primary port is closed, authenticating with the password file', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'debug' }, { write: (l: string) => { lines.push(l); } });
-    const d = new Deliverer({
+    const d = new Deliverer({ outbound: loopbackSinks,
       log,
       config: config({
         mode: 'smarthost', ...fast,
@@ -77,7 +78,7 @@ describe('smarthost delivery', () => {
   });
 
   it('fails over on a 421 greeting, but takes a 5xx from a reachable host as its answer', async () => {
-    const d = new Deliverer({
+    const d = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({
         mode: 'smarthost', ...fast,
@@ -100,11 +101,11 @@ describe('smarthost delivery', () => {
   });
 
   it('verifies implicit TLS against a configured CA file and defers when verification fails', async () => {
-    const good = new Deliverer({
+    const good = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({ mode: 'smarthost', ...fast, smarthosts: [{ host: '127.0.0.2', port: implicit.port, tls: 'implicit', caFile: testCert().certPath }] }),
     });
-    const bad = new Deliverer({
+    const bad = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({ mode: 'smarthost', ...fast, smarthosts: [{ host: '127.0.0.2', port: implicit.port, tls: 'implicit' }] }),
     });
@@ -125,7 +126,7 @@ describe('smarthost delivery', () => {
   it('defers (never bounces) when AUTH is refused', async () => {
     const wrong = join(tmp.dir, 'wrong-password');
     writeFileSync(wrong, 'nope');
-    const d = new Deliverer({
+    const d = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({ mode: 'smarthost', ...fast, smarthosts: [{ host: '127.0.0.3', port: backup.port, tlsRejectUnauthorized: false, auth: { user: creds.user, passwordFile: wrong } }] }),
     });
@@ -142,8 +143,8 @@ describe('smarthost delivery', () => {
   it('refuses a config whose password file cannot be read, and keeps the old one on update', async () => {
     const missing = join(tmp.dir, 'missing-password');
     const bad = config({ mode: 'smarthost', smarthosts: [{ name: 'prov', host: '127.0.0.3', auth: { user: 'u', passwordFile: missing } }] });
-    expect(() => new Deliverer({ log: silentLogger, config: bad })).toThrow(/smarthosts\[0\] \(prov\): cannot read passwordFile/);
-    const d = new Deliverer({
+    expect(() => new Deliverer({ outbound: loopbackSinks, log: silentLogger, config: bad })).toThrow(/smarthosts\[0\] \(prov\): cannot read passwordFile/);
+    const d = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({ mode: 'smarthost', ...fast, smarthosts: [{ host: '127.0.0.3', port: backup.port, tlsRejectUnauthorized: false, auth: { user: creds.user, passwordFile } }] }),
     });
@@ -157,7 +158,7 @@ describe('smarthost delivery', () => {
   });
 
   it('hot reload switches to a new smarthost list', async () => {
-    const d = new Deliverer({
+    const d = new Deliverer({ outbound: loopbackSinks,
       log: silentLogger,
       config: config({ mode: 'smarthost', ...fast, smarthosts: [{ host: '127.0.0.4', port: rejecting.port, tlsRejectUnauthorized: false }] }),
     });

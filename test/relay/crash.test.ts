@@ -31,6 +31,7 @@ describe('crash safety', () => {
       dataDir: path.join(dir, 'data'),
       listeners: [{ name: 'plain', host: '127.0.0.1', port, mode: 'plain' }],
       trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
+      domains: [{ domain: 'example.test' }],
       delivery: { mode: 'mx', mx: { port: sink.port, dnsServers: [dns.address] } },
       queue: { retrySchedule: ['1s'] },
       http: { host: '127.0.0.1', port: 0 },

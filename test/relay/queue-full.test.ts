@@ -50,6 +50,7 @@ describe.runIf(haveTools('relay', ['prlimit']))('queue write on a full disk', ()
       hostname: 'relay.test', dataDir,
       listeners: [{ name: 'plain', host: '127.0.0.1', port, mode: 'plain' }],
       trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
+      domains: [{ domain: 'example.test' }],
       limits: { maxMessageSize: 1_000_000 },
       delivery: { mode: 'mx', mx: { port: sink.port, dnsServers: [dns.address] } },
       queue: { retrySchedule: ['1s'] },

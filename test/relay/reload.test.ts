@@ -85,6 +85,7 @@ describe('SIGHUP on the real process', () => {
       dataDir: path.join(dir, 'data'), http: { host: '127.0.0.1', port: 0 }, recipientChecks: { dns: false },
       listeners: [{ name: 'plain', host: '127.0.0.1', port: await freePort(), mode: 'plain' as const }],
       trustedNetworks: [{ cidrs: ['127.0.0.1/32'], domains: ['a.test'] }],
+      domains: [{ domain: 'a.test' }, { domain: 'b.test' }],
     };
     const file = writeConfig(dir, input);
     const child = await spawnRelay(file, { MAILFLEET_WATCH_INTERVAL_MS: '3600000' });

@@ -24,6 +24,7 @@ describe('smarthost failover', () => {
       listeners: [{ name: 'submission', host: '127.0.0.1', port: 0, mode: 'starttls' }],
       tls: { certFile: cert.certPath, keyFile: cert.keyPath },
       credentials: [{ username: 'alice', passwordHash: await hashPassword('pw'), domains: ['example.test'] }],
+      domains: [{ domain: 'example.test' }],
       // No recipient DNS check: this test has no DNS server, and must not ask the system's.
       recipientChecks: { dns: false },
       delivery: {

@@ -11,6 +11,7 @@ import { Relay, type RelayOptions } from '../../relay/relay.ts';
 import { loadConfigFile } from '../../relay/config/load.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { eventually } from './eventually.ts';
+import { loopbackSinksConfig } from './outbound.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -20,7 +21,7 @@ export function tempDir(prefix = 'mailfleet-test-'): string {
 
 export function writeConfig(dir: string, input: RelayConfigInput): string {
   const file = path.join(dir, 'relay.yaml');
-  fs.writeFileSync(file, YAML.stringify(input));
+  fs.writeFileSync(file, YAML.stringify({ outbound: loopbackSinksConfig, ...input }));
   return file;
 }
 

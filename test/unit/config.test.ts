@@ -9,7 +9,11 @@ import { parseConfig, parseConfigText, ConfigError } from '../../relay/config/lo
 import { parseDuration } from '../../relay/util/duration.ts';
 import { repoRoot, tempDir } from '../support/relay-harness.ts';
 
-const minimal = { listeners: [{ name: 'plain', port: 2525, mode: 'plain' }], trustedNetworks: [{ cidrs: ['10.0.0.0/8'], domains: ['example.com'] }] };
+const minimal = {
+  listeners: [{ name: 'plain', port: 2525, mode: 'plain' }],
+  trustedNetworks: [{ cidrs: ['10.0.0.0/8'], domains: ['example.com'] }],
+  domains: [{ domain: 'example.com' }],
+};
 
 function issues(raw: unknown): string[] {
   try {
@@ -62,7 +66,16 @@ describe('relay config', () => {
     expect(issues({ listeners: [{ name: 'p', port: 25, mode: 'plain' }] })).toEqual([expect.stringMatching(/^trustedNetworks: a plain listener needs/)]);
     expect(issues({ ...minimal, listeners: [{ name: 'lb', port: 25, mode: 'plain', proxyProtocol: true }] }))
       .toEqual([expect.stringMatching(/^listeners\.0\.proxyFrom: proxyProtocol needs proxyFrom/)]);
-    expect(issues({ ...minimal, domains: [{ domain: 'other.com' }] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not listed/)]);
+    expect(issues({ ...minimal, domains: [{ domain: 'other.com' }] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not served/)]);
+  });
+
+  it('serves no unchecked domain: logins and trusted networks may only name served domains, even when domains is empty', () => {
+    // Before, an empty domains list switched the check (and with it sender policy and From
+    // alignment) off: a trusted network could send as anyone's domain.
+    expect(issues({ ...minimal, domains: [] })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: domain example\.com is not served by this relay: list it under domains/)]);
+    expect(issues({ ...minimal, domains: undefined })).toEqual([expect.stringMatching(/^trustedNetworks\.0\.domains\.0: /)]);
+    expect(issues({ ...minimal, credentials: [{ username: 'a', passwordHash: 'x', domains: ['example.com', 'someone-else.com'] }] }))
+      .toEqual([expect.stringMatching(/^credentials\.0\.domains\.1: domain someone-else\.com is not served/)]);
   });
 
   it('refuses a zero retry step or lifetime, which would retry a deferring destination in a tight loop', () => {
@@ -102,7 +115,7 @@ describe('relay config', () => {
     expect(missing?.stderr).toMatch(/credentials\.0\.passwordHashFile: cannot read/);
     const good = path.join(dir, 'good.yaml');
     fs.writeFileSync(path.join(dir, 'alice.hash'), 'scrypt$16384$8$1$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n');
-    fs.writeFileSync(good, 'listeners: [{name: s, port: 587, mode: starttls}]\ntls: {selfSigned: true}\ncredentials: [{username: alice, passwordHashFile: alice.hash, domains: [example.com]}]\n');
+    fs.writeFileSync(good, 'listeners: [{name: s, port: 587, mode: starttls}]\ntls: {selfSigned: true}\ncredentials: [{username: alice, passwordHashFile: alice.hash, domains: [example.com]}]\ndomains: [{domain: example.com}]\n');
     expect((await run(['config', 'check', good])).stdout).toMatch(/ok/);
     const schema = JSON.parse((await run(['config', 'schema'])).stdout) as { properties: Record<string, unknown> };
     expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['listeners', 'delivery', 'domains', 'queue']));

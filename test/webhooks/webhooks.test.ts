@@ -14,6 +14,7 @@ import {
   webhookSchema,
   type WebhookDispatcherOptions,
 } from '../../relay/webhooks/index.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 const secret = 'whsec-test-0123456789';
 
@@ -78,7 +79,7 @@ describe('WebhookDispatcher', () => {
   const dispatchers: WebhookDispatcher[] = [];
   const open = async (url: string, extra: Partial<WebhookDispatcherOptions['config']> = {}, registry?: client.Registry) => {
     const d = await WebhookDispatcher.open({
-      dir,
+      dir, outbound: () => loopbackSinks,
       config: { url, secretFile: join(dir, 'secret'), retryBaseMs: 20, retryMaxMs: 100, ...extra },
       ...(registry ? { registry } : {}),
     });
