@@ -16,6 +16,7 @@ import { eventually } from '../support/eventually.ts';
 import { smarthostCheck, startIdentityProvider, type IdentityProvider } from '../support/identity-provider.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { config, makeJob, tempDir } from './helpers.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 const tmp = tempDir();
 const app = testCert(['mailfleet-test-app']);          // the app registration's certificate
@@ -55,7 +56,7 @@ function harness(auth: NonNullable<NonNullable<DeliveryConfigInput['smarthosts']
   // short waits so recovery is observable in a test; the default waits are minutes
   const tokens = new OAuth2Tokens({ log, registry, retry: { unavailableMs: 50, unavailableMaxMs: 200, freshMs: 0 } });
   const d = new Deliverer({
-    log, oauth2: tokens,
+    log, oauth2: tokens, outbound: loopbackSinks,
     config: config({
       mode: 'smarthost', connectTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 10_000, ...extra,
       smarthosts: [{ name: 'm365', host: '127.0.0.6', port: smarthost.port, tlsRejectUnauthorized: false, auth }],
@@ -235,7 +236,7 @@ describe('smarthost OAuth2', () => {
     const log = pino({ level: 'debug' }, { write: (l: string) => { lines.push(l); } });
     const tokens = new OAuth2Tokens({ log, retry: { freshMs: 60_000 } });
     const d = new Deliverer({
-      log, oauth2: tokens,
+      log, oauth2: tokens, outbound: loopbackSinks,
       config: config({
         mode: 'smarthost', maxMessagesPerConnection: 1,
         smarthosts: [{ name: 'm365', host: '127.0.0.7', port: refusing.port, tlsRejectUnauthorized: false, auth: {

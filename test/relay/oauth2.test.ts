@@ -35,6 +35,7 @@ describe('relay through an OAuth2 smarthost', () => {
       listeners: [{ name: 'submission', host: '127.0.0.1', port: 0, mode: 'starttls' }],
       tls: { certFile: cert.certPath, keyFile: cert.keyPath },
       credentials: [{ username: 'scanner', passwordHash: await hashPassword('simple-pw'), domains: ['example.test'] }],
+      domains: [{ domain: 'example.test' }],
       recipientChecks: { dns: false },
       queue: { retrySchedule: ['1s'] },
       delivery: {

@@ -84,7 +84,7 @@ describe('the relay serves no unchecked domain', () => {
     expect(check.code).toBe(1);
     expect(check.stderr).toMatch(/trustedNetworks\.0\.domains\.0: domain someone-else\.com is not served by this relay/);
     await expect(spawnRelay(file)).rejects.toThrow(/trustedNetworks\.0\.domains\.0/);
-  });
+  }, 120_000);
 
   it('checks From alignment for a served domain that has no settings of its own', async () => {
     const { dns, sink } = await world();
@@ -122,7 +122,7 @@ describe('suppression per tenant', () => {
     expect(await rcptReply(port, 'app@a.test', 'blocked@dest.test')).not.toContain('legal hold');
     // A scope that is not a domain is a usage error, not a silent no-op.
     expect((await cli('suppression', 'list', '--scope', 'not a domain', '--data-dir', path.join(relay.dir, 'data'))).code).toBe(2);
-  });
+  }, 180_000); // five CLI processes; slow on a loaded machine
 });
 
 const haveRedis = haveTools('redis', ['redis-server']);
@@ -244,6 +244,6 @@ describe('outbound target rules', () => {
     const r = await cli('config', 'check', file, '--schema-only');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/outbound\.allowAddresses\.0: must be an IP address or CIDR/);
-    expect(r.stderr).toMatch(/outbound: Unrecognized key/i);
-  });
+    expect(r.stderr).toMatch(/outbound\.allow: unknown field/);
+  }, 120_000);
 });
