@@ -265,7 +265,7 @@ describe('smarthost OAuth2', () => {
   it('a smarthost that does not offer AUTH still gets asked, and the refusal defers instead of sending unauthenticated', async () => {
     const noAuth = await startSink({ host: '127.0.0.9' });
     const d = new Deliverer({
-      log: pino({ level: 'silent' }),
+      log: pino({ level: 'silent' }), outbound: loopbackSinks,
       config: config({
         mode: 'smarthost',
         smarthosts: [{ name: 'm365', host: '127.0.0.9', port: noAuth.port, tlsRejectUnauthorized: false, auth: {

@@ -9,6 +9,7 @@ import { startSink, type Sink } from '../support/sink.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { eventually } from '../support/eventually.ts';
 import { config, makeJob, tempDir } from './helpers.ts';
+import { loopbackSinks } from '../support/outbound.ts';
 
 /** Accepts connections and never says a word: a hung smarthost or MX. */
 async function hungHost(host: string, port = 0): Promise<{ server: Server; port: number; connections: () => number; close: () => Promise<void> }> {
@@ -44,7 +45,7 @@ const JOBS = 40;
 describe('per-target health', () => {
   it('smarthost mode: a primary that never greets is probed once and every message goes to the secondary', async () => {
     const d = new Deliverer({
-      log: silentLogger,
+      log: silentLogger, outbound: loopbackSinks,
       config: config({
         mode: 'smarthost', connectTimeoutMs: 2000, greetingTimeoutMs: 1500, hostDownBackoffMs: 600_000,
         smarthosts: [
@@ -84,7 +85,7 @@ describe('per-target health', () => {
     if (!hungMx) throw new Error(`port ${port} is taken on 127.0.0.6`);
     const cap = 3;
     const d = new Deliverer({
-      log: silentLogger,
+      log: silentLogger, outbound: loopbackSinks,
       config: config({
         mode: 'mx', connectTimeoutMs: 2000, greetingTimeoutMs: 1500, hostDownBackoffMs: 600_000, maxConnectionsPerDestination: cap,
         mx: { port, dnsServers: [dns.address] },
@@ -108,7 +109,7 @@ describe('per-target health', () => {
     let refuse = true;
     const flaky = await startSink({ host: '127.0.0.8', tls: 'none', keepData: false, greetingReply: () => (refuse ? { code: 421, message: '4.3.2 not now' } : undefined) });
     const d = new Deliverer({
-      log: silentLogger,
+      log: silentLogger, outbound: loopbackSinks,
       config: config({
         mode: 'smarthost', connectTimeoutMs: 2000, greetingTimeoutMs: 2000, hostDownBackoffMs: 100, hostDownMaxBackoffMs: 200,
         smarthosts: [
@@ -135,7 +136,7 @@ describe('per-target health', () => {
 
   it('defers at once, without a connection, while every target is down', async () => {
     const d = new Deliverer({
-      log: silentLogger,
+      log: silentLogger, outbound: loopbackSinks,
       config: config({
         mode: 'smarthost', connectTimeoutMs: 2000, greetingTimeoutMs: 1000, hostDownBackoffMs: 600_000,
         smarthosts: [{ name: 'only', host: '127.0.0.6', port: hung.port, tls: 'none', requireTls: false }],
