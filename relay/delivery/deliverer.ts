@@ -13,6 +13,7 @@ import { fromError, fromInfo, hostFailure, type HostFailure, type SmtpError } fr
 import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './pools.ts';
 import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
 import { Semaphore } from './semaphore.ts';
+import { NO_SMTPUTF8, needingSmtpUtf8, noSmtpUtf8Response, Smtputf8Support } from './smtputf8.ts';
 import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import { OutboundPolicy, OutboundRefused } from '../outbound/targets.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
@@ -91,6 +92,7 @@ export class Deliverer {
   private readonly destinations = new Map<string, Semaphore>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly health: TargetHealth<Candidate>;
+  private readonly smtputf8 = new Smtputf8Support();
   private closed = false;
   private outbound: OutboundPolicy;
 
@@ -319,6 +321,10 @@ export class Deliverer {
     }
   }
 
+  /**
+   * Recipients whose envelope needs SMTPUTF8 go to this target only if it announces it;
+   * otherwise they fail here (smtputf8.ts) and the others, if any, are sent without them.
+   */
   private async attempt(
     job: DeliveryJob, destination: string, rcpts: string[], configured: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
   ): Promise<AttemptResult> {
@@ -334,6 +340,29 @@ export class Deliverer {
         return { kind: 'unreachable', failure: { response, enhanced: err instanceof OutboundRefused ? '4.4.1' : '4.4.3' } };
       }
     }
+    const utf8 = needingSmtpUtf8(job.from, rcpts);
+    if (utf8.length === 0) return this.send(job, destination, rcpts, target, signals);
+    const remote = remoteOf(target);
+    let supported: boolean;
+    try {
+      supported = await this.smtputf8.supports(`${remote}/${target.tls}`, this.pools.sessionOptions(target));
+    } catch (err) {
+      const r = fromError(rcpts, err as SmtpError, { remote, route: target.route }, false, target.requireTls);
+      return r.kind === 'answer' ? r : { kind: 'unreachable', failure: r.failure };
+    }
+    if (supported) return this.send(job, destination, rcpts, target, signals);
+    const response = noSmtpUtf8Response(remote);
+    this.log.info({ queueId: job.id, route: target.route, destination, remote, recipients: utf8.length, outcome: 'failed', code: NO_SMTPUTF8.code, response }, 'delivery attempt');
+    const failed = utf8.map((recipient): RecipientOutcome => ({ recipient, ...NO_SMTPUTF8, response, remote, route: target.route }));
+    const rest = rcpts.filter((r) => !utf8.includes(r));
+    if (rest.length === 0) return { kind: 'answer', outcomes: failed };
+    const sent = await this.send(job, destination, rest, target, signals);
+    return sent.kind === 'answer' ? { kind: 'answer', outcomes: [...failed, ...sent.outcomes] } : sent;
+  }
+
+  private async send(
+    job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+  ): Promise<AttemptResult> {
     const remote = remoteOf(target);
     const base = { remote, route: target.route };
     const raw = messageStream(job);

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
-import SMTPPool, { type SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
+import SMTPPool, { type SMTPPoolOptions, type SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
 import type MailMessage from 'nodemailer/lib/mailer/mail-message';
 import type { Logger } from '../log.ts';
 import { Semaphore } from './semaphore.ts';
@@ -84,6 +84,34 @@ function sendRaw(pool: SMTPPool, mail: OutgoingMail, signal?: AbortSignal): Prom
   });
 }
 
+/** The session options (TLS, EHLO name, credentials, timeouts) a target is reached with. */
+export function connectionOptions(target: PoolTarget, s: PoolSettings): SMTPPoolOptions {
+  const servername = /^[\d.]+$|:/.test(target.host) ? undefined : target.host;
+  return {
+    host: target.ip,
+    port: target.port,
+    secure: target.tls === 'implicit',
+    ignoreTLS: target.tls === 'none',
+    requireTLS: target.tls === 'starttls' && target.requireTls,
+    // a STARTTLS the server refuses leaves an unrequired session in plaintext
+    opportunisticTLS: !target.requireTls,
+    tls: {
+      ...(servername ? { servername } : {}),
+      rejectUnauthorized: target.rejectUnauthorized,
+      ...(target.ca ? { ca: target.ca } : {}),
+    },
+    name: s.heloName ?? hostname(),
+    ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+    // forceAuth: a server that does not offer AUTH gets the token anyway, so the failure is
+    // ours to defer (EAUTH) rather than a 530 at MAIL FROM that would bounce the mail
+    ...(target.oauth2 ? { auth: { type: 'custom', method: CUSTOM_METHOD, user: target.oauth2.user }, customAuth: { [CUSTOM_METHOD]: target.oauth2.handler }, forceAuth: true } : {}),
+    connectionTimeout: s.connectTimeoutMs,
+    greetingTimeout: s.greetingTimeoutMs,
+    socketTimeout: s.socketTimeoutMs,
+    idleTimeout: s.idleTimeoutMs,
+  };
+}
+
 export function remoteOf(t: Pick<PoolTarget, 'host' | 'ip' | 'port'>): string {
   return `${t.host}[${t.ip}]:${t.port}`;
 }
@@ -149,6 +177,11 @@ export class PoolRegistry {
     await this.poolFor(target).transport.verify();
   }
 
+  /** The session options sends to `target` use (for a session of its own, e.g. an EHLO probe). */
+  sessionOptions(target: PoolTarget): SMTPPoolOptions {
+    return connectionOptions(target, this.settings);
+  }
+
   /** Number of open pools (for tests and metrics). */
   get size(): number { return this.pools.size; }
 
@@ -173,32 +206,10 @@ export class PoolRegistry {
     const key = `${this.settingsId}:${fingerprint({ ...rest, user: auth?.user, pass: auth ? fingerprint(auth.pass) : undefined })}`;
     const existing = this.pools.get(key);
     if (existing) return existing;
-    const s = this.settings;
-    const servername = /^[\d.]+$|:/.test(target.host) ? undefined : target.host;
     const transport = new SMTPPool({
-      host: target.ip,
-      port: target.port,
-      secure: target.tls === 'implicit',
-      ignoreTLS: target.tls === 'none',
-      requireTLS: target.tls === 'starttls' && target.requireTls,
-      // a STARTTLS the server refuses leaves an unrequired session in plaintext
-      opportunisticTLS: !target.requireTls,
-      tls: {
-        ...(servername ? { servername } : {}),
-        rejectUnauthorized: target.rejectUnauthorized,
-        ...(target.ca ? { ca: target.ca } : {}),
-      },
-      name: s.heloName ?? hostname(),
-      ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
-      // forceAuth: a server that does not offer AUTH gets the token anyway, so the failure is
-      // ours to defer (EAUTH) rather than a 530 at MAIL FROM that would bounce the mail
-      ...(target.oauth2 ? { auth: { type: 'custom', method: CUSTOM_METHOD, user: target.oauth2.user }, customAuth: { [CUSTOM_METHOD]: target.oauth2.handler }, forceAuth: true } : {}),
-      connectionTimeout: s.connectTimeoutMs,
-      greetingTimeout: s.greetingTimeoutMs,
-      socketTimeout: s.socketTimeoutMs,
-      idleTimeout: s.idleTimeoutMs,
+      ...connectionOptions(target, this.settings),
       maxConnections: target.maxConnections,
-      maxMessages: s.maxMessagesPerConnection,
+      maxMessages: this.settings.maxMessagesPerConnection,
       // one retry on another connection covers a pooled connection the server closed while
       // idle; more would hide a host that drops every connection from our failover logic
       maxRequeues: 1,

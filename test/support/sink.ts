@@ -23,6 +23,7 @@ export interface SinkMessage {
   secure: boolean;           // TLS was in use (implicit or STARTTLS)
   authUser?: string;
   connection: number;        // 1-based index of the connection that carried it
+  mailArgs: Record<string, unknown>;  // ESMTP parameters of MAIL FROM (upper-case keys), e.g. { SMTPUTF8: true }
 }
 
 export interface Reply { code: number; message: string }
@@ -56,6 +57,8 @@ export interface SinkOptions {
   dataReply?: (message: SinkMessage, attempt: number) => Reply | undefined;
   /** Holds each end-of-DATA reply this long, to make concurrency observable. */
   dataDelayMs?: number;
+  /** Announce SMTPUTF8 in EHLO (default true; false is a hop like Postfix's smtp-sink without it). */
+  smtputf8?: boolean;
   /** Maximum message size advertised with SIZE (default 50 MB). */
   size?: number;
 }
@@ -64,6 +67,8 @@ export interface Sink {
   host: string;
   port: number;
   messages: SinkMessage[];
+  /** Every MAIL FROM the sink was given (accepted or not), with its ESMTP parameters. */
+  mailCommands: { address: string; args: Record<string, unknown> }[];
   /** TCP connections accepted so far. */
   connections(): number;
   /** Largest number of connections that were open at the same time. */
@@ -82,6 +87,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const tlsMode = opts.tls ?? 'starttls';
   const keepData = opts.keepData ?? true;
   const messages: SinkMessage[] = [];
+  const mailCommands: Sink['mailCommands'] = [];
   const waiters = new Set<() => void>();
   const mailAttempts = new Map<string, number>();
   const rcptAttempts = new Map<string, number>();
@@ -113,6 +119,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     allowInsecureAuth: true,
     authOptional: !opts.auth && !opts.xoauth2,
     hideENHANCEDSTATUSCODES: true,
+    hideSMTPUTF8: opts.smtputf8 === false,
     size: opts.size ?? 50 * 1024 * 1024,
     logger: false,
     banner: 'mailfleet test sink',
@@ -137,6 +144,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       callback(Object.assign(new Error('5.7.8 authentication failed'), { responseCode: 535 }));
     },
     onMailFrom(address, _session, callback) {
+      mailCommands.push({ address: address.address, args: { ...(address.args || {}) } });
       const reply = opts.mailReply?.(address.address, bump(mailAttempts, address.address));
       callback(reply ? replyError(reply) : null);
     },
@@ -165,6 +173,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           secure: sessionSecure(session),
           ...(typeof session.user === 'string' ? { authUser: session.user } : {}),
           connection: connIndex.get(session) ?? 0,
+          mailArgs: { ...(session.envelope.mailFrom ? session.envelope.mailFrom.args || {} : {}) },
         };
         const finish = () => {
           const reply = opts.dataReply?.(msg, ++dataAttempts);
@@ -203,6 +212,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     host,
     port,
     messages,
+    mailCommands,
     connections: () => connections,
     maxConcurrent: () => maxOpen,
     waitFor(count, timeoutMs = 10_000) {
