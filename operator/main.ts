@@ -95,7 +95,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes,
     image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE,
   }));
-  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, ...(dnsServers ? { dnsServers } : {}) }));
+  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
     leases: kubeLeases(kube), log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',

@@ -17,7 +17,8 @@ export const senderDomainSpec = z.object({
       key: z.string().default('private.key').describe('Key in the Secret'),
     }).optional().describe('Use an existing key instead of generating one (no automatic rotation)'),
     rotationPeriod: duration('Rotate the key this long after it began signing').optional(),
-    rotationDelay: duration('Time between publishing a new selector and signing with it (DNS propagation)').default('48h'),
+    rotationDelay: duration('How long the operator must have seen a new selector\'s exact record in DNS, without a gap, before it signs with it (resolver caches and secondaries catch up meanwhile); signing never switches to a selector that is not in DNS').default('48h'),
+    publishWithin: duration('How long a new selector\'s record may take to appear in DNS before the rotation is reported blocked (condition DKIMRotationBlocked, a Warning Event and mailfleet_operator_dkim_rotation_blocked)').default('24h'),
     retireAfter: duration('How long a replaced selector stays published').default('7d'),
   }).prefault({}).describe('DKIM signing; rotate on demand with the annotation mailfleet.io/rotate-dkim=<any new value>'),
   credentials: z.object({
@@ -36,10 +37,14 @@ export const senderDomainSpec = z.object({
 });
 
 export const dnsRecord = z.object({
-  type: z.string().describe('TXT'),
-  name: z.string().describe('Owner name'),
-  value: z.string().describe('Record value'),
+  type: z.string().describe('Record type (TXT)'),
+  name: z.string().describe('Fully qualified owner name, with the trailing dot'),
+  ttl: z.number().int().describe('Suggested TTL in seconds'),
+  value: z.string().describe('The record value, whole'),
+  values: z.array(z.string()).describe('The value as TXT character-strings of at most 255 bytes each, in order (what a DNS provider asks for when a value is long)'),
+  zone: z.string().describe('The record as one zone-file line, ready to paste'),
   purpose: z.string().describe('dkim, spf or dmarc'),
+  selector: z.string().optional().describe('The DKIM selector of a dkim record'),
   required: z.boolean().describe('False for suggestions'),
 });
 

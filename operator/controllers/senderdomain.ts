@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { emailRelaySpec } from '../api/emailrelay.ts';
 import { resolveClaims } from '../render/claims.ts';
 import { findCondition } from '../render/conditions.ts';
-import { detectAlgorithm, planDkim, type KeyAlgorithm } from '../render/dkim.ts';
+import { detectAlgorithm, planDkim, waitingKeys, type KeyAlgorithm } from '../render/dkim.ts';
 import { parseInternal, type DomainInternal } from '../render/domain-internal.ts';
 import {
   DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
@@ -15,22 +15,25 @@ import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
 import type { Kube } from '../runtime/kube.ts';
 import type { Reconciler, Request } from '../runtime/manager.ts';
-import { verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
+import type { OperatorMetrics } from '../runtime/metrics.ts';
+import { seenSelectors, verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
 import { appPassword, generateDkimKey } from './domain-secrets.ts';
 import { parseDomain, validDomains } from './specs.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { oauth2CheckFromSecret, smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import type { ConditionInput } from '../render/conditions.ts';
+import { parseDuration } from '../../relay/util/duration.ts';
 
 export interface SenderDomainControllerOptions {
   cache: Cache;
   apply: Applier;
   kube: Kube;
   log: Logger;
-  /** Resolvers for dnsVerification (default: the system's). */
+  /** Resolvers for dnsVerification and the DKIM rotation gate (default: the system's). */
   dnsServers?: string[];
   /** Asks identity providers whether an oauth2 smarthost credential works (cached; shared with the EmailRelay controller). */
   oauth2Probes?: OAuth2ProbeCache;
+  metrics?: OperatorMetrics;
 }
 
 /** How soon a failed OAuth2 check is repeated. */
@@ -76,7 +79,10 @@ export class SenderDomainController implements Reconciler {
 
   async reconcile(req: Request): Promise<number | undefined> {
     const raw = this.o.cache.domains.get(req.namespace, req.name);
-    if (!raw || raw.metadata.deletionTimestamp) return undefined;
+    if (!raw || raw.metadata.deletionTimestamp) {
+      this.o.metrics?.dkimRotationBlocked.remove({ namespace: req.namespace, name: req.name });
+      return undefined;
+    }
     try {
       return await this.reconcileDomain(raw);
     } catch (e) {
@@ -114,7 +120,14 @@ export class SenderDomainController implements Reconciler {
     // replace keys and passwords.
     const internal = parseInternal(secretData(await cache.getOrFetch('v1', 'Secret', ns, domainNames(name).internal)));
     const external = await this.externalKey(sd, internal);
-    const plan = planDkim({ spec: spec.dkim, state: internal.dkim, now: now.getTime(), rotateAnnotation: raw.metadata.annotations?.[ROTATE_ANNOTATION], ...(external.algorithm ? { externalAlgorithm: external.algorithm } : {}) });
+    // The rotation gate's input: whether the records of the keys that wait to sign are in DNS now.
+    const waiting = waitingKeys(internal.dkim).filter((k) => internal.pems[k.selector]);
+    const dnsSeen = waiting.length ? await seenSelectors(spec.domain, waiting, internal, this.o.dnsServers) : undefined;
+    const plan = planDkim({
+      spec: spec.dkim, state: internal.dkim, now: now.getTime(), rotateAnnotation: raw.metadata.annotations?.[ROTATE_ANNOTATION],
+      gateFirstKey: spec.dnsVerification.enabled,
+      ...(external.algorithm ? { externalAlgorithm: external.algorithm } : {}), ...(dnsSeen ? { dnsSeen } : {}),
+    });
     for (const g of plan.generate) internal.pems[g.selector] = await generateDkimKey(g.algorithm);
     internal.dkim = plan.state;
     for (const sel of Object.keys(internal.pems)) if (!plan.state.keys.some((k) => k.selector === sel)) delete internal.pems[sel];
@@ -127,6 +140,11 @@ export class SenderDomainController implements Reconciler {
       dns = await verifyDkimRecords(spec.domain, internal, this.o.dnsServers);
       if (!dns.ok) requeue = Math.min(requeue ?? Infinity, DNS_RECHECK_MS);
     }
+    // Keys waiting for their records are looked up again until they sign.
+    // (at least four times per rotationDelay, so a short delay is not stretched to a minute)
+    const gateRecheck = Math.min(DNS_RECHECK_MS, Math.max(5_000, parseDuration(spec.dkim.rotationDelay) / 4));
+    if (waitingKeys(plan.state).length) requeue = Math.min(requeue ?? Infinity, gateRecheck);
+    this.o.metrics?.dkimRotationBlocked.set({ namespace: ns, name }, plan.blocked.length ? 1 : 0);
 
     const smarthostAuth = await this.smarthostAuth(sd);
     if (smarthostAuth?.status === 'False') requeue = Math.min(requeue ?? Infinity, OAUTH2_RECHECK_MS);
@@ -134,6 +152,7 @@ export class SenderDomainController implements Reconciler {
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error } : {}), ...(dns ? { dns } : {}),
+      rotationBlocked: plan.blocked,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
     await apply.status(raw, out.status);
@@ -146,6 +165,12 @@ export class SenderDomainController implements Reconciler {
     if (nowDns && was?.status !== nowDns.status) await apply.event(raw, nowDns.status === 'True' ? 'Normal' : 'Warning', nowDns.reason, nowDns.message);
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
     if (smarthostAuth?.status === 'False' && wasAuth?.message !== smarthostAuth.message) await apply.event(raw, 'Warning', smarthostAuth.reason, smarthostAuth.message);
+    const wasBlocked = findCondition(raw.status?.conditions, 'DKIMRotationBlocked');
+    const nowBlocked = findCondition(out.status.conditions, 'DKIMRotationBlocked');
+    if (nowBlocked?.status === 'True' && wasBlocked?.status !== 'True') {
+      log.warn({ reason: 'DKIMRotationBlocked', selectors: plan.blocked }, nowBlocked.message);
+      await apply.event(raw, 'Warning', 'DKIMRotationBlocked', nowBlocked.message);
+    }
     return requeue;
   }
 

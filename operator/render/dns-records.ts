@@ -1,12 +1,50 @@
 // The DNS records a SenderDomain asks its owner to publish: the DKIM TXT record of every
-// selector with a key (required), and SPF and DMARC suggestions (not required).
+// selector with a key (required), and SPF and DMARC suggestions (not required). Each record
+// comes in every form a person or a tool needs: a fully qualified name, the value whole, the
+// value as the ≤255-byte character-strings a TXT record is made of (RFC 1035 §3.3.14: a
+// 2048-bit key's record does not fit in one), and a zone-file line to paste.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { dkimTxtRecord } from '../../relay/dkim/keys.ts';
 import type { DnsRecord } from '../api/senderdomain.ts';
 import type { DkimState, KeyAlgorithm } from './dkim.ts';
 
+/** A TXT character-string holds at most 255 bytes. */
+export const TXT_STRING_MAX = 255;
+/** Suggested TTL: short enough that a fix propagates within the hour. */
+export const SUGGESTED_TTL = 3600;
+
 export function txtValue(pem: string, algorithm: KeyAlgorithm): string {
   return dkimTxtRecord({ algorithm, publicKey: createPublicKey(createPrivateKey(pem)) });
+}
+
+/** The value as TXT character-strings of at most 255 bytes each (split on bytes, never inside a UTF-8 sequence). */
+export function txtStrings(value: string): string[] {
+  const bytes = Buffer.from(value, 'utf8');
+  const out: string[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = Math.min(start + TXT_STRING_MAX, bytes.length);
+    while (end < bytes.length && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+    out.push(bytes.subarray(start, end).toString('utf8'));
+    start = end;
+  }
+  return out.length ? out : [''];
+}
+
+const quote = (s: string) => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+
+export function fqdn(name: string): string {
+  return name.endsWith('.') ? name : `${name}.`;
+}
+
+function txt(name: string, value: string, purpose: DnsRecord['purpose'], required: boolean, selector?: string): DnsRecord {
+  const values = txtStrings(value);
+  const owner = fqdn(name);
+  return {
+    type: 'TXT', name: owner, ttl: SUGGESTED_TTL, value, values, purpose, required,
+    zone: `${owner} ${SUGGESTED_TTL} IN TXT ${values.map(quote).join(' ')}`,
+    ...(selector !== undefined ? { selector } : {}),
+  };
 }
 
 export function dnsRecords(domain: string, state: DkimState, pems: Record<string, string>): DnsRecord[] {
@@ -14,9 +52,16 @@ export function dnsRecords(domain: string, state: DkimState, pems: Record<string
   for (const k of state.keys) {
     const pem = pems[k.selector];
     if (!pem) continue;
-    records.push({ type: 'TXT', name: `${k.selector}._domainkey.${domain}`, value: txtValue(pem, k.algorithm), purpose: 'dkim', required: true });
+    records.push(txt(`${k.selector}._domainkey.${domain}`, txtValue(pem, k.algorithm), 'dkim', true, k.selector));
   }
-  records.push({ type: 'TXT', name: domain, value: 'v=spf1 a mx ~all', purpose: 'spf', required: false });
-  records.push({ type: 'TXT', name: `_dmarc.${domain}`, value: `v=DMARC1; p=none; rua=mailto:dmarc-reports@${domain}`, purpose: 'dmarc', required: false });
+  records.push(txt(domain, 'v=spf1 a mx ~all', 'spf', false));
+  records.push(txt(`_dmarc.${domain}`, `v=DMARC1; p=none; rua=mailto:dmarc-reports@${domain}`, 'dmarc', false));
   return records;
+}
+
+/** The records as a zone-file snippet (what `mailfleet dns` prints). */
+export function zoneSnippet(domain: string, records: Pick<DnsRecord, 'zone' | 'purpose' | 'required'>[]): string {
+  const lines = [`; DNS records for ${domain} (MailFleet)`];
+  for (const r of records) lines.push(`; ${r.purpose}${r.required ? ' (required)' : ' (suggested)'}`, r.zone);
+  return `${lines.join('\n')}\n`;
 }

@@ -27,6 +27,8 @@ export interface DomainInput {
   dns?: { ok: boolean; message: string };
   /** SmarthostAuthenticated, when the domain's own smarthost uses oauth2. */
   smarthostAuth?: ConditionInput | undefined;
+  /** Selectors of a rotation whose records did not appear in DNS within publishWithin. */
+  rotationBlocked?: string[];
   now: Date;
 }
 
@@ -59,6 +61,14 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   }
   if (input.smarthostAuth) conds.push(input.smarthostAuth);
   const dnsOk = !spec.dnsVerification.enabled || !!input.dns?.ok;
+  const records = dnsRecords(spec.domain, internal.dkim, internal.pems);
+  const blocked = input.rotationBlocked ?? [];
+  if (blocked.length || spec.dkim.rotationPeriod || internal.dkim.keys.some((k) => k.generation > 1)) {
+    const overdue = records.filter((r) => r.selector !== undefined && blocked.includes(r.selector));
+    conds.push(condition('DKIMRotationBlocked', blocked.length > 0, blocked.length ? 'RecordNotPublished' : 'NotBlocked', blocked.length
+      ? `signing stays with the current key until these records are in DNS: ${overdue.map((r) => r.zone).join(' ; ')}`
+      : 'no rotation waits on DNS beyond publishWithin'));
+  }
   const ready = keyReady && !!input.relay && credsOk && dnsOk;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
   // something that will come by itself (the relay, a key, DNS): Progressing.
@@ -77,10 +87,10 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       activeSelectors: signing.map((k) => k.selector),
       selectors: internal.dkim.keys.map((k) => {
         const phase = keyPhase(k, nowMs);
-        return { selector: k.selector, algorithm: k.algorithm, state: phase, since: phase === 'published' ? k.publishedAt : phase === 'active' ? k.activeAt : (k.retireAt ?? k.activeAt) };
+        return { selector: k.selector, algorithm: k.algorithm, state: phase, since: (phase === 'active' ? k.activeAt : phase === 'retiring' ? k.retireAt : undefined) ?? k.publishedAt };
       }),
     },
-    dnsRecords: dnsRecords(spec.domain, internal.dkim, internal.pems),
+    dnsRecords: records,
     ...(spec.credentials.enabled ? { credentialsSecret: domainNames(sd.metadata.name, spec.credentials.secretName).credentials } : {}),
   };
   return { status, ready };

@@ -11,6 +11,7 @@ export function createOperatorMetrics(registry = new client.Registry()) {
     queueDepth: new client.Gauge({ name: 'mailfleet_operator_queue_depth', help: 'Keys waiting in the work queue', registers: [registry] }),
     apiRequests: new client.Counter<'verb' | 'resource' | 'code'>({ name: 'mailfleet_operator_api_requests_total', help: 'Kubernetes API requests by verb (get, list, apply, create, update, delete), resource and HTTP code', labelNames: ['verb', 'resource', 'code'], registers: [registry] }),
     watchRestarts: new client.Counter<'kind' | 'reason'>({ name: 'mailfleet_operator_watch_restarts_total', help: 'Watches restarted, by kind and reason (gone, error)', labelNames: ['kind', 'reason'], registers: [registry] }),
+    dkimRotationBlocked: new client.Gauge<'namespace' | 'name'>({ name: 'mailfleet_operator_dkim_rotation_blocked', help: '1 while a SenderDomain\'s DKIM rotation waits on records that did not appear in DNS within publishWithin (signing stays with the old key)', labelNames: ['namespace', 'name'], registers: [registry] }),
     leader: new client.Gauge({ name: 'mailfleet_operator_leader', help: '1 while this replica holds the lease', registers: [registry] }),
   };
 }

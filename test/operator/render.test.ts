@@ -3,7 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { relayConfigSchema } from '../../relay/config/schema.ts';
-import { planDkim, signingKeys, type DkimState } from '../../operator/render/dkim.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import { keyPhase, planDkim, signingKeys, waitingKeys, type DkimState } from '../../operator/render/dkim.ts';
+import { txtStrings } from '../../operator/render/dns-records.ts';
 import { parseInternal, type DomainInternal } from '../../operator/render/domain-internal.ts';
 import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
 import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
@@ -11,6 +13,8 @@ import { domainOwners, resolveClaims } from '../../operator/render/claims.ts';
 import { summaryConditions } from '../../operator/render/conditions.ts';
 import { decodeSecretData } from '../../operator/render/objects.ts';
 import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
+
+const rsaPem = () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
 const now = new Date('2025-03-01T12:00:00Z');
 
@@ -207,7 +211,7 @@ describe('planDkim', () => {
   const t0 = Date.parse('2025-03-01T00:00:00Z');
   const h = 3_600_000;
 
-  it('generates the first keys signing at once, then rotates: publish, switch after the delay, retire later', () => {
+  it('generates the first keys signing at once, then rotates: publish, switch once DNS has shown the records for the delay, retire later', () => {
     const first = planDkim({ spec, state: { keys: [] }, now: t0 });
     expect(first.generate).toEqual([{ selector: 'mailfleet', algorithm: 'rsa-sha256' }, { selector: 'mailfleet-ed', algorithm: 'ed25519-sha256' }]);
     expect(signingKeys(first.state, t0).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
@@ -217,18 +221,58 @@ describe('planDkim', () => {
     const rot = planDkim({ spec, state: first.state, now: t0 + h, rotateAnnotation: 'now' });
     expect(rot.generate.map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
     expect(signingKeys(rot.state, t0 + h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
-    expect(rot.nextAt).toBe(t0 + 2 * h);
+    expect(waitingKeys(rot.state).map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
     // same annotation again: no second rotation
     const same = planDkim({ spec, state: rot.state, now: t0 + h + 1000, rotateAnnotation: 'now' });
     expect(same.generate).toEqual([]);
 
-    const switched = planDkim({ spec, state: rot.state, now: t0 + 2 * h, rotateAnnotation: 'now' });
-    expect(signingKeys(switched.state, t0 + 2 * h).map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
-    expect(switched.state.keys.filter((k) => k.retireAt).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
-    expect(switched.nextAt).toBe(t0 + 4 * h);
+    // the clock alone never switches: a day later with the records absent, the old key still signs
+    const absent = planDkim({ spec, state: rot.state, now: t0 + 25 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': false, 'mailfleet-2-ed': false } });
+    expect(signingKeys(absent.state, t0 + 25 * h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(absent.blocked).toEqual(['mailfleet-2', 'mailfleet-2-ed']); // publishWithin (24h) passed
 
-    const retired = planDkim({ spec, state: switched.state, now: t0 + 4 * h, rotateAnnotation: 'now' });
+    // one record seen, the other not: still waiting (a generation switches as a whole)
+    const half = planDkim({ spec, state: absent.state, now: t0 + 26 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': true, 'mailfleet-2-ed': false } });
+    expect(signingKeys(half.state, t0 + 30 * h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(half.blocked).toEqual(['mailfleet-2-ed']);
+    const both = planDkim({ spec, state: half.state, now: t0 + 27 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': true, 'mailfleet-2-ed': true } });
+    expect(both.blocked).toEqual([]);
+    expect(both.nextAt).toBe(t0 + 28 * h); // the ed25519 record was first seen at 27h; rotationDelay is 1h
+    // seen, then gone before the delay passed: the wait starts over
+    const lost = planDkim({ spec, state: both.state, now: t0 + 27.5 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': true, 'mailfleet-2-ed': false } });
+    expect(lost.events.map((e) => e.reason)).toEqual(['DKIMRecordLost']);
+    const back = planDkim({ spec, state: lost.state, now: t0 + 28 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': true, 'mailfleet-2-ed': true } });
+    expect(signingKeys(back.state, t0 + 28 * h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+
+    const switched = planDkim({ spec, state: back.state, now: t0 + 29 * h, rotateAnnotation: 'now', dnsSeen: { 'mailfleet-2': true, 'mailfleet-2-ed': true } });
+    expect(signingKeys(switched.state, t0 + 29 * h).map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
+    expect(switched.state.keys.filter((k) => k.retireAt).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(switched.events.map((e) => e.reason)).toEqual(['DKIMRotated']);
+    expect(switched.nextAt).toBe(t0 + 31 * h);
+
+    const retired = planDkim({ spec, state: switched.state, now: t0 + 31 * h, rotateAnnotation: 'now' });
     expect(retired.state.keys.map((k) => k.selector)).toEqual(['mailfleet-2', 'mailfleet-2-ed']);
+  });
+
+  it('gates the first key on DNS when dnsVerification is on (one sighting: it replaces no signature)', () => {
+    const first = planDkim({ spec, state: { keys: [] }, now: t0, gateFirstKey: true });
+    expect(signingKeys(first.state, t0)).toEqual([]);
+    const notYet = planDkim({ spec, state: first.state, now: t0 + h, gateFirstKey: true, dnsSeen: { mailfleet: true, 'mailfleet-ed': false } });
+    expect(signingKeys(notYet.state, t0 + h)).toEqual([]);
+    const live = planDkim({ spec, state: notYet.state, now: t0 + 2 * h, gateFirstKey: true, dnsSeen: { mailfleet: true, 'mailfleet-ed': true } });
+    expect(signingKeys(live.state, t0 + 2 * h).map((k) => k.selector)).toEqual(['mailfleet', 'mailfleet-ed']);
+    expect(live.events.map((e) => e.reason)).toEqual(['DKIMKeyActive']);
+  });
+
+  it('turns a rotation scheduled by the clock (state of an earlier version) into one that waits for DNS', () => {
+    const legacy: DkimState = { keys: [
+      { selector: 'mailfleet', algorithm: 'rsa-sha256', generation: 1, publishedAt: new Date(t0).toISOString(), activeAt: new Date(t0).toISOString() },
+      { selector: 'mailfleet-2', algorithm: 'rsa-sha256', generation: 2, publishedAt: new Date(t0 + h).toISOString(), activeAt: new Date(t0 + 3 * h).toISOString() },
+    ] };
+    const s = { ...spec, algorithm: 'rsa-2048' as const };
+    const later = planDkim({ spec: s, state: legacy, now: t0 + 2 * h });
+    expect(planDkim({ spec: s, state: later.state, now: t0 + 4 * h }).state.keys.map((k) => [k.selector, keyPhase(k, t0 + 4 * h)]))
+      .toEqual([['mailfleet', 'active'], ['mailfleet-2', 'published']]);
   });
 
   it('rotates on a period', () => {
@@ -247,12 +291,30 @@ describe('planDkim', () => {
     const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'r' } });
     const out = renderSenderDomain({ sd, relay: relayObject('r'), internal: { dkim: state, pems: { old: ed25519Pem(), new: ed25519Pem() } }, password: 'pw', host: 'r.mail.svc.cluster.local', port: 587, now });
     expect(out.status.dnsRecords?.map((r) => [r.name, r.purpose])).toEqual([
-      ['old._domainkey.example.com', 'dkim'], ['new._domainkey.example.com', 'dkim'], ['example.com', 'spf'], ['_dmarc.example.com', 'dmarc'],
+      ['old._domainkey.example.com.', 'dkim'], ['new._domainkey.example.com.', 'dkim'], ['example.com.', 'spf'], ['_dmarc.example.com.', 'dmarc'],
     ]);
+    expect(out.status.dnsRecords?.[0]).toMatchObject({ type: 'TXT', ttl: 3600, selector: 'old' });
+    expect(out.status.dnsRecords?.[0]?.zone).toBe(`old._domainkey.example.com. 3600 IN TXT "${out.status.dnsRecords?.[0]?.value}"`);
     expect(out.status.dnsRecords?.[0]?.value).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
     expect(out.status.dkim?.activeSelectors).toEqual(['new']);
     const creds = decodeSecretData(out.objects.find((o) => o.metadata.name === 'd-smtp') as any);
     expect(creds).toEqual({ host: 'r.mail.svc.cluster.local', port: '587', username: 'example.com', password: 'pw' });
     expect(out.ready).toBe(true);
+  });
+
+  it('splits a long TXT value into ≤255-byte character-strings that join back to the value, and a zone line with all of them', () => {
+    const state: DkimState = { keys: [{ selector: 'rsa', algorithm: 'rsa-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString() }] };
+    const sd = domainObject('d', { domain: 'example.com', relayRef: { name: 'r' } });
+    const out = renderSenderDomain({ sd, relay: relayObject('r'), internal: { dkim: state, pems: { rsa: rsaPem() } }, password: 'pw', host: 'h', port: 587, now });
+    const rec = out.status.dnsRecords![0]!;
+    expect(rec.value.length).toBeGreaterThan(255);
+    expect(rec.values.length).toBe(Math.ceil(rec.value.length / 255));
+    expect(rec.values.every((v) => Buffer.byteLength(v) <= 255)).toBe(true);
+    expect(rec.values.join('')).toBe(rec.value);
+    expect(rec.zone).toBe(`rsa._domainkey.example.com. 3600 IN TXT ${rec.values.map((v) => `"${v}"`).join(' ')}`);
+    // never split inside a UTF-8 sequence
+    const utf = txtStrings('é'.repeat(200));
+    expect(utf.every((v) => Buffer.byteLength(v) <= 255 && !v.includes('\uFFFD'))).toBe(true);
+    expect(utf.join('')).toBe('é'.repeat(200));
   });
 });
