@@ -67,8 +67,13 @@ async function queue(args: string[]): Promise<number> {
   return queueCommand(args);
 }
 
+async function dns(args: string[]): Promise<number> {
+  const { dnsCommand } = await import('./dns.ts');
+  return dnsCommand(args);
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  relay, operator, config, 'hash-password': hashPasswordCommand, suppression, queue,
+  relay, operator, config, 'hash-password': hashPasswordCommand, suppression, queue, dns,
 };
 
 async function dispatch(cmd: string | undefined, rest: string[]): Promise<number> {

@@ -11,6 +11,7 @@ commands:
   hash-password                  read a password on stdin, print its scrypt hash
   suppression list|add|remove    show, add or lift suppressed recipient addresses
   queue list|show|retry|hold|release|delete|import   see and steer the relay's queue
+  dns NAMESPACE/SENDERDOMAIN     print the DNS records a SenderDomain asks for, as a zone snippet
 
   mailfleet <command> --help     a command's options
   mailfleet --version            the version
@@ -29,6 +30,15 @@ SIGHUP re-reads the config file and the files it names.
                       is captured as an .eml file in ./.mailfleet/captured/.
       --deliver       with --dev: deliver for real by MX lookup instead of capturing
   -h, --help          this text
+`,
+  dns: `usage: mailfleet dns NAMESPACE/SENDERDOMAIN [--kubeconfig FILE]
+
+Prints the DNS records the SenderDomain asks its owner to publish (status.dnsRecords) as
+zone-file lines, ready to paste: DKIM TXT records (required; long values split into
+255-byte strings) and the SPF and DMARC suggestions. Reads through your kubeconfig.
+
+      --kubeconfig FILE   [KUBECONFIG] default: ~/.kube/config, or in-cluster
+  -h, --help              this text
 `,
   operator: `usage: mailfleet operator [options]
 

@@ -9,6 +9,7 @@
 // No real DNS anywhere: the relay, the verifier and the operator all ask the loopback server.
 import { createPublicKey } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { dkimVerify } from 'mailauth';
@@ -132,12 +133,13 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
     await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'edge', namespace: NS },
       spec: { replicas: 1, queue: { persistence: { enabled: false } }, tls: { secretName: 'edge-tls' } } });
     await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name: 'sender', namespace: NS },
-      spec: { domain: DOMAIN, relayRef: { name: 'edge' }, allowedSenders: ['noreply'], dkim: { rotationDelay: '20s', retireAfter: '20s' } } });
+      spec: { domain: DOMAIN, relayRef: { name: 'edge' }, allowedSenders: ['noreply'], dkim: { rotationDelay: '20s', retireAfter: '20s', publishWithin: '10s' } } });
     await waitReady('emailrelay', 'edge');
     const sd = await waitReady('senderdomain', 'sender');
     expect(sd.status.dkim.activeSelectors).toEqual(['mailfleet']);
     const record = sd.status.dnsRecords.find((r: any) => r.purpose === 'dkim');
-    expect(record.name).toBe(`mailfleet._domainkey.${DOMAIN}`);
+    expect(record.name).toBe(`mailfleet._domainkey.${DOMAIN}.`);
+    expect(record.values.join('')).toBe(record.value);
     // RSA-2048 by default
     const p = /(?:^|;\s*)p=([A-Za-z0-9+/=]+)/.exec(record.value)?.[1];
     expect(record.value).toMatch(/k=rsa/);
@@ -150,6 +152,10 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
       return x.domains?.some((d) => d.domain === DOMAIN) && x.credentials?.length ? x : undefined;
     });
     expect(cfg.tls).toEqual({ certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` });
+
+    // `mailfleet dns` prints the same records as zone lines, read through a kubeconfig
+    const snippet = execFileSync(process.execPath, [path.resolve(import.meta.dirname, '../../bin/mailfleet.ts'), 'dns', `${NS}/sender`, '--kubeconfig', cluster.get().kubeconfigPath], { encoding: 'utf8' });
+    for (const r of sd.status.dnsRecords) expect(snippet).toContain(r.zone);
 
     publish(sd.status);
     const { relay } = await relayFromCluster('edge');
@@ -165,7 +171,7 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
     expect((await verify(tampered)).results[0]?.status?.result).not.toBe('pass');
   });
 
-  it('rotates the key: new selector published first, signing switches later, old selector retired after', async () => {
+  it('rotates the key: new selector published first, signing switches only once its record is in DNS, old selector retired after', async () => {
     const c = cluster.get();
     await c.kubectl(['annotate', 'senderdomain', 'sender', '-n', NS, 'mailfleet.io/rotate-dkim=1', '--overwrite']);
     const published = await eventually('mailfleet-2 published', async () => {
@@ -175,12 +181,26 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
     // published in DNS records at once, while the old key still signs
     expect(published.status.dkim.activeSelectors).toEqual(['mailfleet']);
     expect(published.status.dnsRecords.filter((r: any) => r.purpose === 'dkim').map((r: any) => r.name).sort())
-      .toEqual([`mailfleet-2._domainkey.${DOMAIN}`, `mailfleet._domainkey.${DOMAIN}`]);
+      .toEqual([`mailfleet-2._domainkey.${DOMAIN}.`, `mailfleet._domainkey.${DOMAIN}.`]);
     const before = await renderedConfig('edge');
     expect(before.domains?.find((d) => d.domain === DOMAIN)?.dkim?.keys.map((k) => k.selector)).toEqual(['mailfleet']);
+
+    // the record is late: past publishWithin (10s) the rotation is reported blocked, and past
+    // rotationDelay (20s) signing has still not switched to the unpublished selector
+    const blocked = await eventually('DKIMRotationBlocked', async () => {
+      const o = await getJson(c, ['get', 'senderdomain', 'sender', '-n', NS]);
+      return o.status.conditions.find((x: any) => x.type === 'DKIMRotationBlocked' && x.status === 'True') ? o : undefined;
+    }, 60_000);
+    expect(blocked.status.conditions.find((x: any) => x.type === 'DKIMRotationBlocked').message).toContain(`mailfleet-2._domainkey.${DOMAIN}. 3600 IN TXT`);
+    await new Promise((r) => setTimeout(r, 25_000));
+    const stillOld = await renderedConfig('edge');
+    expect(stillOld.domains?.find((d) => d.domain === DOMAIN)?.dkim?.keys.map((k) => k.selector)).toEqual(['mailfleet']);
+    expect((await getJson(c, ['get', 'senderdomain', 'sender', '-n', NS])).status.dkim.activeSelectors).toEqual(['mailfleet']);
+    const warned = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=sender,reason=DKIMRotationBlocked']);
+    expect(warned.items.length).toBeGreaterThan(0);
     publish(published.status);
 
-    // after rotationDelay (20s) the relay config signs with the new selector; the old one is retiring
+    // rotationDelay (20s) after the record appeared, the relay config signs with the new selector; the old one is retiring
     const switched = await eventually('signing with mailfleet-2', async () => {
       const x = await renderedConfig('edge');
       return x.domains?.find((d) => d.domain === DOMAIN)?.dkim?.keys.map((k) => k.selector).join() === 'mailfleet-2' ? x : undefined;
@@ -206,7 +226,7 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
       return o.status.dkim.selectors.length === 1 ? o : undefined;
     }, 90_000);
     expect(retired.status.dkim.selectors.map((s: any) => [s.selector, s.state])).toEqual([['mailfleet-2', 'active']]);
-    expect(retired.status.dnsRecords.filter((r: any) => r.purpose === 'dkim').map((r: any) => r.name)).toEqual([`mailfleet-2._domainkey.${DOMAIN}`]);
+    expect(retired.status.dnsRecords.filter((r: any) => r.purpose === 'dkim').map((r: any) => r.name)).toEqual([`mailfleet-2._domainkey.${DOMAIN}.`]);
     const events = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=sender']);
     expect(events.items.map((e: any) => e.reason)).toEqual(expect.arrayContaining(['DKIMKeyGenerated', 'DKIMRotationStarted', 'DKIMRotated', 'DKIMKeyRetired']));
   });

@@ -48,7 +48,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     expect(pods.items.filter((p: any) => p.status.phase === 'Running' && c.nodes.includes(p.spec.nodeName))).toHaveLength(2);
 
     const sd = await waitReady('senderdomain', 'example');
-    expect(sd.status.dnsRecords[0]).toMatchObject({ type: 'TXT', name: 'mailfleet._domainkey.example.com', purpose: 'dkim' });
+    expect(sd.status.dnsRecords[0]).toMatchObject({ type: 'TXT', name: 'mailfleet._domainkey.example.com.', purpose: 'dkim' });
     expect(sd.status.dnsRecords[0].value).toMatch(/^v=DKIM1; k=rsa; p=/);
     expect(sd.status.credentialsSecret).toBe('example-smtp');
     const creds = await getJson(c, ['get', 'secret', 'example-smtp', '-n', NS]);
