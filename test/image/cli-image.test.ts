@@ -114,6 +114,18 @@ describe.skipIf(!available)('every documented mailfleet command in the image', (
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).not.toMatch(STACK);
     },
+    'suppression add': async () => {
+      const r = await mf(['suppression', 'add', 'nobody@example.com', '--scope', 'example.com', '--data-dir', '/var/lib/mailfleet'], vol('data', '/var/lib/mailfleet', false));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(STACK);
+    },
+    dns: async () => {
+      // no cluster in the image tier: the command must fail cleanly (exit 1, one line), not crash
+      const r = await mf(['dns', 'shop/example-com', '--kubeconfig', '/nonexistent/kubeconfig']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^mailfleet dns: /);
+      expect(r.stderr).not.toMatch(STACK);
+    },
     'suppression remove': async () => {
       const r = await mf(['suppression', 'remove', 'nobody@example.com', '--data-dir', '/var/lib/mailfleet'], vol('data', '/var/lib/mailfleet', false));
       expect([0, 1]).toContain(r.code); // 1: was not suppressed

@@ -8,7 +8,9 @@ import { txtValue } from '../../operator/render/dns-records.ts';
 import { hashPassword } from '../../relay/auth/password.ts';
 import type { EmailRelaySpecInput } from '../../operator/api/emailrelay.ts';
 import type { SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
+import YAML from 'yaml';
 import { domainObject, relayObject } from '../operator/fixtures.ts';
+import { loopbackSinksConfig } from '../support/outbound.ts';
 
 type Obj = Record<string, any>;
 
@@ -41,6 +43,13 @@ export async function renderRelay(opts: {
     now,
   });
   if (out.errors.length) throw new Error(`render failed: ${out.errors.join('; ')}`);
+  // The one change to what the operator rendered: the sink lives on loopback (in the pod's
+  // network namespace), an outbound target the relay refuses unless its config allows it,
+  // which is the opt-in every test that delivers to a loopback sink makes.
+  for (const o of out.objects as Obj[]) {
+    if (o.kind !== 'ConfigMap' || typeof o.data?.['relay.yaml'] !== 'string') continue;
+    o.data['relay.yaml'] = YAML.stringify({ ...YAML.parse(o.data['relay.yaml']), outbound: loopbackSinksConfig });
+  }
   const workload = out.objects.find((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment') as Obj;
   return {
     objects: out.objects as Obj[],

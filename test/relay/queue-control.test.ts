@@ -32,6 +32,7 @@ async function runRelay(sink: Sink, dir = tempDir()): Promise<Running> {
     hostname: 'relay.test', dataDir: path.join(dir, 'data'),
     listeners: [{ name: 'plain', host: '127.0.0.1', port, mode: 'plain' }],
     trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test', 'other.test'] }],
+    domains: [{ domain: 'example.test' }, { domain: 'other.test' }],
     recipientChecks: { dns: false },
     queue: { retrySchedule: ['1h'] },
     delivery: { mode: 'smarthost', smarthosts: [{ host: sink.host, port: sink.port, tls: 'none', requireTls: false }] },

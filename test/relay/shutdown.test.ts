@@ -77,6 +77,7 @@ describe('shutdown bounded by drainTimeout', () => {
       hostname: 'relay.test', dataDir: path.join(dir, 'data'),
       listeners: [{ name: 'plain', host: '127.0.0.1', port, mode: 'plain' }],
       trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
+      domains: [{ domain: 'example.test' }],
       recipientChecks: { dns: false },
       limits: { drainTimeout: '2s' },
       delivery: { mode: 'smarthost', smarthosts: [{ host: '127.0.0.9', port: stalling.port, tls: 'none', requireTls: false }], maxConnectionsPerDestination: 4 },
@@ -108,7 +109,7 @@ describe('shutdown bounded by drainTimeout', () => {
     // nothing lost: a restart against a smarthost that answers delivers every message
     const good = await startSink({ host: '127.0.0.10', tls: 'none' });
     extra.push(() => good.close());
-    fs.writeFileSync(configFile, YAML.stringify({ ...input, delivery: { ...input.delivery, smarthosts: [{ host: '127.0.0.10', port: good.port, tls: 'none', requireTls: false }] } }));
+    writeConfig(dir, { ...input, delivery: { ...input.delivery, smarthosts: [{ host: '127.0.0.10', port: good.port, tls: 'none', requireTls: false }] } } as never);
     relay = await spawnRelay(configFile);
     await waitUntil('every message at the new smarthost', () => new Set(good.messages.map((m) => /Subject: (stuck \d+)/.exec(m.data!.toString())?.[1])).size === count, 60_000);
     relay.child.kill('SIGTERM');
