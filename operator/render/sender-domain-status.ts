@@ -50,8 +50,11 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   const signing = signingKeys(internal.dkim, nowMs);
   const haveKeys = internal.dkim.keys.length > 0 && internal.dkim.keys.every((k) => internal.pems[k.selector]);
   const keyReady = haveKeys && signing.length > 0;
-  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? 'KeyUnreadable' : 'KeyPending',
-    keyReady ? `signing with ${signing.map((k) => k.selector).join(', ')}` : input.externalKeyError ?? 'DKIM key not generated yet'));
+  // keys exist but none signs yet: the first key waits for its record in DNS (dnsVerification)
+  const awaitingDns = haveKeys && signing.length === 0 && !input.externalKeyError;
+  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? 'KeyUnreadable' : awaitingDns ? 'KeyAwaitingDNS' : 'KeyPending',
+    keyReady ? `signing with ${signing.map((k) => k.selector).join(', ')}`
+      : input.externalKeyError ?? (awaitingDns ? 'the key signs once its DKIM record is in DNS (see status.dnsRecords)' : 'DKIM key not generated yet')));
   conds.push(condition('RelayFound', !!input.relay, input.relay ? 'RelayFound' : 'RelayNotFound',
     input.relay ? `attached to EmailRelay ${spec.relayRef.name}` : `EmailRelay ${spec.relayRef.name} not found in namespace ${ns}`));
   const credsOk = !spec.credentials.enabled || !!input.password;
@@ -75,6 +78,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
     : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
     : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
+    : awaitingDns ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']
     : !keyReady ? ['Progressing', 'KeyPending', 'DKIM key not ready']
     : !dnsOk ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']
     : ['Progressing', 'CredentialsPending', 'credentials pending'];
