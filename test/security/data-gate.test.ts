@@ -24,6 +24,23 @@ async function run(message: string | Buffer, opts: Partial<DataGateOptions> = {}
 const ok = 'From: x@b.test\r\nTo: y@d.test\r\nSubject: hi\r\n\r\nbody line\r\nmore\r\n';
 
 describe('data gate', () => {
+  it('refuses the odd header forms an attacker tries next to an aligned From, whatever the chunking', async () => {
+    const cases: [string, string][] = [
+      ['From: x@b.test\r\nFROM \t : ceo@bank.test\r\n\r\nx\r\n', '5.7.1'],     // obsolete WSP before the colon, other case
+      ['From: x@b.test\r\nFr\x00om: ceo@bank.test\r\n\r\nx\r\n', '5.6.0'],       // NUL inside the field name
+      ['From: x@b.test\r\nFr\xe9om: ceo@bank.test\r\n\r\nx\r\n', '5.6.0'],       // 8-bit byte inside the field name
+      ['From: x@b.test\r\nFrom ceo@bank.test\r\n\r\nx\r\n', '5.6.0'],            // no colon at all
+      [' From: ceo@bank.test\r\nFrom: x@b.test\r\n\r\nx\r\n', '5.6.0'],          // a fold with nothing to fold onto
+      ['From: x@b.test\r\n\r\nbody\r', '5.6.11'],                                // a bare CR as the very last byte
+    ];
+    for (const [message, code] of cases) {
+      for (const size of [1, 5, Infinity]) {
+        const r = await run(message, {}, size);
+        expect(r.error, JSON.stringify(message)).toContain(code);
+      }
+    }
+  });
+
   it('passes a well-formed message through unchanged, whatever the chunking', async () => {
     for (const size of [1, 2, 3, 7, 64, Infinity]) {
       const r = await run(ok, {}, size);
