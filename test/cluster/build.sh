@@ -26,6 +26,7 @@ wanted=(
   "kube-controller-manager $K8S_VERSION MAILFLEET_KUBE_CONTROLLER_MANAGER"
   "kube-scheduler $K8S_VERSION MAILFLEET_KUBE_SCHEDULER"
   "kubectl $K8S_VERSION MAILFLEET_KUBECTL"
+  "kubelet $K8S_VERSION MAILFLEET_KUBELET"
   "etcd $ETCD_VERSION MAILFLEET_ETCD"
   "kwok $KWOK_VERSION MAILFLEET_KWOK"
   "helm $HELM_VERSION MAILFLEET_HELM"
@@ -106,9 +107,10 @@ write_tools() {
   } >"$dir/tools.go"
 }
 
-# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ----------------
+# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet -------
+# (the kubelet is the node tier's real node, test/node; kube-proxy is not built: see its README)
 k8s_cmds=()
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
   is_missing "$c" && k8s_cmds+=("$c")
 done
 if [[ ${#k8s_cmds[@]} -gt 0 ]]; then
