@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fsyncPath } from '../util/fsync.ts';
+import { storedDsnProblem, type StoredDsn } from './dsn.ts';
 
 export interface ClientInfo {
   address: string;
@@ -16,7 +17,8 @@ export interface ClientInfo {
   helo?: string;
 }
 
-export interface MessageMeta {
+/** The envelope trailer of a queue file. DSN parameters (RET, ENVID, NOTIFY, ORCPT): dsn.ts. */
+export interface MessageMeta extends StoredDsn {
   id: string;
   from: string; // '' is the null sender (DSNs)
   recipients: string[];
@@ -36,6 +38,12 @@ export interface RecipientResult {
   enhanced?: string;
   remote?: string;
   at: number;
+  /**
+   * Delivered to a next hop that announced DSN, with the recipient's DSN parameters:
+   * notices after that hop are its business (RFC 3461 §5.2.2). Absent (older records, or a
+   * hop without DSN): a NOTIFY=SUCCESS recipient gets a "relayed" notice from this relay.
+   */
+  nextHopDsn?: boolean;
 }
 
 export interface DeliveryState {
@@ -45,6 +53,8 @@ export interface DeliveryState {
   lastResponse?: string;
   /** Put on hold by `mailfleet queue hold`: not delivered until released. */
   held?: boolean;
+  /** Recipients (NOTIFY=DELAY) that were sent a "delayed" notice: one each per message. */
+  delayNotified?: string[];
 }
 
 export interface QueuedMessage {
@@ -308,6 +318,8 @@ export class QueueStore {
       if (!Array.isArray(meta.recipients) || meta.recipients.length === 0 || typeof meta.from !== 'string' || !(meta.size <= size)) {
         throw new QueueImportError(`${meta.id}: the trailer does not describe a queued message`);
       }
+      const dsnProblem = storedDsnProblem(meta);
+      if (dsnProblem) throw new QueueImportError(`${meta.id}: invalid DSN parameters in the trailer: ${dsnProblem}`);
       if (this.index.has(meta.id)) throw new QueueImportError(`${meta.id} is already in this queue`, 'exists');
       const dest = path.join(this.msgDir, meta.id);
       await fsp.link(tmpFile, dest).catch((err: NodeJS.ErrnoException) => {

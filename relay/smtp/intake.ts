@@ -17,6 +17,7 @@ import { CidrSet } from '../util/cidr.ts';
 import { smtpError } from './replies.ts';
 import { receivedHeader } from './received.ts';
 import { domainOf } from '../util/address.ts';
+import { envelopeDsn, mailDsn, rcptDsn } from './dsn-params.ts';
 
 /** Hooks the sender-domain features (DKIM, limits, suppression) plug into. */
 export interface IntakePolicy {
@@ -59,10 +60,10 @@ interface Listening {
   sockets: Set<net.Socket>; // accepted TCP sockets, destroyed at the end of a shutdown
 }
 
-// ESMTP parameters of the extensions the listeners announce (SIZE, 8BITMIME, SMTPUTF8;
-// DSN is not announced). Anything else is refused rather than silently ignored.
-const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
-const RCPT_PARAMETERS = new Set<string>();
+// ESMTP parameters of the extensions the listeners announce (SIZE, 8BITMIME, SMTPUTF8,
+// DSN). Anything else is refused rather than silently ignored.
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
+const RCPT_PARAMETERS = new Set(['NOTIFY', 'ORCPT']);
 
 function unknownParameter(address: SMTPServerAddress, known: Set<string>): string | undefined {
   if (!address.args) return undefined;
@@ -199,7 +200,8 @@ export class Intake {
       closeTimeout: limits.drainTimeout,
       greetingDelayMs: limits.greetingDelay,
       hideENHANCEDSTATUSCODES: false,
-      hideDSN: true,
+      // DSN parameters are kept in the queue record and passed on (dsn-params.ts, queue/dsn.ts)
+      hideDSN: false,
       disableReverseLookup: true,
       logger: false,
       onConnect: (session: SMTPServerSession, cb: (err?: Error | null) => void) => {
@@ -257,6 +259,8 @@ export class Intake {
       onMailFrom: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
         const unknown = unknownParameter(address, MAIL_PARAMETERS);
         if (unknown) return cb(smtpError(555, '5.5.4', `MAIL parameter ${unknown} is not supported`));
+        const dsn = mailDsn(address);
+        if (dsn instanceof Error) return cb(dsn);
         this.checkSender(address.address, session, config.mode === 'plain').then(() => cb(), (err: Error) => {
           metrics.refusals.inc({ reason: 'sender' });
           llog.warn({ client: session.remoteAddress, user: session.user, from: address.address, reply: err.message }, 'sender refused');
@@ -266,6 +270,8 @@ export class Intake {
       onRcptTo: (address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) => {
         const unknown = unknownParameter(address, RCPT_PARAMETERS);
         if (unknown) return cb(smtpError(555, '5.5.4', `RCPT parameter ${unknown} is not supported`));
+        const dsn = rcptDsn(address, session);
+        if (dsn instanceof Error) return cb(dsn);
         this.checkRecipient(address.address, session).then(() => cb(), (err: Error) => {
           metrics.refusals.inc({ reason: 'recipient' });
           llog.info({ client: session.remoteAddress, rcpt: address.address, reply: err.message }, 'recipient refused');
@@ -424,7 +430,7 @@ export class Intake {
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const domain = domainOf(from);
     const envelope: Omit<MessageMeta, 'id' | 'size' | 'receivedAt'> = {
-      from, recipients, senderDomain: domain,
+      from, recipients, senderDomain: domain, ...envelopeDsn(session),
       client: { address: session.remoteAddress, listener, ...(session.user ? { user: String(session.user) } : {}), ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) },
     };
     const started = process.hrtime.bigint();
