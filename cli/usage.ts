@@ -59,6 +59,9 @@ in brackets.
   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
+  --watch-namespaces NS,...    list, watch and write only in these namespaces (namespace-scoped
+                               install, docs/tenancy.md); default: every namespace
+  --allow-image-override=true  honour EmailRelay spec.image; default false (the relay is refused)
   -h, --help                   this text
 `,
   config: `usage: mailfleet config check FILE [--schema-only]

@@ -13,6 +13,10 @@
 //   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
 //   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
 //   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
+//   --watch-namespaces NS,...    list, watch and write only in these namespaces (the namespace-scoped
+//                                install, under Roles); default: every namespace (a ClusterRole)
+//   --allow-image-override=true  honour EmailRelay spec.image; default false: such a relay is not
+//                                rendered and reports Degraded ImageOverrideNotAllowed
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -26,12 +30,20 @@ import { LeaderElector, kubeLeases } from './runtime/leader.ts';
 import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
 import { OAuth2ProbeCache } from '../relay/delivery/oauth2/probe.ts';
+import { describeScope, parseWatchNamespaces } from './runtime/watch-scope.ts';
 
 /** A flag that must be a number > 0; anything else stops the start with the flag's name. */
 function positive(flag: string, value: string | undefined): number {
   const n = Number(value);
   if (!value || !Number.isFinite(n) || n <= 0) throw new Error(`--${flag}: "${value ?? ''}" is not a positive number`);
   return n;
+}
+
+/** A flag that must be exactly true or false (the chart renders --flag={{ bool }}). */
+function boolean(flag: string, value: string | undefined): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new Error(`--${flag}: "${value ?? ''}" is not true or false`);
 }
 
 export interface OperatorHandle {
@@ -65,6 +77,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       'watch-timeout': { type: 'string' },
       'cache-sync-timeout': { type: 'string', default: '120' },
       'log-level': { type: 'string' },
+      'watch-namespaces': { type: 'string' },
+      'allow-image-override': { type: 'string', default: 'false' },
     },
   });
   const leaseSeconds = positive('lease-duration', values['lease-duration']);
@@ -72,6 +86,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const resyncMs = positive('resync', values.resync) * 1000;
   const workers = Math.max(1, Math.floor(positive('workers', values.workers)));
   const cacheSyncTimeoutMs = positive('cache-sync-timeout', values['cache-sync-timeout']) * 1000;
+  const namespaces = parseWatchNamespaces(values['watch-namespaces']);
+  const allowImageOverride = boolean('allow-image-override', values['allow-image-override']);
   const log = pino({
     level: values['log-level'] ?? process.env.MAILFLEET_LOG_LEVEL ?? 'info',
     base: { app: 'mailfleet-operator' },
@@ -85,15 +101,15 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const dnsServers = (values['dns-servers'] ?? process.env.MAILFLEET_DNS_SERVERS)?.split(',').map((s) => s.trim()).filter(Boolean);
   const manager = new Manager({
     kube, log, metrics,
-    resyncMs, workers, cacheSyncTimeoutMs,
+    resyncMs, workers, cacheSyncTimeoutMs, ...(namespaces ? { namespaces } : {}),
     ...(watchTimeout ? { watchSeconds: [watchTimeout, watchTimeout] as [number, number] } : {}),
   });
-  const apply = new Applier({ kube, log, cache: manager.cache, identity });
+  const apply = new Applier({ kube, log, cache: manager.cache, identity, ...(namespaces ? { namespaces } : {}) });
   // one cache of identity-provider answers: a credential named by a relay and a domain is asked once
   const oauth2Probes = new OAuth2ProbeCache({ failedTtlMs: 300_000 });
   manager.add(new EmailRelayController({
     kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes,
-    image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE,
+    image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE, allowImageOverride,
   }));
   manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
@@ -115,7 +131,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const [host, port] = parseListenAddress(values.http ?? process.env.MAILFLEET_OPERATOR_HTTP ?? '0.0.0.0:8080');
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });
   const addr = server.address();
-  log.info({ http: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : addr, identity }, 'operator started');
+  log.info({ http: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : addr, identity, watching: describeScope(namespaces), allowImageOverride }, 'operator started');
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => { resolveDone = r; });

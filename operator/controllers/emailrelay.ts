@@ -17,6 +17,7 @@ import type { Reconciler, Request } from '../runtime/manager.ts';
 import { parseRelay, validDomains } from './specs.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
+import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -25,6 +26,8 @@ export interface EmailRelayControllerOptions {
   log: Logger;
   /** Relay image when spec.image is unset. */
   image: string;
+  /** Honour spec.image (--allow-image-override); default false: such a relay is refused. */
+  allowImageOverride?: boolean;
   apis: () => OptionalApis;
   /** Asks identity providers whether OAuth2 smarthost credentials work (cached); tests inject one. */
   oauth2Probes?: OAuth2ProbeCache;
@@ -67,6 +70,12 @@ export class EmailRelayController implements Reconciler {
       return undefined;
     }
     const relay = parsed.relay;
+    const imageRefused = imageOverrideRefusal(relay.spec, this.o.allowImageOverride ?? false);
+    if (imageRefused) {
+      log.warn({ image: relay.spec.image }, 'spec.image refused: image overrides are not allowed');
+      await apply.degrade(raw, IMAGE_OVERRIDE_NOT_ALLOWED, imageRefused);
+      return undefined;
+    }
     const now = new Date();
     const { owners } = resolveClaims(validDomains(cache.domains.list(ns)), name);
     const domains = this.attachedDomains([...owners.values()]);

@@ -10,6 +10,7 @@ import { FIELD_MANAGER, type CustomObject, type KubeObject } from '../render/obj
 import type { Cache } from './cache.ts';
 import { canonical, needsApply, withIntent } from './diff.ts';
 import type { Kube } from './kube.ts';
+import { inScope, type WatchScope } from './watch-scope.ts';
 
 type Status = Record<string, unknown> & { conditions?: Condition[] };
 /** An EmailRelay or a SenderDomain: an object with conditions in its status. */
@@ -29,6 +30,8 @@ export interface ApplierOptions {
   cache: Cache;
   /** Reported as the Events' reportingInstance. */
   identity: string;
+  /** --watch-namespaces: no write may leave them (the Roles would refuse it anyway; this says why). */
+  namespaces?: WatchScope;
 }
 
 const controlledBy = (obj: KubeObject, owner: KubeObject) =>
@@ -48,10 +51,16 @@ export class Applier {
     if (obj && !controlledBy(obj, owner)) throw new NotControlledError(what);
   }
 
+  /** Throws when a write would leave the watched namespaces: a render bug, never a retry. */
+  private assertInScope(ns: string, what: string): void {
+    if (!inScope(this.o.namespaces, ns)) throw new NotControlledError(`${what} is in namespace ${ns}, outside the operator's --watch-namespaces`);
+  }
+
   /** Applies obj unless the live object already matches; true when it wrote. */
   async apply(obj: KubeObject, owner: KubeObject): Promise<boolean> {
     const desired = withIntent(obj);
     const ns = obj.metadata.namespace ?? '';
+    this.assertInScope(ns, `${obj.kind} ${obj.metadata.name}`);
     const live = await this.o.cache.getOrFetch(obj.apiVersion, obj.kind, ns, obj.metadata.name);
     if (live) {
       const ctl = live.metadata.ownerReferences?.find((r) => r.controller);
@@ -68,6 +77,7 @@ export class Applier {
   /** Deletes an object the owner no longer wants, if it exists and the owner controls it; true when it did. */
   async deleteIfOwned(a: { apiVersion: string; kind: string; name: string }, owner: KubeObject): Promise<boolean> {
     const ns = owner.metadata.namespace ?? '';
+    this.assertInScope(ns, `${a.kind} ${a.name}`);
     const { cache, kube, log } = this.o;
     // A watched kind's cache miss means absent; other kinds are asked for.
     const live = cache.ownedObject(a.kind, ns, a.name) ?? (cache.watches(a.kind) ? undefined : await kube.getOrUndefined(a.apiVersion, a.kind, a.name, ns));

@@ -1,6 +1,8 @@
 // The informer cache: one reflector per watched kind (EmailRelay, SenderDomain, and every
 // owned kind, by our managed-by label), read by the controllers instead of the API server.
-// Every event is handed to one callback, which maps it to work-queue keys.
+// Every event is handed to one callback, which maps it to work-queue keys. Under
+// --watch-namespaces each kind is watched per namespace instead (ReflectorGroup): a kind
+// added here through mk() inherits the scope.
 import type { Logger } from 'pino';
 import { API_VERSION } from '../api/common.ts';
 import { FIELD_MANAGER, MANAGED_BY, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
@@ -9,6 +11,8 @@ import type { OperatorMetrics } from './metrics.ts';
 import type { Clock } from './clock.ts';
 import { kubeListWatch, type ListWatch } from './list-watch.ts';
 import { Reflector } from './reflector.ts';
+import { ReflectorGroup } from './reflector-group.ts';
+import type { WatchScope } from './watch-scope.ts';
 
 /** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
 export const OWNED_KINDS: [string, string][] = [
@@ -26,9 +30,12 @@ export interface CacheOptions {
   /** Where a kind's list and watch come from; default the API server (the unit tier scripts them). */
   source?: SourceFactory;
   clock?: Clock;
+  /** The namespaces to watch (--watch-namespaces); undefined: the whole cluster. */
+  namespaces?: WatchScope;
 }
 
-export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined) => ListWatch<KubeObject>;
+/** namespace undefined: cluster-wide. */
+export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined, namespace?: string) => ListWatch<KubeObject>;
 
 export class CacheSyncTimeoutError extends Error {
   constructor(kinds: string[], ms: number) {
@@ -38,27 +45,36 @@ export class CacheSyncTimeoutError extends Error {
 }
 
 export class Cache {
-  readonly relays: Reflector<EmailRelay>;
-  readonly domains: Reflector<SenderDomain>;
-  private readonly owned = new Map<string, Reflector<KubeObject>>();
+  readonly relays: ReflectorGroup<EmailRelay>;
+  readonly domains: ReflectorGroup<SenderDomain>;
+  /** What this cache sees: undefined for every namespace. */
+  readonly namespaces: WatchScope;
+  private readonly owned = new Map<string, ReflectorGroup<KubeObject>>();
   private readonly kube: Kube;
 
   constructor(o: CacheOptions) {
     this.kube = o.kube;
-    const source = o.source ?? ((apiVersion, kind, labelSelector) => kubeListWatch(o.kube, apiVersion, kind, labelSelector, o.log));
-    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
+    this.namespaces = o.namespaces;
+    const source = o.source ?? ((apiVersion, kind, labelSelector, namespace) => kubeListWatch(o.kube, apiVersion, kind, labelSelector, o.log, namespace));
+    const one = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector: string | undefined, namespace: string | undefined) =>
       new Reflector<T>({
-        kind, source: source(apiVersion, kind, labelSelector) as ListWatch<T>, log: o.log, onEvent: (_t, obj) => o.onEvent(obj),
+        kind, source: source(apiVersion, kind, labelSelector, namespace) as ListWatch<T>, log: namespace ? o.log.child({ watchNamespace: namespace }) : o.log,
+        onEvent: (_t, obj) => o.onEvent(obj),
         ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.clock ? { clock: o.clock } : {}),
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
+    /** A namespaced kind, watched across the scope: cluster-wide, or once per watched namespace. */
+    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
+      new ReflectorGroup<T>(kind, new Map(this.namespaces === undefined
+        ? [['', one<T>(apiVersion, kind, labelSelector, undefined)]]
+        : this.namespaces.map((ns) => [ns, one<T>(apiVersion, kind, labelSelector, ns)])));
     this.relays = mk<EmailRelay>(API_VERSION, 'EmailRelay');
     this.domains = mk<SenderDomain>(API_VERSION, 'SenderDomain');
     for (const [apiVersion, kind] of OWNED_KINDS) this.owned.set(kind, mk<KubeObject>(apiVersion, kind, `${MANAGED_BY}=${FIELD_MANAGER}`));
   }
 
-  private get all(): Reflector<KubeObject>[] {
-    return [this.relays, this.domains, ...this.owned.values()] as Reflector<KubeObject>[];
+  private get all(): ReflectorGroup<KubeObject>[] {
+    return [this.relays, this.domains, ...this.owned.values()] as ReflectorGroup<KubeObject>[];
   }
 
   /** Is this owned kind watched (so a cache miss means absent, once synced)? */
@@ -112,6 +128,6 @@ export class Cache {
   }
 
   private pending(): string[] {
-    return this.all.filter((r) => !r.synced).map((r) => r.kind);
+    return this.all.flatMap((r) => r.pending());
   }
 }

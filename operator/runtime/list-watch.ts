@@ -27,11 +27,12 @@ export interface ListWatch<T extends KubeObject> {
 /** How long client-node waits for a byte before it aborts a watch: a little past the server's timeout. */
 const INACTIVITY_MARGIN_S = 30;
 
-export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: string, kind: string, labelSelector: string | undefined, log: Logger): ListWatch<T> {
-  const path = collectionPath(resourceFor(apiVersion, kind));
+/** namespace: list and watch only there (a namespace-scoped install); undefined: cluster-wide. */
+export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: string, kind: string, labelSelector: string | undefined, log: Logger, namespace?: string): ListWatch<T> {
+  const path = collectionPath(resourceFor(apiVersion, kind), namespace);
   return {
     async list(cont) {
-      const res = await kube.list<T>(apiVersion, kind, undefined, { labelSelector, limit: '500', continue: cont });
+      const res = await kube.list<T>(apiVersion, kind, namespace, { labelSelector, limit: '500', continue: cont });
       return {
         items: res.items.map((it) => ({ ...it, apiVersion, kind })),
         resourceVersion: res.metadata.resourceVersion,
@@ -54,7 +55,7 @@ export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: stri
           if (ended) return;
           if (type === 'ERROR') {
             const { code, message } = (obj ?? {}) as { code?: number; message?: string };
-            log.info({ kind, code, message }, 'watch error event');
+            log.info({ kind, namespace, code, message }, 'watch error event');
             ended = code === 410 ? 'gone' : new Error(`watch ERROR event: ${code ?? ''} ${message ?? ''}`.trim());
             abort();
             return;

@@ -9,6 +9,7 @@ import { Discovery, type OptionalApis } from './discovery.ts';
 import type { Kube } from './kube.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
+import type { WatchScope } from './watch-scope.ts';
 
 export interface Request {
   namespace: string;
@@ -36,6 +37,8 @@ export interface ManagerOptions {
   watchSeconds?: [number, number];
   /** Lists and watches of the cache; default the API server's. */
   source?: SourceFactory;
+  /** --watch-namespaces: only these are listed, watched and written; undefined: every namespace. */
+  namespaces?: WatchScope;
 }
 
 const keyOf = (kind: string, r: Request) => `${kind}/${r.namespace}/${r.name}`;
@@ -57,6 +60,7 @@ export class Manager {
     this.cache = new Cache({
       kube: o.kube, log: o.log, metrics: o.metrics, onEvent: (obj) => this.enqueueFor(obj),
       ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.source ? { source: o.source } : {}),
+      ...(o.namespaces ? { namespaces: o.namespaces } : {}),
     });
   }
 
