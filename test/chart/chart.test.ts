@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { clusterBinariesOrSkip } from '../cluster/harness.ts';
 import { chartDir, find, helm, KUBE_VERSION, parseObjects, repoRoot, type K8sObject } from './helpers.ts';
+import { FIELD_MANAGER, MANAGED_BY } from '../../operator/render/objects.ts';
 
 const bins = clusterBinariesOrSkip('chart');
 const appVersion = (YAML.parse(fs.readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
@@ -81,6 +82,56 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
     expect((await render(['--set', 'rbac.create=false'])).filter((o) => /Role/.test(o.kind))).toEqual([]);
   });
 
+  it('watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant, and the operator told the same namespaces', async () => {
+    const docs = parseObjects(fs.readFileSync(path.join(repoRoot, 'deploy/rbac.yaml'), 'utf8'));
+    const objs = await render(['--set', 'watchNamespaces={team-b,team-a}']);
+    expect(objs.filter((o) => o.kind.startsWith('Cluster'))).toEqual([]);
+    const sa = find(objs, 'ServiceAccount').metadata.name;
+    for (const ns of ['team-a', 'team-b']) {
+      const role = objs.find((o) => o.kind === 'Role' && o.metadata.namespace === ns);
+      expect(role?.rules, ns).toEqual(find(docs, 'ClusterRole').rules);
+      const binding = objs.find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === ns);
+      expect(binding?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role!.metadata.name });
+      expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: sa, namespace: 'mailfleet-system' }]);
+    }
+    // the Lease Role stays in the release namespace; nothing else is granted anywhere
+    expect(objs.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace).sort()).toEqual(['mailfleet-system', 'team-a', 'team-b']);
+    const args: string[] = find(objs, 'Deployment').spec.template.spec.containers[0].args;
+    expect(args).toContain('--watch-namespaces=team-b,team-a');
+    expect(find(await render(), 'Deployment').spec.template.spec.containers[0].args.some((a: string) => a.startsWith('--watch-namespaces'))).toBe(false);
+  });
+
+  it('ships a ValidatingAdmissionPolicy holding the operator to objects labelled as its own, in both install modes', async () => {
+    const rbac = find(parseObjects(fs.readFileSync(path.join(repoRoot, 'deploy/rbac.yaml'), 'utf8')), 'ClusterRole').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    for (const args of [[], ['--set', 'watchNamespaces={team-a}']]) {
+      const objs = await render(args);
+      const vap = find(objs, 'ValidatingAdmissionPolicy');
+      expect(vap.apiVersion).toBe('admissionregistration.k8s.io/v1');
+      expect(vap.spec.failurePolicy).toBe('Fail');
+      expect(vap.spec.matchConditions).toEqual([{ name: 'is-the-operator', expression: `request.userInfo.username == "system:serviceaccount:mailfleet-system:${find(objs, 'ServiceAccount').metadata.name}"` }]);
+      // every resource the operator may write is covered, except its own CRs' status, Events and its Lease
+      const covered = (vap.spec.resourceRules ?? vap.spec.matchConstraints.resourceRules) as { apiGroups: string[]; resources: string[]; operations: string[] }[];
+      const writable = rbac.filter((r) => r.verbs.some((v) => ['create', 'patch', 'update', 'delete'].includes(v)));
+      for (const r of writable) for (const res of r.resources) {
+        const hit = covered.some((c) => c.apiGroups.includes(r.apiGroups[0]!) && c.resources.includes(res) && ['CREATE', 'UPDATE', 'DELETE'].every((op) => c.operations.includes(op)));
+        expect(hit, `${r.apiGroups[0] || 'core'}/${res}`).toBe(!(r.apiGroups.includes('mailfleet.io') || res === 'events'));
+      }
+      // the label the render puts on what it owns
+      const text = JSON.stringify(vap.spec.validations) + JSON.stringify(vap.spec.variables);
+      expect(text).toContain(MANAGED_BY);
+      expect(text).toContain(`'${FIELD_MANAGER}'`);
+      const binding = find(objs, 'ValidatingAdmissionPolicyBinding');
+      expect(binding.spec).toEqual({ policyName: vap.metadata.name, validationActions: ['Deny'] });
+    }
+    expect((await render(['--set', 'admissionPolicy.enabled=false'])).filter((o) => o.kind.startsWith('ValidatingAdmission'))).toEqual([]);
+  });
+
+  it('allowImageOverride is off unless set', async () => {
+    const arg = async (args: string[]) => (find(await render(args), 'Deployment').spec.template.spec.containers[0].args as string[]).filter((a) => a.startsWith('--allow-image-override'));
+    expect(await arg([])).toEqual(['--allow-image-override=false']);
+    expect(await arg(['--set', 'allowImageOverride=true'])).toEqual(['--allow-image-override=true']);
+  });
+
   it('refuses bad values with a message that names the value', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'replicaCount=two'], /at '\/replicaCount': got string, want integer/],
@@ -93,6 +144,10 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
       [['--set', 'replicaCount=3', '--set', 'leaderElection.enabled=false'], /replicaCount is 3 but leaderElection.enabled is false/],
       [['--set', 'metrics.serviceMonitor.enabled=true'], /no monitoring.coreos.com\/v1 ServiceMonitor/],
       [['--set', 'serviceAccount.create=false'], /serviceAccount.name is required/],
+      [['--set', 'watchNamespaces={Team_A}'], /at '\/watchNamespaces\/0'/],
+      [['--set', 'watchNamespaces={a,a}'], /at '\/watchNamespaces': items at 0 and 1 are equal/],
+      [['--set', 'allowImageOverride=yes'], /at '\/allowImageOverride': got string, want boolean/],
+      [['--set', 'admissionPolicy.enabeld=false'], /additional properties 'enabeld' not allowed/],
     ];
     for (const [args, message] of cases) {
       const r = await helm(bins!.helm, ['template', 'mf', chartDir, '--kube-version', KUBE_VERSION, ...args]);
