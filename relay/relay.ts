@@ -29,6 +29,9 @@ import { createSenderPolicy } from './senders/policy.ts';
 import { RecipientDnsCheck } from './senders/recipient-dns.ts';
 import type { DeliveryConfig } from './delivery/schema.ts';
 import { OutboundPolicy } from './outbound/targets.ts';
+import { HandoffReceiver } from './handoff/receiver.ts';
+import { HandoffSender } from './handoff/sender.ts';
+import { DrainWatch } from './handoff/annotations.ts';
 
 // Permanent failures whose enhanced code says the mailbox or domain is gone (5.1.x, or
 // 5.2.1 disabled): those recipients go on the suppression list. A bare 550 without an
@@ -99,6 +102,11 @@ export class Relay {
   private ready = false;
   private stopping: Promise<void> | undefined;
   private releaseDataDir: (() => void) | undefined;
+  private handoffReceiver: HandoffReceiver | undefined;
+  private handoffSender: HandoffSender | undefined;
+  private drainWatch: DrainWatch | undefined;
+  /** The drain request being served (its annotation value), when the operator asked this pod to leave. */
+  private drainRequest: string | undefined;
 
   constructor(opts: RelayOptions) {
     this.opts = opts;
@@ -158,8 +166,9 @@ export class Relay {
     });
     this.httpServer = await startHttpServer(cfg.http.host, cfg.http.port, this.metrics.registry, {
       live: () => true,
-      ready: () => this.ready,
-      status: () => ({ oauth2: this.oauth2.states() }),
+      // A draining pod leaves the Service's endpoints: clients and peers go elsewhere.
+      ready: () => this.ready && !this.drainRequest,
+      status: () => ({ oauth2: this.oauth2.states(), ...this.drainStatus() }),
       ...(cfg.http.adminTokenFile ? {
         admin: adminHandler({ tokenFile: cfg.http.adminTokenFile, control: () => this.queueControl(), log: this.log }),
       } : {}),
@@ -170,10 +179,53 @@ export class Relay {
       },
     });
     await this.intake.start(cfg.listeners);
+    if (cfg.handoff) await this.startHandoff(cfg, tlsPair);
     this.runner.start();
     this.watchFiles();
     this.ready = true;
-    this.log.info({ listeners: this.intake.addresses(), http: this.httpAddress() }, 'relay ready');
+    if (cfg.handoff?.annotationsFile) {
+      this.drainWatch = new DrainWatch(cfg.handoff.annotationsFile, this.opts.watchIntervalMs ?? Number(process.env.MAILFLEET_WATCH_INTERVAL_MS ?? 2000), (r) => this.setDrain(r));
+    }
+    this.log.info({ listeners: this.intake.addresses(), http: this.httpAddress(), ...(this.handoffReceiver ? { handoff: this.handoffReceiver.address() } : {}) }, 'relay ready');
+  }
+
+  private async startHandoff(cfg: RelayConfig, tlsPair: { key: Buffer; cert: Buffer } | undefined): Promise<void> {
+    // The schema demands TLS material with handoff: AUTH only ever happens over TLS.
+    if (!tlsPair) throw new Error('handoff needs TLS (tls.certFile/keyFile or tls.selfSigned)');
+    this.handoffReceiver = new HandoffReceiver({
+      config: () => this.config.handoff!, hostname: cfg.hostname, tls: tlsPair, minTlsVersion: cfg.tls.minVersion, ciphers: cfg.tls.ciphers,
+      maxMessageSize: () => this.config.limits.maxMessageSize, store: this.store, onQueued: (q) => this.runner.enqueue(q),
+      draining: () => this.drainRequest !== undefined, log: this.log,
+    });
+    await this.handoffReceiver.start();
+    this.handoffSender = new HandoffSender({
+      config: () => this.config.handoff!, hostname: cfg.hostname, store: this.store,
+      reserve: (id) => this.runner.reserve(id), unreserve: (id) => this.runner.unreserve(id), log: this.log,
+    });
+  }
+
+  /** What /status says about a drain: the operator reads it before it lets a pod go. */
+  private drainStatus(): { draining: boolean; queued: number; drainRequested?: string; handedOff?: number } {
+    return {
+      draining: this.drainRequest !== undefined, queued: this.store.size,
+      ...(this.drainRequest ? { drainRequested: this.drainRequest, handedOff: this.handoffSender?.handedOff ?? 0 } : {}),
+    };
+  }
+
+  /** The drain request appeared, changed or went (scaled back up before the drain finished). */
+  private setDrain(request: string | undefined): void {
+    if (this.stopping) return;
+    const was = this.drainRequest;
+    this.drainRequest = request;
+    if (request && !was) {
+      this.log.info({ drainRequested: request, queued: this.store.size }, 'drain requested: readiness off, new sessions get 421, handing the queue to the peers');
+      this.intake.setDraining(true);
+      this.handoffSender?.start();
+    } else if (!request && was) {
+      this.log.info({ queued: this.store.size }, 'drain withdrawn: taking mail again');
+      this.intake.setDraining(false);
+      void this.handoffSender?.stop();
+    }
   }
 
   /**
@@ -340,8 +392,11 @@ export class Relay {
       this.runner.setPolicy(next.queue, next.queue.concurrency);
       this.runtimeState = runtime;
       // Renewed certificates (cert-manager rewrites the Secret) apply to new handshakes.
+      const handoffListener = (c: RelayConfig) => (c.handoff ? `${c.handoff.host}:${c.handoff.port}:${c.handoff.annotationsFile ?? ''}` : '');
+      if (handoffListener(next) !== handoffListener(this.config)) this.log.warn('hand-off listener and annotations file changes take effect at the next restart');
       if (tlsPair && this.fingerprint(tlsPair) !== this.tlsFingerprint) {
         this.intake.updateTls(tlsPair);
+        this.handoffReceiver?.updateTls(tlsPair);
         this.tlsFingerprint = this.fingerprint(tlsPair);
         this.log.info({ reason }, 'TLS certificate reloaded');
       }
@@ -388,7 +443,9 @@ export class Relay {
       this.ready = false;
       this.log.info({ drainTimeoutMs: this.config.limits.drainTimeout }, 'shutting down: readiness off, draining sessions');
       for (const f of this.watched) fs.unwatchFile(f);
-      await this.intake?.close(deadline);
+      this.drainWatch?.close();
+      // A hand-off in progress ends here; its message stays queued (the peer may have it too: at-least-once).
+      await Promise.all([this.intake?.close(deadline), this.handoffSender?.stop(), this.handoffReceiver?.close()]);
       await this.runner?.stop(deadline);
       await this.deliverer?.close(CLOSE_WAIT_MS);
       await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close(CLOSE_WAIT_MS)));

@@ -13,6 +13,7 @@ import { dkimSchema } from '../dkim/schema.ts';
 import { rateLimitSchema, redisLimiterSchema, authThrottleSchema } from '../limits/schema.ts';
 import { suppressionSchema } from '../suppression/index.ts';
 import { webhookSchema } from '../webhooks/schema.ts';
+import { handoffSchema } from '../handoff/schema.ts';
 
 // ECDHE (forward secrecy) with AEAD ciphers only: no CBC, no SHA-1 MACs, no RSA key exchange.
 export const DEFAULT_TLS_CIPHERS = [
@@ -159,6 +160,8 @@ export const relayConfigSchema = z.strictObject({
       'File holding the bearer token of the admin API (/admin/queue, used by `mailfleet queue --url`); '
       + 'the API is off unless this is set. Read per request, so a rotated Secret applies at once'),
   }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints, and the optional admin API'),
+  handoff: handoffSchema.optional().describe(
+    'Scale-down hand-off: on a drain request the relay stops taking mail and hands its queue to the peers over an internal SMTP listener (off unless set)'),
 }).superRefine((cfg, ctx) => {
   // Every domain a login or a trusted network may send as must be served (listed under
   // domains), even when domains is empty: sender policy and From alignment hang off that
@@ -173,6 +176,9 @@ export const relayConfigSchema = z.strictObject({
   cfg.trustedNetworks.forEach((t, i) => check(t.domains, ['trustedNetworks', i, 'domains']));
   if (cfg.listeners.some((l) => l.mode !== 'plain') && !cfg.tls.selfSigned && !cfg.tls.certFile) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'TLS listeners need tls.certFile and tls.keyFile (or tls.selfSigned for development)' });
+  }
+  if (cfg.handoff && !cfg.tls.selfSigned && !cfg.tls.certFile) {
+    ctx.addIssue({ code: 'custom', path: ['handoff'], message: 'the hand-off listener authenticates over TLS only: it needs tls.certFile and tls.keyFile (or tls.selfSigned)' });
   }
   if (cfg.listeners.some((l) => l.mode === 'plain') && cfg.trustedNetworks.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['trustedNetworks'], message: 'a plain listener needs trustedNetworks: without AUTH only those clients may send' });

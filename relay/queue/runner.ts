@@ -60,6 +60,8 @@ export class DeliveryRunner {
   private readonly opts: RunnerOptions;
   private readonly due: DuePump<{ at: number; id: string }>;
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Messages a hand-off is moving to another relay: no attempt starts for them. */
+  private readonly reserved = new Set<string>();
   /** Aborted at the shutdown deadline: attempts still running end and defer their recipients. */
   private readonly abort = new AbortController();
 
@@ -103,9 +105,26 @@ export class DeliveryRunner {
     if (!(await raceTimeout(settled, ABORT_GRACE_MS))) this.opts.log.error({ inFlight: this.inFlight.size }, 'delivery attempts did not end after the abort; their messages stay queued');
   }
 
-  /** An attempt for this message is running now (queue control must not remove it under it). */
+  /** An attempt for this message is running now, or a hand-off holds it (queue control must not remove it under them). */
   busy(id: string): boolean {
-    return this.inFlight.has(id);
+    return this.inFlight.has(id) || this.reserved.has(id);
+  }
+
+  /**
+   * Takes a message away from delivery while something else moves it (the scale-down
+   * hand-off): false when an attempt is running. Until unreserve() no attempt starts.
+   */
+  reserve(id: string): boolean {
+    if (this.inFlight.has(id) || this.reserved.has(id)) return false;
+    this.reserved.add(id);
+    return true;
+  }
+
+  /** Gives a reserved message back to delivery (when it is still queued: the hand-off failed). */
+  unreserve(id: string): void {
+    if (!this.reserved.delete(id)) return;
+    const q = this.opts.store.get(id);
+    if (q) this.enqueue(q);
   }
 
   get activeDeliveries(): number {
@@ -117,7 +136,7 @@ export class DeliveryRunner {
     const q = this.opts.store.get(top.id);
     // Stale heap entries (already finished, or rescheduled) are skipped.
     // Held messages wait for `queue release` (which schedules them again).
-    if (!q || this.inFlight.has(top.id) || q.state.nextAttemptAt !== top.at || q.state.held) return undefined;
+    if (!q || this.inFlight.has(top.id) || this.reserved.has(top.id) || q.state.nextAttemptAt !== top.at || q.state.held) return undefined;
     const p = this.attempt(q)
       .catch((err: Error) => {
         // Whatever broke (state write, DSN queueing, unlink), the message is still queued:

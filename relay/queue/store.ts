@@ -341,6 +341,26 @@ export class QueueStore {
     }
   }
 
+  /**
+   * Takes in a message another relay of the fleet hands off while it drains: its bytes as
+   * a stream, and the record (envelope, arrival time, state) that travelled with them. The
+   * queue id stays, so a hand-off repeated after a lost 250 finds the message already here
+   * ('exists') instead of queueing it twice. Committed like an import.
+   */
+  async acceptHandoff(meta: MessageMeta, state: DeliveryState, body: AsyncIterable<Buffer>, maxSize: number): Promise<QueuedMessage> {
+    if (this.index.has(meta.id)) throw new QueueImportError(`${meta.id} is already in this queue`, 'exists');
+    async function* file(): AsyncGenerator<Buffer> {
+      let size = 0;
+      for await (const chunk of body) {
+        size += chunk.length;
+        if (size > maxSize) throw new MessageTooLargeError(maxSize);
+        yield chunk;
+      }
+      yield trailerFor({ ...meta, size });
+    }
+    return this.importMessage(Readable.from(file()), state);
+  }
+
   /** The on-disk files of a message: for export to another relay. */
   filesOf(id: string): { message: string; state?: string } | undefined {
     const q = this.index.get(id);

@@ -158,6 +158,16 @@ export class Intake {
     for (const l of this.listeners) for (const socket of l.sockets) socket.destroy();
   }
 
+  /**
+   * A scale-down drain: new sessions and new transactions get 421 4.3.2 and sessions between
+   * transactions are closed, while the listeners stay open (the pod keeps running to hand
+   * its queue over). Off again when the drain request is withdrawn.
+   */
+  setDraining(on: boolean): void {
+    this.accepting = !on;
+    if (on) this.closeIdleSessions();
+  }
+
   /** Sessions between transactions: smtp-server's connection objects (guarded in test/relay/shutdown.test.ts). */
   private closeIdleSessions(): void {
     for (const l of this.listeners) {

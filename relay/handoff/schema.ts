@@ -1,0 +1,24 @@
+// The scale-down hand-off's part of the relay config (docs/operator.md, "Scale-down,
+// deletion and queued mail"): where the drain request appears, the internal SMTP listener
+// the fleet hands queued mail to, its token, and the pods that stay.
+import { z } from 'zod';
+
+// host:port; the host a DNS name or an IPv4 address (pod DNS names through the headless Service).
+const peer = z.string().max(300).regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { message: 'must be host:port, e.g. relay-0.relay-headless.mail.svc:2526' });
+
+export const handoffSchema = z.strictObject({
+  annotationsFile: z.string().min(1).optional().describe(
+    'The pod\'s annotations as a downward-API file; the annotation mailfleet.io/drain-requested there starts a drain '
+    + '(polled like the config). Unset: this relay never drains by itself'),
+  host: z.string().default('0.0.0.0').describe('Address the hand-off listener binds'),
+  port: z.number().int().min(0).max(65535).describe(
+    'TCP port of the internal hand-off listener: SMTP with STARTTLS and AUTH CRAM-MD5 with the fleet token, only for the fleet\'s own pods (0 picks a free one, for tests)'),
+  tokenFile: z.string().min(1).describe(
+    'File holding the fleet token (a Secret shared by the fleet): hand-off sessions authenticate with it, both ways. Read per session, so a rotated Secret applies at once'),
+  peers: z.array(peer).max(1000).default([]).describe(
+    'Hand-off listeners of the pods that stay (host:port); a draining relay hands its queue to them. A peer that is draining itself refuses, so the list may include leaving pods'),
+  connections: z.number().int().min(1).max(32).default(4).describe('Messages handed off at once while draining'),
+});
+
+export type HandoffConfig = z.output<typeof handoffSchema>;
+export type HandoffConfigInput = z.input<typeof handoffSchema>;
