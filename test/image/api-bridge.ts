@@ -75,3 +75,61 @@ export async function bridgeApi(opts: { nsPath: string; server: string; listens:
   }
   return { listens: opts.listens, close };
 }
+
+// Runs inside the namespace: serves the socket, dialing host:port in the namespace.
+const INNER_OUT = `
+const net = require('node:net');
+const [sock, target] = process.argv.slice(1);
+const i = target.lastIndexOf(':');
+net.createServer((c) => {
+  const u = net.connect(Number(target.slice(i + 1)), target.slice(0, i));
+  c.pipe(u).pipe(c);
+  c.on('error', () => u.destroy());
+  u.on('error', () => c.destroy());
+}).listen(sock, () => console.log('listening ' + sock));
+`;
+
+/**
+ * The other direction: `listen` (host:port on the machine's loopback) reaches `target`
+ * (host:port inside the network namespace at nsPath). For the API server dialing a kubelet.
+ */
+export async function bridgeOut(opts: { nsPath: string; listen: string; target: string; dir: string }): Promise<ApiBridge> {
+  const sock = path.join(opts.dir, `out-${process.pid}-${opts.listen.replace(/[^0-9a-z]/gi, '_')}.sock`);
+  fs.rmSync(sock, { force: true });
+  const inner: ChildProcess = spawn('nsenter', [`--net=${opts.nsPath}`, '--', 'setpriv', '--pdeathsig', 'KILL', '--', process.execPath, '-e', INNER_OUT, sock, opts.target],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  inner.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  inner.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const conns = new Set<net.Socket>();
+  const i = opts.listen.lastIndexOf(':');
+  const outer = net.createServer((c) => {
+    const u = net.connect(sock);
+    conns.add(c).add(u);
+    c.pipe(u).pipe(c);
+    const end = () => { c.destroy(); u.destroy(); conns.delete(c); conns.delete(u); };
+    c.on('error', end).on('close', end);
+    u.on('error', end).on('close', end);
+  });
+  const close = async () => {
+    if (inner.exitCode === null && inner.signalCode === null) {
+      const gone = new Promise((r) => inner.once('exit', r));
+      inner.kill('SIGKILL');
+      await gone;
+    }
+    for (const c of conns) c.destroy();
+    if (outer.listening) await new Promise<void>((r) => outer.close(() => r()));
+    fs.rmSync(sock, { force: true });
+  };
+  try {
+    await eventually('the bridge into the namespace to listen', async () => {
+      if (inner.exitCode !== null) throw new Error(`bridge exited ${inner.exitCode}: ${out}`);
+      return out.includes(`listening ${sock}`);
+    }, 20_000);
+    await new Promise<void>((res, rej) => { outer.once('error', rej); outer.listen(Number(opts.listen.slice(i + 1)), opts.listen.slice(0, i), () => res()); });
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { listens: [opts.listen], close };
+}

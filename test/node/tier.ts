@@ -1,0 +1,40 @@
+// Is the node tier runnable here? Root, the image tier's tools, the node's tools and CNI
+// plugins, the control plane and a kubelet from build.sh. Skips loudly on a person's machine;
+// with CI=true a missing piece is an error (a CI that silently skipped a tier is a lie).
+import fs from 'node:fs';
+import path from 'node:path';
+import { cacheBinDir, clusterBinariesOrSkip, pinnedVersions, type Binaries } from '../cluster/harness.ts';
+import { imageTierAvailable } from '../image/podman.ts';
+import { haveTools, inCI } from '../support/tools.ts';
+import { CNI_PLUGINS, NODE_TOOLS } from './node.ts';
+
+export interface NodeTier { binaries: Binaries; kubelet: string }
+
+function skip(msg: string): undefined {
+  if (inCI) throw new Error(`[node] ${msg}; CI=true forbids skipping a tier`);
+  console.warn(`\n*** SKIPPING TIER node: ${msg} ***\n`);
+  return undefined;
+}
+
+/** The kubelet build.sh made (or MAILFLEET_KUBELET), with the pinned version's stamp. */
+function kubelet(): string | undefined {
+  const given = process.env.MAILFLEET_KUBELET;
+  if (given) return fs.existsSync(given) ? given : skip(`MAILFLEET_KUBELET=${given} does not exist`);
+  const bin = path.join(cacheBinDir(), 'kubelet');
+  let stamp = '';
+  try { stamp = fs.readFileSync(path.join(cacheBinDir(), '.kubelet.version'), 'utf8').trim(); } catch { /* none */ }
+  if (fs.existsSync(bin) && stamp === pinnedVersions().K8S_VERSION) return bin;
+  return skip(`no kubelet ${pinnedVersions().K8S_VERSION} in ${cacheBinDir()}: run npm run cluster:build`);
+}
+
+export function nodeTier(): NodeTier | undefined {
+  if (!imageTierAvailable('node')) return undefined;
+  if (!haveTools('node', NODE_TOOLS)) return undefined;
+  const missing = CNI_PLUGINS.filter((p) => !fs.existsSync(p));
+  if (missing.length) return skip(`missing CNI plugins ${missing.join(', ')} (containernetworking-plugins; .ci/install-deps)`);
+  if (!fs.existsSync('/bin/busybox')) return skip('missing /bin/busybox (busybox-static; .ci/install-deps), the pause image');
+  const binaries = clusterBinariesOrSkip('node');
+  if (!binaries) return undefined;
+  const k = kubelet();
+  return k ? { binaries, kubelet: k } : undefined;
+}
