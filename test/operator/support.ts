@@ -44,17 +44,7 @@ export function useOperatorCluster(): OperatorCluster {
       await cluster.kubectl(['create', 'namespace', 'mailfleet-system']);
       await cluster.kubectl(['apply', '-f', path.join(repoRoot, 'deploy/rbac.yaml')]);
       await cluster.kubectl(['wait', '--for=condition=Established', 'crd/emailrelays.mailfleet.io', 'crd/senderdomains.mailfleet.io', '--timeout=60s']);
-      const token = (await cluster.kubectl(['create', 'token', 'mailfleet-operator', '-n', 'mailfleet-system', '--duration=2h'])).stdout.trim();
-      const admin = fs.readFileSync(cluster.kubeconfigPath, 'utf8');
-      const ca = /certificate-authority-data: (\S+)/.exec(admin)?.[1];
-      kubeconfig = path.join(cluster.dir, 'operator.kubeconfig');
-      fs.writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: '${cluster.server}', certificate-authority-data: ${ca}}}]
-users: [{name: mailfleet-operator, user: {token: ${token}}}]
-contexts: [{name: c, context: {cluster: c, user: mailfleet-operator}}]
-current-context: c
-`, { mode: 0o600 });
+      kubeconfig = await serviceAccountKubeconfig(cluster, 'mailfleet-system', 'mailfleet-operator');
     }, 240_000);
     afterAll(async () => { await cluster?.stop(); }, 30_000);
     beforeEach(({ onTestFailed }) => {
@@ -66,6 +56,22 @@ current-context: c
     get() { if (!cluster) throw new Error('cluster not started'); return cluster; },
     operatorKubeconfig() { return kubeconfig; },
   };
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount (a token from the API server), written into the cluster dir. */
+export async function serviceAccountKubeconfig(cluster: Cluster, namespace: string, name: string): Promise<string> {
+  const token = (await cluster.kubectl(['create', 'token', name, '-n', namespace, '--duration=2h'])).stdout.trim();
+  const admin = fs.readFileSync(cluster.kubeconfigPath, 'utf8');
+  const ca = /certificate-authority-data: (\S+)/.exec(admin)?.[1];
+  const file = path.join(cluster.dir, `${namespace}.${name}.kubeconfig`);
+  fs.writeFileSync(file, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: '${cluster.server}', certificate-authority-data: ${ca}}}]
+users: [{name: ${name}, user: {token: ${token}}}]
+contexts: [{name: c, context: {cluster: c, user: ${name}}}]
+current-context: c
+`, { mode: 0o600 });
+  return file;
 }
 
 export interface OperatorProcess {
