@@ -10,10 +10,12 @@ import { MxResolver } from './mx.ts';
 import { OAuth2Tokens, type OAuth2Login } from './oauth2/index.ts';
 import type { OAuth2Credential } from './oauth2/credential.ts';
 import { fromError, fromInfo, hostFailure, type HostFailure, type SmtpError } from './outcome.ts';
-import { PoolRegistry, remoteOf, type PoolSettings, type PoolTarget } from './pools.ts';
+import { PoolRegistry, remoteOf, type OutgoingMail, type PoolSettings, type PoolTarget } from './pools.ts';
 import type { DeliveryConfig, SmarthostConfig } from './schema.ts';
 import { Semaphore } from './semaphore.ts';
-import { NO_SMTPUTF8, needingSmtpUtf8, noSmtpUtf8Response, Smtputf8Support } from './smtputf8.ts';
+import { NO_SMTPUTF8, needingSmtpUtf8, noSmtpUtf8Response } from './smtputf8.ts';
+import { HopProbe } from './hop-probe.ts';
+import { dsnGroups } from './dsn-groups.ts';
 import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import { OutboundPolicy, OutboundRefused } from '../outbound/targets.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
@@ -92,7 +94,7 @@ export class Deliverer {
   private readonly destinations = new Map<string, Semaphore>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly health: TargetHealth<Candidate>;
-  private readonly smtputf8 = new Smtputf8Support();
+  private readonly probe = new HopProbe();
   private closed = false;
   private outbound: OutboundPolicy;
 
@@ -341,27 +343,60 @@ export class Deliverer {
       }
     }
     const utf8 = needingSmtpUtf8(job.from, rcpts);
-    if (utf8.length === 0) return this.send(job, destination, rcpts, target, signals);
+    if (utf8.length === 0) return this.sendByDsn(job, destination, rcpts, target, signals);
     const remote = remoteOf(target);
     let supported: boolean;
     try {
-      supported = await this.smtputf8.supports(`${remote}/${target.tls}`, this.pools.sessionOptions(target));
+      supported = await this.probe.announces(`${remote}/${target.tls}`, this.pools.sessionOptions(target), 'SMTPUTF8');
     } catch (err) {
       const r = fromError(rcpts, err as SmtpError, { remote, route: target.route }, false, target.requireTls);
       return r.kind === 'answer' ? r : { kind: 'unreachable', failure: r.failure };
     }
-    if (supported) return this.send(job, destination, rcpts, target, signals);
+    if (supported) return this.sendByDsn(job, destination, rcpts, target, signals);
     const response = noSmtpUtf8Response(remote);
     this.log.info({ queueId: job.id, route: target.route, destination, remote, recipients: utf8.length, outcome: 'failed', code: NO_SMTPUTF8.code, response }, 'delivery attempt');
     const failed = utf8.map((recipient): RecipientOutcome => ({ recipient, ...NO_SMTPUTF8, response, remote, route: target.route }));
     const rest = rcpts.filter((r) => !utf8.includes(r));
     if (rest.length === 0) return { kind: 'answer', outcomes: failed };
-    const sent = await this.send(job, destination, rest, target, signals);
+    const sent = await this.sendByDsn(job, destination, rest, target, signals);
     return sent.kind === 'answer' ? { kind: 'answer', outcomes: [...failed, ...sent.outcomes] } : sent;
+  }
+
+  /**
+   * nodemailer takes one set of DSN parameters per transaction, so recipients with
+   * different NOTIFY/ORCPT go in transactions of their own (dsn-groups.ts), one after the
+   * other on the target. A NOTIFY=SUCCESS recipient that was delivered is marked with
+   * whether the hop announced DSN (then the success notice is the hop's business).
+   */
+  private async sendByDsn(
+    job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+  ): Promise<AttemptResult> {
+    const groups = dsnGroups(job, rcpts);
+    const outcomes: RecipientOutcome[] = [];
+    for (const [i, g] of groups.entries()) {
+      const r = await this.send(job, destination, g.rcpts, target, signals, g.dsn);
+      if (r.kind === 'answer') { outcomes.push(...r.outcomes); continue; }
+      // the first transaction decides whether this target is usable at all (failover)
+      if (i === 0) return r;
+      // the target went away between transactions: the rest waits for the retry
+      for (const rest of groups.slice(i)) {
+        outcomes.push(...rest.rcpts.map((recipient): RecipientOutcome => ({
+          recipient, status: 'deferred', enhanced: r.failure.enhanced, response: r.failure.response, remote: remoteOf(target), route: target.route,
+        })));
+      }
+      break;
+    }
+    const successWanted = outcomes.filter((o) => o.status === 'delivered' && job.rcptDsn?.[o.recipient]?.notify?.includes('SUCCESS'));
+    if (successWanted.length > 0) {
+      const hopDsn = await this.probe.announces(`${remoteOf(target)}/${target.tls}`, this.pools.sessionOptions(target), 'DSN').catch(() => false);
+      for (const o of successWanted) o.nextHopDsn = hopDsn;
+    }
+    return { kind: 'answer', outcomes };
   }
 
   private async send(
     job: DeliveryJob, destination: string, rcpts: string[], target: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+    dsn?: OutgoingMail['dsn'],
   ): Promise<AttemptResult> {
     const remote = remoteOf(target);
     const base = { remote, route: target.route };
@@ -369,7 +404,7 @@ export class Deliverer {
     const started = Date.now();
     let result: AttemptResult;
     try {
-      const info = await this.pools.send(target, { from: job.from, to: rcpts, raw }, signals);
+      const info = await this.pools.send(target, { from: job.from, to: rcpts, raw, ...(dsn ? { dsn } : {}) }, signals);
       result = { kind: 'answer', outcomes: fromInfo(rcpts, info, base) };
     } catch (err) {
       if (signals.signal?.aborted) {

@@ -45,6 +45,8 @@ export interface OutgoingMail {
   from: string;
   to: string[];
   raw: Readable;
+  /** RFC 3461 parameters for this transaction; nodemailer sends them only to a hop that announces DSN. */
+  dsn?: { ret?: string; envid?: string; notify?: string[]; orcpt?: string };
 }
 
 interface Pool {
@@ -71,7 +73,7 @@ type TransportMessage = { data: PoolMessage['data']; message: Pick<PoolMessage['
 function sendRaw(pool: SMTPPool, mail: OutgoingMail, signal?: AbortSignal): Promise<SendInfo> {
   const shim: TransportMessage = {
     // the pool fails an aborted message and closes the connection carrying it (smtp-pool `signal`)
-    data: signal ? { signal } : {},
+    data: { ...(signal ? { signal } : {}), ...(mail.dsn ? { dsn: mail.dsn } : {}) },
     message: {
       getEnvelope: () => ({ from: mail.from, to: [...mail.to] }),
       messageId: () => '',

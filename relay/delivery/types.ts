@@ -1,4 +1,5 @@
 // The contract between the queue's retry loop and the deliverer.
+import type { EnvelopeDsn, RecipientDsn } from '../queue/dsn.ts';
 
 export interface DeliveryJob {
   id: string;            // queue id, for logs
@@ -8,6 +9,8 @@ export interface DeliveryJob {
   bodyOffset: number;    // message bytes start at this byte offset in the file
   prepend?: Buffer;      // bytes sent before the message (e.g. a DKIM-Signature header)
   size: number;          // message byte length (after offset, without prepend)
+  dsn?: EnvelopeDsn;     // RET and ENVID, passed on to hops that announce DSN
+  rcptDsn?: Record<string, RecipientDsn>; // NOTIFY and ORCPT per recipient, likewise
 }
 
 export type RecipientStatus = 'delivered' | 'deferred' | 'failed';
@@ -20,4 +23,6 @@ export interface RecipientOutcome {
   response: string;      // the peer's reply or the local error, for DSNs and logs
   remote?: string;       // host[ip]:port that answered
   route: 'mx' | 'smarthost' | 'capture';
+  /** Delivered to a hop that announced DSN, with the recipient's DSN parameters (asked only for NOTIFY=SUCCESS). */
+  nextHopDsn?: boolean;
 }

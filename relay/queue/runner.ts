@@ -6,7 +6,8 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Deliverer } from '../delivery/deliverer.ts';
 import type { RecipientOutcome } from '../delivery/types.ts';
-import { queueDsn } from './bounce.ts';
+import { queueDelayDsn, queueDsn } from './bounce.ts';
+import { wantsNotice } from './dsn.ts';
 import { DuePump } from '../util/due-pump.ts';
 import { backoffAfter, isExpired, nextAttemptAt, type RetryPolicy } from './schedule.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
@@ -182,6 +183,7 @@ export class DeliveryRunner {
         outcomes = await deliverer(meta.senderDomain).deliver({
           id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
           size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
+          ...(meta.dsn ? { dsn: meta.dsn } : {}), ...(meta.rcptDsn ? { rcptDsn: meta.rcptDsn } : {}),
         }, this.abort.signal);
       } catch (err) {
         outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
@@ -198,6 +200,7 @@ export class DeliveryRunner {
       const result: RecipientResult = {
         status: o.status === 'deferred' ? 'expired' : o.status, response: o.response, at: now,
         ...(o.code !== undefined ? { code: o.code } : {}), ...(o.enhanced ? { enhanced: o.enhanced } : {}), ...(o.remote ? { remote: o.remote } : {}),
+        ...(o.nextHopDsn !== undefined ? { nextHopDsn: o.nextHopDsn } : {}),
       };
       metrics.deliveryDuration.observe({ outcome: o.status }, seconds);
       if (o.status === 'delivered') {
@@ -238,6 +241,7 @@ export class DeliveryRunner {
           log.info({ queueId: meta.id, rcpt: o.recipient, remote: o.remote, response: o.response, attempt: state.attempts, retryAt: new Date(state.nextAttemptAt).toISOString() }, 'deferred');
           this.emit('deferred', meta, o);
         }
+        await this.noticeDelay(q, state, deferred, now);
       }
     }
     if (meta.recipients.every((r) => state.done[r])) {
@@ -279,6 +283,23 @@ export class DeliveryRunner {
       }
     }
     return { recipients: held, retryAfterMs: held.length ? retryAfterMs : 0 };
+  }
+
+  /** NOTIFY=DELAY recipients get one "delayed" notice per message, at their first deferral. */
+  private async noticeDelay(q: QueuedMessage, state: DeliveryState, deferred: RecipientOutcome[], now: number): Promise<void> {
+    const told = new Set(state.delayNotified ?? []);
+    const due = deferred.filter((o) => !told.has(o.recipient) && wantsNotice(q.meta, o.recipient, 'DELAY'));
+    if (due.length === 0) return;
+    const results = due.map((o) => ({
+      recipient: o.recipient,
+      result: { status: 'expired' as const, response: o.response, at: now, ...(o.code !== undefined ? { code: o.code } : {}), ...(o.enhanced ? { enhanced: o.enhanced } : {}), ...(o.remote ? { remote: o.remote } : {}) },
+    }));
+    const queued = await queueDelayDsn(this.opts.store, q, results, new Date(q.meta.receivedAt + this.opts.policy.maxLifetime), this.opts.hostname, this.opts.log);
+    // recorded also when no notice could go (null sender): asking again each retry changes nothing
+    state.delayNotified = [...told, ...due.map((o) => o.recipient)];
+    if (!queued) return;
+    this.opts.metrics.dsnSent.inc();
+    this.enqueue(queued);
   }
 
   private async bounceIfNeeded(q: QueuedMessage, state: DeliveryState): Promise<void> {

@@ -61,6 +61,8 @@ export interface SinkOptions {
   smtputf8?: boolean;
   /** Maximum message size advertised with SIZE (default 50 MB). */
   size?: number;
+  /** Announce DSN in EHLO (default true; false is a hop that takes no NOTIFY/ORCPT/RET/ENVID). */
+  dsn?: boolean;
 }
 
 export interface Sink {
@@ -69,6 +71,8 @@ export interface Sink {
   messages: SinkMessage[];
   /** Every MAIL FROM the sink was given (accepted or not), with its ESMTP parameters. */
   mailCommands: { address: string; args: Record<string, unknown> }[];
+  /** Every RCPT TO the sink was given (accepted or not), with its ESMTP parameters. */
+  rcptCommands: { address: string; args: Record<string, unknown> }[];
   /** TCP connections accepted so far. */
   connections(): number;
   /** Largest number of connections that were open at the same time. */
@@ -88,6 +92,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const keepData = opts.keepData ?? true;
   const messages: SinkMessage[] = [];
   const mailCommands: Sink['mailCommands'] = [];
+  const rcptCommands: Sink['rcptCommands'] = [];
   const waiters = new Set<() => void>();
   const mailAttempts = new Map<string, number>();
   const rcptAttempts = new Map<string, number>();
@@ -120,6 +125,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     authOptional: !opts.auth && !opts.xoauth2,
     hideENHANCEDSTATUSCODES: true,
     hideSMTPUTF8: opts.smtputf8 === false,
+    hideDSN: opts.dsn === false,
     size: opts.size ?? 50 * 1024 * 1024,
     logger: false,
     banner: 'mailfleet test sink',
@@ -149,6 +155,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       callback(reply ? replyError(reply) : null);
     },
     onRcptTo(address, _session, callback) {
+      rcptCommands.push({ address: address.address, args: { ...(address.args || {}) } });
       const reply = opts.rcptReply?.(address.address, bump(rcptAttempts, address.address.toLowerCase()));
       callback(reply ? replyError(reply) : null);
     },
@@ -213,6 +220,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     port,
     messages,
     mailCommands,
+    rcptCommands,
     connections: () => connections,
     maxConcurrent: () => maxOpen,
     waitFor(count, timeoutMs = 10_000) {
