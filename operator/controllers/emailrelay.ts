@@ -7,7 +7,7 @@ import { resolveClaims } from '../render/claims.ts';
 import { findCondition } from '../render/conditions.ts';
 import { parseInternal } from '../render/domain-internal.ts';
 import { RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
-import { referencedSecrets, renderRelay, type AttachedDomain, type RelayOutput } from '../render/relay.ts';
+import { renderRelay, type AttachedDomain, type RelayOutput } from '../render/relay.ts';
 import { relayStatus, type Workload } from '../render/relay-status.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
@@ -18,6 +18,8 @@ import { parseRelay, validDomains } from './specs.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
+import { domainRelaySecretRefs, namesSecret, relaySecretRefs } from '../tenancy/secret-refs.ts';
+import { UserSecrets, refusalCondition } from './user-secrets.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -41,13 +43,19 @@ export class EmailRelayController implements Reconciler {
 
   private readonly o: EmailRelayControllerOptions;
   private readonly probes: OAuth2ProbeCache;
+  private readonly secrets: UserSecrets;
 
   constructor(o: EmailRelayControllerOptions) {
     this.o = o;
     this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
+    this.secrets = new UserSecrets({ cache: o.cache, kube: o.kube });
   }
 
-  /** The relay itself, the relay a SenderDomain names, the relay an owned object is labelled with. */
+  /**
+   * The relay itself, the relay a SenderDomain names, the relay an owned object is labelled
+   * with, and for a user Secret (its consent label added or removed, it was created) the
+   * relays that name it or serve a SenderDomain that does.
+   */
   requestsFor(obj: KubeObject): Request[] {
     const namespace = obj.metadata.namespace ?? '';
     if (obj.kind === 'EmailRelay') return [{ namespace, name: obj.metadata.name }];
@@ -56,7 +64,20 @@ export class EmailRelayController implements Reconciler {
       return relay ? [{ namespace, name: relay }] : [];
     }
     const relay = obj.metadata.labels?.[RELAY_LABEL];
-    return relay ? [{ namespace, name: relay }] : [];
+    const owned: Request[] = relay ? [{ namespace, name: relay }] : [];
+    return obj.kind === 'Secret' ? [...owned, ...this.namingSecret(namespace, obj.metadata.name)] : owned;
+  }
+
+  private namingSecret(namespace: string, secret: string): Request[] {
+    const { cache } = this.o;
+    const relays = cache.relays.list(namespace).filter((r) => namesSecret(relaySecretRefs(r.spec), secret))
+      .map((r) => ({ namespace, name: r.metadata.name }));
+    const viaDomains = cache.domains.list(namespace).filter((sd) => namesSecret(domainRelaySecretRefs(sd.spec), secret))
+      .flatMap((sd) => {
+        const ref = sd.spec?.relayRef as { name?: string; namespace?: string } | undefined;
+        return ref?.name ? [{ namespace: ref.namespace ?? namespace, name: ref.name }] : [];
+      });
+    return [...relays, ...viaDomains];
   }
 
   async reconcile({ namespace: ns, name }: Request): Promise<number | undefined> {
@@ -78,8 +99,17 @@ export class EmailRelayController implements Reconciler {
     }
     const now = new Date();
     const { owners } = resolveClaims(validDomains(cache.domains.list(ns)), name);
-    const domains = this.attachedDomains([...owners.values()]);
-    const out = renderRelay({ relay, domains, userSecrets: await this.userSecrets(relay, domains), image: this.o.image, apis: this.o.apis(), now });
+    // The relay's own Secrets, each only with its consent: a refused one stops the render
+    // (its Secret is not read; what runs keeps running) until the label is added.
+    const own = await this.secrets.readAll(ns, relaySecretRefs(relay.spec));
+    const refusal = refusalCondition(own.refused);
+    if (refusal) {
+      log.warn({ reason: refusal.reason, refused: own.refused.map((r) => `${r.ref.field}=${r.ref.name}`) }, 'relay config not rendered: referenced Secrets not usable');
+      await apply.degrade(raw, refusal.reason, refusal.message);
+      return undefined;
+    }
+    const domains = await this.attachedDomains([...owners.values()], log);
+    const out = renderRelay({ relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now });
     if (out.errors.length) {
       log.warn({ errors: out.errors }, 'relay config not rendered');
       await apply.degrade(raw, 'ConfigInvalid', out.errors.join('; '));
@@ -115,20 +145,24 @@ export class EmailRelayController implements Reconciler {
     return auth?.status === 'False' ? OAUTH2_RECHECK_MS : undefined;
   }
 
-  /** The owners' internal data; one whose keys do not exist yet is left out (its Secret's event brings us back). */
-  private attachedDomains(owners: SenderDomain[]): AttachedDomain[] {
-    return owners.flatMap((sd) => {
-      const internal = this.o.cache.ownedObject('Secret', sd.metadata.namespace ?? '', domainNames(sd.metadata.name).internal);
-      return internal ? [{ sd, internal: parseInternal(decodeSecretData(internal as { data?: Record<string, string> })) }] : [];
-    });
-  }
-
-  /** User Secrets are not watched (we hold no list on them): read on each reconcile, picked up at resync. */
-  private async userSecrets(relay: EmailRelay, domains: AttachedDomain[]): Promise<Map<string, Record<string, string>>> {
-    const out = new Map<string, Record<string, string>>();
-    for (const s of referencedSecrets(relay, domains.map((a) => a.sd))) {
-      const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', s, relay.metadata.namespace);
-      if (secret) out.set(s, decodeSecretData(secret));
+  /**
+   * The owners' internal data and the user Secrets they name (in their own namespace, with
+   * consent). One whose keys do not exist yet is left out (its Secret's event brings us
+   * back); so is one naming a Secret it may not use: its SenderDomain says SecretNotAllowed,
+   * and the other tenants' domains are served as before.
+   */
+  private async attachedDomains(owners: SenderDomain[], log: Logger): Promise<AttachedDomain[]> {
+    const out: AttachedDomain[] = [];
+    for (const sd of owners) {
+      const ns = sd.metadata.namespace ?? '';
+      const internal = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
+      if (!internal) continue;
+      const secrets = await this.secrets.readAll(ns, domainRelaySecretRefs(sd.spec));
+      if (secrets.refused.length) {
+        log.info({ senderDomain: `${ns}/${sd.metadata.name}`, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`) }, 'SenderDomain left out: referenced Secrets not usable');
+        continue;
+      }
+      out.push({ sd, internal: parseInternal(decodeSecretData(internal as { data?: Record<string, string> })), secrets: secrets.data });
     }
     return out;
   }

@@ -23,6 +23,8 @@ import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { oauth2CheckFromSecret, smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import type { ConditionInput } from '../render/conditions.ts';
 import { parseDuration } from '../../relay/util/duration.ts';
+import { domainSecretRefs, namesSecret } from '../tenancy/secret-refs.ts';
+import { UserSecrets, refusalCondition, type SecretsRead } from './user-secrets.ts';
 
 export interface SenderDomainControllerOptions {
   cache: Cache;
@@ -50,15 +52,18 @@ export class SenderDomainController implements Reconciler {
   private readonly o: SenderDomainControllerOptions;
 
   private readonly probes: OAuth2ProbeCache;
+  private readonly secrets: UserSecrets;
 
   constructor(o: SenderDomainControllerOptions) {
     this.o = o;
     this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
+    this.secrets = new UserSecrets({ cache: o.cache, kube: o.kube });
   }
 
   /**
    * The SenderDomain itself, and every other one whose claim it may change (same domain,
-   * same relay); the SenderDomains of a relay; the SenderDomain an owned Secret belongs to.
+   * same relay); the SenderDomains of a relay; the SenderDomain an owned Secret belongs to,
+   * and those that name a user Secret (its consent label added or removed, it was created).
    */
   requestsFor(obj: KubeObject): Request[] {
     const namespace = obj.metadata.namespace ?? '';
@@ -74,7 +79,10 @@ export class SenderDomainController implements Reconciler {
       return [sd, ...rivals].map((o) => ({ namespace, name: o.metadata.name }));
     }
     const owner = obj.metadata.labels?.[DOMAIN_LABEL];
-    return owner ? [{ namespace, name: owner }] : [];
+    const naming = obj.kind === 'Secret'
+      ? domains.filter((sd) => sd.metadata.name !== owner && namesSecret(domainSecretRefs(sd.spec), obj.metadata.name)).map((sd) => ({ namespace, name: sd.metadata.name }))
+      : [];
+    return owner ? [{ namespace, name: owner }, ...naming] : naming;
   }
 
   async reconcile(req: Request): Promise<number | undefined> {
@@ -119,7 +127,11 @@ export class SenderDomainController implements Reconciler {
     // a cache miss is not proof of absence, and treating it as absence would silently
     // replace keys and passwords.
     const internal = parseInternal(secretData(await cache.getOrFetch('v1', 'Secret', ns, domainNames(name).internal)));
-    const external = await this.externalKey(sd, internal);
+    // Every user Secret the spec names, only with its consent; a refused one is not read.
+    const secrets = await this.secrets.readAll(ns, domainSecretRefs(spec));
+    const secretRefused = refusalCondition(secrets.refused);
+    if (secretRefused) log.warn({ reason: secretRefused.reason, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`) }, 'referenced Secrets not usable; domain not served');
+    const external = this.externalKey(sd, internal, secrets);
     // The rotation gate's input: whether the records of the keys that wait to sign are in DNS now.
     const waiting = waitingKeys(internal.dkim).filter((k) => internal.pems[k.selector]);
     const dnsSeen = waiting.length ? await seenSelectors(spec.domain, waiting, internal, this.o.dnsServers) : undefined;
@@ -146,12 +158,13 @@ export class SenderDomainController implements Reconciler {
     if (waitingKeys(plan.state).length) requeue = Math.min(requeue ?? Infinity, gateRecheck);
     this.o.metrics?.dkimRotationBlocked.set({ namespace: ns, name }, plan.blocked.length ? 1 : 0);
 
-    const smarthostAuth = await this.smarthostAuth(sd);
+    const smarthostAuth = await this.smarthostAuth(sd, secrets);
     if (smarthostAuth?.status === 'False') requeue = Math.min(requeue ?? Infinity, OAUTH2_RECHECK_MS);
 
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
-      ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error } : {}), ...(dns ? { dns } : {}),
+      ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
+      secretRefused,
       rotationBlocked: plan.blocked,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
@@ -175,11 +188,11 @@ export class SenderDomainController implements Reconciler {
   }
 
   /** The identity provider's answer for this domain's own oauth2 smarthost (the Secret is read like the relay reads it). */
-  private async smarthostAuth(sd: SenderDomain): Promise<ConditionInput | undefined> {
+  private async smarthostAuth(sd: SenderDomain, secrets: SecretsRead): Promise<ConditionInput | undefined> {
     const o = sd.spec.smarthost?.oauth2;
-    if (!o) return undefined;
-    const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', o.secretRef.name, sd.metadata.namespace);
-    const c = oauth2CheckFromSecret(o, secret ? decodeSecretData(secret) : undefined, `smarthost ${sd.spec.smarthost!.name ?? sd.spec.smarthost!.host}`);
+    // a refused Secret is reported as such (SecretNotAllowed), not checked with the provider
+    if (!o || secrets.refused.some((r) => r.ref.name === o.secretRef.name)) return undefined;
+    const c = oauth2CheckFromSecret(o, secrets.data.get(o.secretRef.name), `smarthost ${sd.spec.smarthost!.name ?? sd.spec.smarthost!.host}`);
     const result = 'result' in c ? c : { what: c.what, result: await this.probes.check(c.config, c.secrets, c.user) };
     return smarthostAuthCondition([result]);
   }
@@ -193,12 +206,13 @@ export class SenderDomainController implements Reconciler {
   }
 
   /** With dkim.secretRef: the user's key into internal.pems, and its algorithm, or why it cannot be used. */
-  private async externalKey(sd: SenderDomain, internal: DomainInternal): Promise<{ algorithm?: KeyAlgorithm; error?: string }> {
+  private externalKey(sd: SenderDomain, internal: DomainInternal, secrets: SecretsRead): { algorithm?: KeyAlgorithm; error?: string; reason?: string } {
     const ref = sd.spec.dkim.secretRef;
     if (!ref) return {};
-    const secret = await this.o.kube.getOrUndefined<{ data?: Record<string, string> }>('v1', 'Secret', ref.name, sd.metadata.namespace);
-    const pem = secret ? decodeSecretData(secret)[ref.key] : undefined;
-    if (!pem) return { error: `Secret ${ref.name} ${secret ? `has no key ${ref.key}` : 'not found'}` };
+    const refused = secrets.refused.find((r) => r.ref.field === 'dkim.secretRef');
+    if (refused) return { error: refused.message, reason: refused.reason };
+    const pem = secrets.data.get(ref.name)?.[ref.key];
+    if (!pem) return { error: `Secret ${ref.name} has no key ${ref.key}` };
     try {
       const algorithm = detectAlgorithm(pem);
       internal.pems[sd.spec.dkim.selector] = pem;

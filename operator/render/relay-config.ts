@@ -15,13 +15,19 @@ import { renderSmarthostOAuth2, type OAuth2Check } from './smarthost-oauth2.ts';
 export interface AttachedDomain {
   sd: SenderDomain;
   internal: DomainInternal;
+  /**
+   * Decoded data of the user Secrets this SenderDomain names (its smarthost's login), read
+   * in its own namespace with their consent. Never the relay's: a SenderDomain must not
+   * reach the platform's Secrets by naming them.
+   */
+  secrets?: Map<string, Record<string, string>>;
 }
 
 export interface RelayInput {
   relay: EmailRelay;
   /** SenderDomains that own their domain on this relay (conflicts already removed). */
   domains: AttachedDomain[];
-  /** Decoded data of user Secrets referenced by the spec, by name (missing: absent). */
+  /** Decoded data of user Secrets the relay's spec references, by name (missing: absent). */
   userSecrets: Map<string, Record<string, string>>;
   image: string;
   /** Optional APIs installed in the cluster. */
@@ -49,33 +55,24 @@ export function tlsSecretName(relay: EmailRelay): string | undefined {
 
 export const relayHostname = (relay: EmailRelay) => relay.spec.hostname ?? relayHost(relay.metadata.name, relay.metadata.namespace ?? 'default');
 
-/** Secrets the spec references, so the controller knows what to read. */
-export function referencedSecrets(relay: EmailRelay, domains: SenderDomain[]): string[] {
-  const s = relay.spec;
-  const names = new Set<string>();
-  for (const h of s.delivery.smarthosts ?? []) {
-    if (h.credentialsSecretRef) names.add(h.credentialsSecretRef.name);
-    if (h.oauth2) names.add(h.oauth2.secretRef.name);
-  }
-  if (s.redis?.passwordSecretRef) names.add(s.redis.passwordSecretRef.name);
-  for (const w of s.webhooks ?? []) names.add(w.secretRef.name);
-  for (const d of domains) {
-    if (d.spec.smarthost?.credentialsSecretRef) names.add(d.spec.smarthost.credentialsSecretRef.name);
-    if (d.spec.smarthost?.oauth2) names.add(d.spec.smarthost.oauth2.secretRef.name);
-  }
-  return [...names].sort();
-}
-
 /** Collects the relay Secret's files and what could not be read from user Secrets. */
 class SecretFiles {
-  readonly data: Record<string, string> = {};
-  readonly errors: string[] = [];
+  readonly data: Record<string, string>;
+  readonly errors: string[];
   /** OAuth2 credentials read on the way, for the controller's check with the identity provider. */
-  readonly oauth2Checks: OAuth2Check[] = [];
+  readonly oauth2Checks: OAuth2Check[];
   private readonly user: Map<string, Record<string, string>>;
 
-  constructor(user: Map<string, Record<string, string>>) {
+  constructor(user: Map<string, Record<string, string>>, shared?: SecretFiles) {
     this.user = user;
+    this.data = shared?.data ?? {};
+    this.errors = shared?.errors ?? [];
+    this.oauth2Checks = shared?.oauth2Checks ?? [];
+  }
+
+  /** The same relay Secret, reading from another set of user Secrets (a SenderDomain's own). */
+  reading(user: Map<string, Record<string, string>> | undefined): SecretFiles {
+    return new SecretFiles(user ?? new Map(), this);
   }
 
   /** A value from a user Secret, or undefined (and an error naming it). */
@@ -146,7 +143,7 @@ function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNul
   const sorted = [...input.domains].sort((a, b) => a.sd.spec.domain.localeCompare(b.sd.spec.domain));
   const domains: NonNullable<Config['domains']> = [];
   const credentials: NonNullable<Config['credentials']> = [];
-  for (const { sd, internal } of sorted) {
+  for (const { sd, internal, secrets } of sorted) {
     const d = sd.spec;
     const entry: NonNullable<Config['domains']>[number] = { domain: d.domain, allowedSenders: d.allowedSenders, fromAlignment: d.fromAlignment };
     const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
@@ -159,7 +156,7 @@ function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNul
       };
     }
     if (d.rateLimit) entry.rateLimit = d.rateLimit;
-    if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, `smarthost-${sd.metadata.name}`, `SenderDomain ${sd.metadata.name} smarthost`);
+    if (d.smarthost) entry.smarthost = smarthostConfig(files.reading(secrets), d.smarthost, `smarthost-${sd.metadata.name}`, `SenderDomain ${sd.metadata.name} smarthost`);
     domains.push(entry);
     if (d.credentials.enabled && internal.passwordHash) {
       credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${sd.metadata.name}.hash`, internal.passwordHash), domains: [d.domain] });

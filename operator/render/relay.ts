@@ -13,7 +13,6 @@ import { relayPodTemplate } from './relay-pod.ts';
 import type { OAuth2Check } from './smarthost-oauth2.ts';
 
 export type { AttachedDomain, RelayInput } from './relay-config.ts';
-export { referencedSecrets } from './relay-config.ts';
 
 export interface RelayOutput {
   /** Objects to apply, in order (config and secrets before the workload). */

@@ -23,6 +23,13 @@ export interface DomainInput {
   port: number;
   /** Problem reading a user-provided DKIM key, if any. */
   externalKeyError?: string;
+  /** Its condition reason (SecretNotAllowed, SecretNotFound); default KeyUnreadable. */
+  externalKeyReason?: string | undefined;
+  /**
+   * A referenced Secret that may not be used (SecretNotAllowed: no consent label) or is
+   * missing (SecretNotFound): the user must act, and the relay leaves the domain out.
+   */
+  secretRefused?: { reason: string; message: string } | undefined;
   /** DNS check result when verification is on: undefined means not checked. */
   dns?: { ok: boolean; message: string };
   /** SmarthostAuthenticated, when the domain's own smarthost uses oauth2. */
@@ -52,7 +59,8 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   const keyReady = haveKeys && signing.length > 0;
   // keys exist but none signs yet: the first key waits for its record in DNS (dnsVerification)
   const awaitingDns = haveKeys && signing.length === 0 && !input.externalKeyError;
-  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? 'KeyUnreadable' : awaitingDns ? 'KeyAwaitingDNS' : 'KeyPending',
+  const keyProblem = input.externalKeyReason ?? 'KeyUnreadable';
+  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? keyProblem : awaitingDns ? 'KeyAwaitingDNS' : 'KeyPending',
     keyReady ? `signing with ${signing.map((k) => k.selector).join(', ')}`
       : input.externalKeyError ?? (awaitingDns ? 'the key signs once its DKIM record is in DNS (see status.dnsRecords)' : 'DKIM key not generated yet')));
   conds.push(condition('RelayFound', !!input.relay, input.relay ? 'RelayFound' : 'RelayNotFound',
@@ -72,10 +80,11 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       ? `signing stays with the current key until these records are in DNS: ${overdue.map((r) => r.zone).join(' ; ')}`
       : 'no rotation waits on DNS beyond publishWithin'));
   }
-  const ready = keyReady && !!input.relay && credsOk && dnsOk;
+  const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.secretRefused;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
   // something that will come by itself (the relay, a key, DNS): Progressing.
   const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
+    : input.secretRefused ? ['Degraded', input.secretRefused.reason, input.secretRefused.message]
     : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
     : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
     : awaitingDns ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']

@@ -13,6 +13,7 @@ import { kubeListWatch, type ListWatch } from './list-watch.ts';
 import { Reflector } from './reflector.ts';
 import { ReflectorGroup } from './reflector-group.ts';
 import type { WatchScope } from './watch-scope.ts';
+import { SECRET_CONSENT_LABEL, SECRET_CONSENT_TYPE, SECRET_CONSENT_VALUE } from '../tenancy/secret-consent.ts';
 
 /** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
 export const OWNED_KINDS: [string, string][] = [
@@ -35,7 +36,21 @@ export interface CacheOptions {
 }
 
 /** namespace undefined: cluster-wide. */
-export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined, namespace?: string) => ListWatch<KubeObject>;
+export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined, namespace?: string, fieldSelector?: string) => ListWatch<KubeObject>;
+
+/**
+ * The user Secrets the operator may read: those that consent (tenancy/secret-consent.ts),
+ * by label or by type — a watch cannot OR two selectors, so one reflector each. Only these
+ * are ever listed into memory: watching every Secret would hold the cluster's database
+ * passwords and tokens in the operator's heap to find the few it may use, and a Secret
+ * nobody marked for MailFleet is none of its business (a refusal reads its metadata only).
+ * The watch is what makes a fix quick: adding the label (or creating the Secret) is an
+ * event that re-renders every object naming it, within seconds rather than at the resync.
+ */
+const CONSENT_SELECTORS: { label?: string; field?: string }[] = [
+  { label: `${SECRET_CONSENT_LABEL}=${SECRET_CONSENT_VALUE}` },
+  { field: `type=${SECRET_CONSENT_TYPE}` },
+];
 
 export class CacheSyncTimeoutError extends Error {
   constructor(kinds: string[], ms: number) {
@@ -50,31 +65,42 @@ export class Cache {
   /** What this cache sees: undefined for every namespace. */
   readonly namespaces: WatchScope;
   private readonly owned = new Map<string, ReflectorGroup<KubeObject>>();
+  private readonly consented: ReflectorGroup<KubeObject>[];
   private readonly kube: Kube;
 
   constructor(o: CacheOptions) {
     this.kube = o.kube;
     this.namespaces = o.namespaces;
-    const source = o.source ?? ((apiVersion, kind, labelSelector, namespace) => kubeListWatch(o.kube, apiVersion, kind, labelSelector, o.log, namespace));
-    const one = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector: string | undefined, namespace: string | undefined) =>
+    const source = o.source ?? ((apiVersion, kind, labelSelector, namespace, fieldSelector) => kubeListWatch(o.kube, apiVersion, kind, labelSelector, o.log, namespace, fieldSelector));
+    const one = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector: string | undefined, namespace: string | undefined, fieldSelector?: string) =>
       new Reflector<T>({
-        kind, source: source(apiVersion, kind, labelSelector, namespace) as ListWatch<T>, log: namespace ? o.log.child({ watchNamespace: namespace }) : o.log,
+        kind, source: source(apiVersion, kind, labelSelector, namespace, fieldSelector) as ListWatch<T>, log: namespace ? o.log.child({ watchNamespace: namespace }) : o.log,
         onEvent: (_t, obj) => o.onEvent(obj),
         ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.clock ? { clock: o.clock } : {}),
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
     /** A namespaced kind, watched across the scope: cluster-wide, or once per watched namespace. */
-    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string) =>
+    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string, fieldSelector?: string) =>
       new ReflectorGroup<T>(kind, new Map(this.namespaces === undefined
-        ? [['', one<T>(apiVersion, kind, labelSelector, undefined)]]
-        : this.namespaces.map((ns) => [ns, one<T>(apiVersion, kind, labelSelector, ns)])));
+        ? [['', one<T>(apiVersion, kind, labelSelector, undefined, fieldSelector)]]
+        : this.namespaces.map((ns) => [ns, one<T>(apiVersion, kind, labelSelector, ns, fieldSelector)])));
     this.relays = mk<EmailRelay>(API_VERSION, 'EmailRelay');
     this.domains = mk<SenderDomain>(API_VERSION, 'SenderDomain');
     for (const [apiVersion, kind] of OWNED_KINDS) this.owned.set(kind, mk<KubeObject>(apiVersion, kind, `${MANAGED_BY}=${FIELD_MANAGER}`));
+    this.consented = CONSENT_SELECTORS.map((s) => mk<KubeObject>('v1', 'Secret', s.label, s.field));
   }
 
   private get all(): ReflectorGroup<KubeObject>[] {
-    return [this.relays, this.domains, ...this.owned.values()] as ReflectorGroup<KubeObject>[];
+    return [this.relays, this.domains, ...this.owned.values(), ...this.consented] as ReflectorGroup<KubeObject>[];
+  }
+
+  /** A user Secret that consents to MailFleet's use, as last seen by its watch (else undefined). */
+  consentedSecret(namespace: string, name: string): KubeObject | undefined {
+    for (const r of this.consented) {
+      const s = r.get(namespace, name);
+      if (s) return s;
+    }
+    return undefined;
   }
 
   /** Is this owned kind watched (so a cache miss means absent, once synced)? */

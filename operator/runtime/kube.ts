@@ -48,10 +48,10 @@ export class Kube {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  async request<T = any>(method: string, path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; verb?: string; resource?: string } = {}): Promise<T> {
+  async request<T = any>(method: string, path: string, opts: { body?: unknown; contentType?: string; accept?: string; query?: Record<string, string | undefined>; verb?: string; resource?: string } = {}): Promise<T> {
     const url = new URL(path, this.server);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const reqOpts: https.RequestOptions = { method, headers: { accept: 'application/json' }, timeout: this.timeoutMs };
+    const reqOpts: https.RequestOptions = { method, headers: { accept: opts.accept ?? 'application/json' }, timeout: this.timeoutMs };
     await this.kc.applyToHTTPSOptions(reqOpts);
     reqOpts.agent = url.protocol === 'https:' ? this.agent : undefined;
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -92,6 +92,21 @@ export class Kube {
   async getOrUndefined<T = KubeObject>(apiVersion: string, kind: string, name: string, namespace?: string): Promise<T | undefined> {
     try {
       return await this.get<T>(apiVersion, kind, name, namespace);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Only the object's metadata (PartialObjectMetadata): for a Secret, its labels and type
+   * are known without its data ever leaving the API server. Undefined when absent.
+   */
+  async metadataOrUndefined(apiVersion: string, kind: string, name: string, namespace?: string): Promise<KubeObject | undefined> {
+    try {
+      return await this.request<KubeObject>('GET', objectPath(resourceFor(apiVersion, kind), name, namespace), {
+        accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', verb: 'get',
+      });
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) return undefined;
       throw e;

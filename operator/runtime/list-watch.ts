@@ -28,11 +28,11 @@ export interface ListWatch<T extends KubeObject> {
 const INACTIVITY_MARGIN_S = 30;
 
 /** namespace: list and watch only there (a namespace-scoped install); undefined: cluster-wide. */
-export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: string, kind: string, labelSelector: string | undefined, log: Logger, namespace?: string): ListWatch<T> {
+export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: string, kind: string, labelSelector: string | undefined, log: Logger, namespace?: string, fieldSelector?: string): ListWatch<T> {
   const path = collectionPath(resourceFor(apiVersion, kind), namespace);
   return {
     async list(cont) {
-      const res = await kube.list<T>(apiVersion, kind, namespace, { labelSelector, limit: '500', continue: cont });
+      const res = await kube.list<T>(apiVersion, kind, namespace, { labelSelector, fieldSelector, limit: '500', continue: cont });
       return {
         items: res.items.map((it) => ({ ...it, apiVersion, kind })),
         resourceVersion: res.metadata.resourceVersion,
@@ -51,7 +51,7 @@ export function kubeListWatch<T extends KubeObject>(kube: Kube, apiVersion: stri
         const finish = (v: WatchEnd) => { ended ??= v; resolve(ended); };
         const abort = () => ctrl?.abort();
         signal.addEventListener('abort', abort, { once: true });
-        watch.watch(path, { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds, labelSelector }, (type, obj) => {
+        watch.watch(path, { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds, labelSelector, fieldSelector }, (type, obj) => {
           if (ended) return;
           if (type === 'ERROR') {
             const { code, message } = (obj ?? {}) as { code?: number; message?: string };

@@ -55,6 +55,8 @@ describe('examples/k8s (static)', () => {
       }
     }
     expect(Object.fromEntries(kinds)).toMatchObject({ EmailRelay: 3, SenderDomain: 2, Secret: 3, Deployment: 1 });
+    // the operator reads a Secret only with its owner's consent (docs/tenancy.md): every example Secret gives it
+    for (const f of files) for (const d of docs(f).filter((x) => x.kind === 'Secret')) expect(d.metadata.labels?.['mailfleet.io/use'], `${f}: Secret ${d.metadata.name}`).toBe('true');
     const relay = docs('relay-smarthost.yaml').find((d) => d.kind === 'EmailRelay');
     expect(relay.spec.delivery.smarthosts).toHaveLength(2); // a provider and its backup
     const key = docs('senderdomain-existing-key.yaml').find((d) => d.kind === 'Secret');

@@ -126,9 +126,10 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
   it('a relay built from what the operator wrote delivers mail signed with the generated key', async () => {
     const c = cluster.get();
     await c.kubectl(['create', 'namespace', NS]);
-    // the TLS Secret the EmailRelay names, as an admin (or cert-manager) would create it
+    // the TLS Secret the EmailRelay names, as an admin would create it, labelled for MailFleet
     const cert = testCert();
     await c.kubectl(['create', 'secret', 'tls', 'edge-tls', '-n', NS, `--cert=${cert.certPath}`, `--key=${cert.keyPath}`]);
+    await c.kubectl(['label', 'secret', 'edge-tls', '-n', NS, 'mailfleet.io/use=true']); // the owner's consent
     op = await startOperatorProcess(cluster.operatorKubeconfig(), ['--dns-servers', dns!.address]);
     await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'edge', namespace: NS },
       spec: { replicas: 1, queue: { persistence: { enabled: false } }, tls: { secretName: 'edge-tls' } } });

@@ -8,7 +8,8 @@ import { relayConfigSchema } from '../../relay/config/schema.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { parseInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData } from '../../operator/render/objects.ts';
-import { referencedSecrets, renderRelay, type RelayInput } from '../../operator/render/relay.ts';
+import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
+import { domainSecretRefs, relaySecretRefs } from '../../operator/tenancy/secret-refs.ts';
 import { oauth2CheckFromSecret, smarthostAuthCondition } from '../../operator/render/smarthost-oauth2.ts';
 import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
 import { testCert } from '../support/certs.ts';
@@ -36,7 +37,7 @@ const secretOf = (out: ReturnType<typeof renderRelay>) => decodeSecretData(out.o
 describe('smarthost oauth2 rendering', () => {
   it('a Microsoft client secret becomes a file of the relay Secret and auth.oauth2 in the config', () => {
     const relay = m365({});
-    expect(referencedSecrets(relay, [])).toEqual(['m365-app']);
+    expect(relaySecretRefs(relay.spec).map((r) => r.name)).toEqual(['edge-cert', 'm365-app']);
     const out = renderRelay(input({ relay, userSecrets: new Map([['m365-app', { 'client-secret': 's3cr3t' }]]) }));
     expect(out.errors).toEqual([]);
     expect(configOf(out).delivery.smarthosts[0]!.auth).toEqual({
@@ -74,12 +75,18 @@ describe('smarthost oauth2 rendering', () => {
       tls: { secretName: 'edge-cert' },
       delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.example.net', oauth2: { user: 'ops@example.net', secretRef: { name: 'rt' }, refreshToken: { clientId: 'c1' } } }] },
     });
-    expect(referencedSecrets(relay, [sd])).toEqual(['rt', 'sa']);
-    const secrets = (sa: string) => new Map<string, Record<string, string>>([['sa', { 'service-account.json': sa }], ['rt', { 'refresh-token': '1//r' }]]);
+    expect(relaySecretRefs(relay.spec).map((r) => r.name)).toEqual(['edge-cert', 'rt']);
+    expect(domainSecretRefs(sd.spec)).toEqual([{ field: 'smarthost.oauth2.secretRef', name: 'sa' }]);
+    // the relay's Secrets and the SenderDomain's come apart: each is read in its owner's namespace
+    const userSecrets = new Map<string, Record<string, string>>([['rt', { 'refresh-token': '1//r' }]]);
+    const domainSecrets = (sa: string) => new Map<string, Record<string, string>>([['sa', { 'service-account.json': sa }]]);
     // a key the relay could not use is refused here, with nothing rendered
-    expect(renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: secrets('{"client_email":"x"}') })).errors)
+    expect(renderRelay(input({ relay, domains: [{ sd, internal, secrets: domainSecrets('{"client_email":"x"}') }], userSecrets })).errors)
       .toEqual(['SenderDomain acme smarthost oauth2: Secret sa: the service account key has no client_email or private_key']);
-    const out = renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: secrets(JSON.stringify({ client_email: 'relay@p.iam.gserviceaccount.com', private_key: app.key })) }));
+    // the domain's Secret among the relay's is not the domain's: not found
+    expect(renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: new Map([...userSecrets, ...domainSecrets('{}')]) })).errors)
+      .toEqual(['SenderDomain acme smarthost oauth2: Secret sa not found']);
+    const out = renderRelay(input({ relay, domains: [{ sd, internal, secrets: domainSecrets(JSON.stringify({ client_email: 'relay@p.iam.gserviceaccount.com', private_key: app.key })) }], userSecrets }));
     expect(out.errors).toEqual([]);
     const cfg = configOf(out);
     expect(cfg.domains[0]!.smarthost!.auth!.oauth2).toMatchObject({ userFromSender: true, google: { serviceAccountKeyFile: '/var/run/mailfleet/secrets/smarthost-acme.service-account.json', scope: 'https://mail.google.com/' } });
