@@ -20,6 +20,7 @@ import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
 import { domainRelaySecretRefs, namesSecret, relaySecretRefs } from '../tenancy/secret-refs.ts';
 import { UserSecrets, refusalCondition } from './user-secrets.ts';
+import { TARGET_NOT_ALLOWED, domainTargetRefusals, relayTargetRefusals } from '../tenancy/outbound-targets.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -108,6 +109,12 @@ export class EmailRelayController implements Reconciler {
       await apply.degrade(raw, refusal.reason, refusal.message);
       return undefined;
     }
+    const targets = relayTargetRefusals(relay.spec);
+    if (targets.length) {
+      log.warn({ reason: TARGET_NOT_ALLOWED, targets }, 'relay config not rendered: outbound targets the relay never connects to');
+      await apply.degrade(raw, TARGET_NOT_ALLOWED, targets.join('; '));
+      return undefined;
+    }
     const domains = await this.attachedDomains([...owners.values()], log);
     const out = renderRelay({ relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now });
     if (out.errors.length) {
@@ -148,8 +155,9 @@ export class EmailRelayController implements Reconciler {
   /**
    * The owners' internal data and the user Secrets they name (in their own namespace, with
    * consent). One whose keys do not exist yet is left out (its Secret's event brings us
-   * back); so is one naming a Secret it may not use: its SenderDomain says SecretNotAllowed,
-   * and the other tenants' domains are served as before.
+   * back); so is one naming a Secret it may not use or a smarthost the relay never connects
+   * to: its SenderDomain says why (SecretNotAllowed, TargetNotAllowed), and the other
+   * tenants' domains are served as before.
    */
   private async attachedDomains(owners: SenderDomain[], log: Logger): Promise<AttachedDomain[]> {
     const out: AttachedDomain[] = [];
@@ -158,8 +166,9 @@ export class EmailRelayController implements Reconciler {
       const internal = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
       if (!internal) continue;
       const secrets = await this.secrets.readAll(ns, domainRelaySecretRefs(sd.spec));
-      if (secrets.refused.length) {
-        log.info({ senderDomain: `${ns}/${sd.metadata.name}`, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`) }, 'SenderDomain left out: referenced Secrets not usable');
+      const targets = domainTargetRefusals(sd.spec);
+      if (secrets.refused.length || targets.length) {
+        log.info({ senderDomain: `${ns}/${sd.metadata.name}`, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`), targets }, 'SenderDomain left out: its spec names what it may not use');
         continue;
       }
       out.push({ sd, internal: parseInternal(decodeSecretData(internal as { data?: Record<string, string> })), secrets: secrets.data });

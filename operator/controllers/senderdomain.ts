@@ -25,6 +25,7 @@ import type { ConditionInput } from '../render/conditions.ts';
 import { parseDuration } from '../../relay/util/duration.ts';
 import { domainSecretRefs, namesSecret } from '../tenancy/secret-refs.ts';
 import { UserSecrets, refusalCondition, type SecretsRead } from './user-secrets.ts';
+import { TARGET_NOT_ALLOWED, domainTargetRefusals } from '../tenancy/outbound-targets.ts';
 
 export interface SenderDomainControllerOptions {
   cache: Cache;
@@ -129,8 +130,9 @@ export class SenderDomainController implements Reconciler {
     const internal = parseInternal(secretData(await cache.getOrFetch('v1', 'Secret', ns, domainNames(name).internal)));
     // Every user Secret the spec names, only with its consent; a refused one is not read.
     const secrets = await this.secrets.readAll(ns, domainSecretRefs(spec));
-    const secretRefused = refusalCondition(secrets.refused);
-    if (secretRefused) log.warn({ reason: secretRefused.reason, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`) }, 'referenced Secrets not usable; domain not served');
+    const targets = domainTargetRefusals(spec);
+    const specRefused = refusalCondition(secrets.refused) ?? (targets.length ? { reason: TARGET_NOT_ALLOWED, message: targets.join('; ') } : undefined);
+    if (specRefused) log.warn({ reason: specRefused.reason, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`), targets }, 'domain not served: its spec names what it may not use');
     const external = this.externalKey(sd, internal, secrets);
     // The rotation gate's input: whether the records of the keys that wait to sign are in DNS now.
     const waiting = waitingKeys(internal.dkim).filter((k) => internal.pems[k.selector]);
@@ -164,7 +166,7 @@ export class SenderDomainController implements Reconciler {
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
-      secretRefused,
+      specRefused,
       rotationBlocked: plan.blocked,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);

@@ -26,10 +26,11 @@ export interface DomainInput {
   /** Its condition reason (SecretNotAllowed, SecretNotFound); default KeyUnreadable. */
   externalKeyReason?: string | undefined;
   /**
-   * A referenced Secret that may not be used (SecretNotAllowed: no consent label) or is
-   * missing (SecretNotFound): the user must act, and the relay leaves the domain out.
+   * What in the spec cannot be used: a referenced Secret without consent (SecretNotAllowed)
+   * or missing (SecretNotFound), a smarthost the relay never connects to (TargetNotAllowed).
+   * The user must act; the relay leaves the domain out meanwhile.
    */
-  secretRefused?: { reason: string; message: string } | undefined;
+  specRefused?: { reason: string; message: string } | undefined;
   /** DNS check result when verification is on: undefined means not checked. */
   dns?: { ok: boolean; message: string };
   /** SmarthostAuthenticated, when the domain's own smarthost uses oauth2. */
@@ -80,11 +81,11 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       ? `signing stays with the current key until these records are in DNS: ${overdue.map((r) => r.zone).join(' ; ')}`
       : 'no rotation waits on DNS beyond publishWithin'));
   }
-  const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.secretRefused;
+  const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.specRefused;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
   // something that will come by itself (the relay, a key, DNS): Progressing.
   const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
-    : input.secretRefused ? ['Degraded', input.secretRefused.reason, input.secretRefused.message]
+    : input.specRefused ? ['Degraded', input.specRefused.reason, input.specRefused.message]
     : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
     : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
     : awaitingDns ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']
