@@ -90,7 +90,8 @@ function cache(namespaces: string[] | undefined, hold: string[] = []) {
 describe('Cache under --watch-namespaces', () => {
   it('watches every kind once per watched namespace and never cluster-wide', async () => {
     const { c, asked } = cache(['a', 'b']);
-    const kinds = ['EmailRelay', 'SenderDomain', ...OWNED_KINDS.map(([, k]) => k)];
+    // and the user Secrets that consent to MailFleet's use, by label and by type (runtime/cache.ts)
+    const kinds = ['EmailRelay', 'SenderDomain', ...OWNED_KINDS.map(([, k]) => k), 'Secret', 'Secret'];
     expect(asked.sort()).toEqual(kinds.flatMap((k) => [`${k}@a`, `${k}@b`]).sort());
     c.start();
     await c.waitForSync(5_000, new AbortController().signal);
