@@ -42,7 +42,7 @@ const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: an
 const asOperator = (args: string[], input?: string) => cluster.get().kubectl([...args, `--as=${USER}`], { check: false, ...(input ? { input } : {}) });
 const canI = async (verb: string, resource: string, ns?: string) =>
   (await cluster.get().kubectl(['auth', 'can-i', verb, resource, `--as=${USER}`, ...(ns ? ['-n', ns] : ['--all-namespaces'])], { check: false })).stdout.trim();
-const DENIED = /denied request: the MailFleet operator may only (write|change or delete)/;
+const DENIED = /denied request: the MailFleet operator may only (write|change or delete) /;
 
 describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-scoped install and the admission policy (real control plane)', { timeout: 300_000 }, () => {
   it('a typo in --watch-namespaces stops the operator with an error naming the flag', async () => {
@@ -150,6 +150,23 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     expect(cfg.metadata.labels['app.kubernetes.io/managed-by']).toBe('mailfleet-operator');
     expect(await getJson(c, ['get', 'lease', 'mf-mailfleet', '-n', SYS])).toMatchObject({ spec: { holderIdentity: expect.any(String) } });
     expect((await op.get('/readyz')).status).toBe(200);
+
+    // under the policy it still repairs what it controls: a label someone removed is put back
+    await c.kubectl(['label', 'secret', sd.status.credentialsSecret, '-n', A, 'app.kubernetes.io/managed-by-']);
+    await eventually('the label restored', async () =>
+      (await getJson(c, ['get', 'secret', sd.status.credentialsSecret, '-n', A])).metadata.labels?.['app.kubernetes.io/managed-by'] === 'mailfleet-operator');
+
+    // the confused deputy: a SenderDomain naming the tenant's database Secret as the one to write its login to
+    await apply({ ...domain(A, 'deputy', `deputy.${A}.example`), spec: { ...domain(A, 'deputy', `deputy.${A}.example`).spec, credentials: { secretName: 'db' } } });
+    const deputy = await eventually('deputy refused', async () => {
+      const o = await tryGetJson(c, ['get', 'senderdomain', 'deputy', '-n', A]);
+      return cond(o, 'Degraded')?.status === 'True' ? o : undefined;
+    });
+    expect(cond(deputy, 'Degraded').reason).toBe('OwnershipConflict');
+    const db = await getJson(c, ['get', 'secret', 'db', '-n', A]);
+    expect(Object.keys(db.data).sort()).toEqual(['password', 'rotated']);
+    expect(db.metadata.labels ?? {}).toEqual({});
+    await c.kubectl(['delete', 'senderdomain', 'deputy', '-n', A]);
 
     // a resync later (--resync 20), team-b is as its tenant left it
     await new Promise((r) => setTimeout(r, 25_000));
