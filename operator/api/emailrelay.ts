@@ -13,7 +13,7 @@ const listener = (defaultPort: number, what: string) => z.object({
 
 export const emailRelaySpec = z.object({
   replicas: z.number().int().min(0).default(2).describe('Relay pods (ignored while autoscaling is set: the HPA scales this object)'),
-  image: z.string().min(1).optional().describe("Relay image; default: the operator's own image"),
+  image: z.string().min(1).optional().describe("Relay image; honoured only when the operator runs with --allow-image-override (chart value allowImageOverride), else the relay is refused (Degraded ImageOverrideNotAllowed); default: the platform's relay image"),
   hostname: z.string().min(1).max(253).optional()
     .describe('Name in the SMTP greeting and EHLO; default <name>.<namespace>.svc.cluster.local'),
   resources: z.object({
