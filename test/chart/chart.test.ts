@@ -126,6 +126,16 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
     expect((await render(['--set', 'admissionPolicy.enabled=false'])).filter((o) => o.kind.startsWith('ValidatingAdmission'))).toEqual([]);
   });
 
+  it('deploy/admission-policy.yaml (the kubectl install) is what the chart renders for deploy/rbac.yaml\'s ServiceAccount', async () => {
+    const file = parseObjects(fs.readFileSync(path.join(repoRoot, 'deploy/admission-policy.yaml'), 'utf8'));
+    const sa = find(parseObjects(fs.readFileSync(path.join(repoRoot, 'deploy/rbac.yaml'), 'utf8')), 'ServiceAccount').metadata;
+    const r = await helm(bins!.helm, ['template', 'mailfleet', chartDir, '-n', sa.namespace!, '--kube-version', KUBE_VERSION,
+      '--set', `serviceAccount.create=false,serviceAccount.name=${sa.name}`, '--show-only', 'templates/admission-policy.yaml']);
+    const rendered = parseObjects(r.stdout);
+    expect(file.map((o) => [o.kind, o.metadata.name])).toEqual(rendered.map((o) => [o.kind, o.metadata.name]));
+    for (const [i, o] of file.entries()) expect(o.spec, `${o.kind} (regenerate it: see the file's header)`).toEqual(rendered[i]!.spec);
+  });
+
   it('allowImageOverride is off unless set', async () => {
     const arg = async (args: string[]) => (find(await render(args), 'Deployment').spec.template.spec.containers[0].args as string[]).filter((a) => a.startsWith('--allow-image-override'));
     expect(await arg([])).toEqual(['--allow-image-override=false']);
