@@ -1,8 +1,9 @@
 // Stand-ins for time and the API server, for the runtime's unit tier (no cluster): a clock
 // that moves only when told to, a Lease store with optimistic concurrency, and a list/watch
 // source that plays a script.
+import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
-import { ApiError } from '../../../operator/runtime/kube.ts';
+import { ApiError, Kube } from '../../../operator/runtime/kube.ts';
 import type { Clock, Timer } from '../../../operator/runtime/clock.ts';
 import type { Lease, LeaseClient } from '../../../operator/runtime/leader.ts';
 import type { ListPage, ListWatch, WatchEnd, WatchEventType } from '../../../operator/runtime/list-watch.ts';
@@ -143,4 +144,31 @@ export class ScriptedSource implements ListWatch<KubeObject> {
     if (!this.openWatch) throw new Error('no open watch');
     this.openWatch(type, o);
   }
+}
+
+/** Lists its items once (when its gate opens) and then keeps one watch open until aborted. */
+export class GatedSource implements ListWatch<KubeObject> {
+  readonly gate = Promise.withResolvers<void>();
+  private readonly items: KubeObject[];
+  constructor(items: KubeObject[], open = true) {
+    this.items = items;
+    if (open) this.gate.resolve();
+  }
+  async list(): Promise<ListPage<KubeObject>> {
+    await this.gate.promise;
+    return { items: this.items, resourceVersion: '1' };
+  }
+  watch(_rv: string, _t: number, _on: unknown, signal: AbortSignal): Promise<WatchEnd> {
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve('closed'), { once: true }));
+  }
+}
+
+/** A Kube client pointing at a closed loopback port: every request fails (discovery keeps "not installed"). */
+export function unreachableKube(): Kube {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: 'http://127.0.0.1:9', skipTLSVerify: true }], users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+  });
+  return new Kube({ kubeconfig: kc, timeoutMs: 2_000 });
 }

@@ -2,32 +2,12 @@
 // they run then), a cache that cannot list in time is the one terminal error, and stop()
 // ends run(). Caches fed by scripted sources; the Kube client points at a closed loopback
 // port (discovery then keeps "not installed").
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeObject } from '../../../operator/render/objects.ts';
 import { CacheSyncTimeoutError } from '../../../operator/runtime/cache.ts';
-import { Kube } from '../../../operator/runtime/kube.ts';
-import type { ListPage, ListWatch, WatchEnd } from '../../../operator/runtime/list-watch.ts';
 import { Manager, type Reconciler, type Request } from '../../../operator/runtime/manager.ts';
 import { createOperatorMetrics } from '../../../operator/runtime/metrics.ts';
-import { flush, silentLog } from './fakes.ts';
-
-/** Lists once (when its gate opens) and then keeps one watch open until aborted. */
-class GatedSource implements ListWatch<KubeObject> {
-  readonly gate = Promise.withResolvers<void>();
-  private readonly items: KubeObject[];
-  constructor(items: KubeObject[], open = true) {
-    this.items = items;
-    if (open) this.gate.resolve();
-  }
-  async list(): Promise<ListPage<KubeObject>> {
-    await this.gate.promise;
-    return { items: this.items, resourceVersion: '1' };
-  }
-  watch(_rv: string, _t: number, _on: unknown, signal: AbortSignal): Promise<WatchEnd> {
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve('closed'), { once: true }));
-  }
-}
+import { flush, GatedSource, silentLog, unreachableKube } from './fakes.ts';
 
 class Recorder implements Reconciler {
   readonly kind = 'EmailRelay';
@@ -39,15 +19,6 @@ class Recorder implements Reconciler {
     this.calls.push(`${req.namespace}/${req.name}`);
     return undefined;
   }
-}
-
-function unreachableKube(): Kube {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: 'http://127.0.0.1:9', skipTLSVerify: true }], users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
-  });
-  return new Kube({ kubeconfig: kc, timeoutMs: 2_000 });
 }
 
 const relay: KubeObject = { apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'r', namespace: 'ns', resourceVersion: '1' } };

@@ -3,16 +3,13 @@
 // namespace (none cluster-wide), reads merge them, a namespace outside the scope is empty,
 // and the Applier refuses a write outside the scope. The cluster tier
 // (test/operator/namespace-scoped.test.ts) runs the operator under the chart's Roles.
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeObject } from '../../../operator/render/objects.ts';
 import { Applier, NotControlledError } from '../../../operator/runtime/apply.ts';
 import { Cache, CacheSyncTimeoutError, OWNED_KINDS } from '../../../operator/runtime/cache.ts';
-import { Kube } from '../../../operator/runtime/kube.ts';
-import type { ListPage, ListWatch, WatchEnd } from '../../../operator/runtime/list-watch.ts';
 import { createOperatorMetrics } from '../../../operator/runtime/metrics.ts';
 import { inScope, parseWatchNamespaces } from '../../../operator/runtime/watch-scope.ts';
-import { silentLog } from './fakes.ts';
+import { GatedSource, silentLog, unreachableKube } from './fakes.ts';
 
 describe('parseWatchNamespaces', () => {
   it('absent: every namespace; a list: sorted, distinct, trimmed', () => {
@@ -36,33 +33,7 @@ describe('parseWatchNamespaces', () => {
   });
 });
 
-/** Lists its items (once its gate opens) and keeps one watch open until aborted. */
-class Source implements ListWatch<KubeObject> {
-  readonly gate = Promise.withResolvers<void>();
-  private readonly items: KubeObject[];
-  constructor(items: KubeObject[], open: boolean) {
-    this.items = items;
-    if (open) this.gate.resolve();
-  }
-  async list(): Promise<ListPage<KubeObject>> {
-    await this.gate.promise;
-    return { items: this.items, resourceVersion: '1' };
-  }
-  watch(_rv: string, _t: number, _on: unknown, signal: AbortSignal): Promise<WatchEnd> {
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve('closed'), { once: true }));
-  }
-}
-
 const relay = (ns: string, name: string): KubeObject => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: ns, resourceVersion: '1' } });
-
-function unreachableKube(): Kube {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: 'http://127.0.0.1:9', skipTLSVerify: true }], users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
-  });
-  return new Kube({ kubeconfig: kc, timeoutMs: 2_000 });
-}
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => { for (const c of closers.splice(0)) await c(); });
@@ -70,7 +41,7 @@ afterEach(async () => { for (const c of closers.splice(0)) await c(); });
 /** A cache over scripted sources; `asked` records every (kind, namespace) a source was made for. */
 function cache(namespaces: string[] | undefined, hold: string[] = []) {
   const asked: string[] = [];
-  const sources = new Map<string, Source>();
+  const sources = new Map<string, GatedSource>();
   const kube = unreachableKube();
   const c = new Cache({
     kube, log: silentLog, metrics: createOperatorMetrics(), onEvent: () => undefined, ...(namespaces ? { namespaces } : {}),
@@ -78,7 +49,7 @@ function cache(namespaces: string[] | undefined, hold: string[] = []) {
       const at = `${kind}@${namespace ?? '*'}`;
       asked.push(at);
       const items = kind === 'EmailRelay' ? (namespace ? [relay(namespace, 'r')] : [relay('a', 'r'), relay('z', 'r')]) : [];
-      const s = new Source(items, !hold.includes(at));
+      const s = new GatedSource(items, !hold.includes(at));
       sources.set(at, s);
       return s;
     },
