@@ -27,6 +27,7 @@ wanted=(
   "kube-scheduler $K8S_VERSION MAILFLEET_KUBE_SCHEDULER"
   "kubectl $K8S_VERSION MAILFLEET_KUBECTL"
   "kubelet $K8S_VERSION MAILFLEET_KUBELET"
+  "kube-proxy $K8S_VERSION MAILFLEET_KUBE_PROXY"
   "etcd $ETCD_VERSION MAILFLEET_ETCD"
   "kwok $KWOK_VERSION MAILFLEET_KWOK"
   "helm $HELM_VERSION MAILFLEET_HELM"
@@ -107,10 +108,10 @@ write_tools() {
   } >"$dir/tools.go"
 }
 
-# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet -------
-# (the kubelet is the node tier's real node, test/node; kube-proxy is not built: see its README)
+# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, and the ------
+# kubelet and kube-proxy of the node tier's real node (test/node)
 k8s_cmds=()
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
   is_missing "$c" && k8s_cmds+=("$c")
 done
 if [[ ${#k8s_cmds[@]} -gt 0 ]]; then

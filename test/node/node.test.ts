@@ -1,11 +1,12 @@
 // Real pods: a real node (node.ts: containerd, runc, the CNI bridge, a kubelet, in namespaces
 // of the test's own) joins the test control plane; the chart's operator Deployment and an
 // EmailRelay's StatefulSet run as real containers from localhost/mailfleet:dev (imported from
-// podman storage into the node's containerd, never pulled).
+// podman storage into the node's containerd, never pulled); kube-proxy (iptables mode, inside
+// the node's network namespace) serves the Services.
 //
 // End to end: helm install, an EmailRelay and a SenderDomain reconciled, the relay pod Ready by
-// its probes on a PersistentVolume, SMTP with STARTTLS+AUTH to the address the relay Service's
-// EndpointSlice lists, delivered DKIM-signed to a sink on the node, metrics scraped from the
+// its probes on a PersistentVolume, SMTP with STARTTLS+AUTH through the relay Service's
+// ClusterIP, delivered DKIM-signed to a sink on the node, metrics scraped from the
 // pod, a pod deleted with mail queued and that mail delivered by its successor from the same
 // volume. Then everything goes away, and the machine's sysctls, iptables, links, mounts and
 // cgroups are as they were (machine-state.ts).
@@ -64,7 +65,7 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     ensureImage();
     before = machineState();
     cluster = await startCluster({ binaries: tier!.binaries, nodes: 0 });
-    node = await startNode({ cluster, kubelet: tier!.kubelet, images: [IMAGE], podmanEnv: podmanEnv() });
+    node = await startNode({ cluster, kubelet: tier!.kubelet, kubeProxy: tier!.kubeProxy, images: [IMAGE], podmanEnv: podmanEnv() });
     sinkDir = path.join(node.dir, 'sink');
     fs.mkdirSync(sinkDir, { mode: 0o777 });
     fs.chmodSync(sinkDir, 0o777); // the sink writes as nobody
@@ -125,7 +126,7 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     expect(lease.spec.holderIdentity).toContain(op.metadata.name);
   }, 400_000);
 
-  it('an EmailRelay runs Ready on its volume; SMTP to its Service endpoint is delivered DKIM-signed; metrics from the pod', async () => {
+  it('an EmailRelay runs Ready on its volume; SMTP through its Service is delivered DKIM-signed; metrics from the pod', async () => {
     await cluster.kubectl(['create', 'namespace', NS]);
     // a hand-made PersistentVolume for the claim (the cluster has no provisioner), as a
     // local-path provisioner would make it: a directory on the node, open to the pod's user
@@ -178,10 +179,11 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     const endpoints = slices.flatMap((s) => (s.endpoints ?? []).map((e: any) => ({ ...e, ports: s.ports })));
     const ep = endpoints.find((e) => e.addresses.includes(pod.status.podIP));
     expect(ep?.conditions?.ready).toBe(true);
-    const target = ep.ports.find((p: any) => p.name === submission.name).port as number;
+    expect(svc.spec.clusterIP).toMatch(/^10\.0\.0\./);
 
+    // through the Service: its ClusterIP, which kube-proxy's rules (in the node's namespace) send to the pod
     const swaks = (subject: string) => node!.exec('swaks', [
-      '--server', pod.status.podIP, '--port', String(target), '--helo', 'client.test',
+      '--server', svc.spec.clusterIP, '--port', String(submission.port), '--helo', 'client.test',
       '--from', `noreply@${DOMAIN}`, '--to', 'someone@dest.test', '--header', `Subject: ${subject}`, '--body', `body of ${subject}\n`,
       '--tls', '--auth', 'PLAIN', '--auth-user', creds.username!, '--auth-password', creds.password!, '--timeout', '30',
     ], { timeoutMs: 60_000 });
@@ -211,8 +213,9 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     const secretName = (await json(['get', 'senderdomain', 'sender', '-n', NS])).status.credentialsSecret;
     const secret = await json(['get', 'secret', secretName, '-n', NS]);
     const creds = Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    const svc = await json(['get', 'service', 'edge', '-n', NS]);
     const sent = await node!.exec('swaks', [
-      '--server', pod.status.podIP, '--port', creds.port!, '--helo', 'client.test', '--from', `noreply@${DOMAIN}`, '--to', 'someone@dest.test',
+      '--server', svc.spec.clusterIP, '--port', creds.port!, '--helo', 'client.test', '--from', `noreply@${DOMAIN}`, '--to', 'someone@dest.test',
       '--header', 'Subject: queued', '--body', 'body of queued\n', '--tls', '--auth', 'PLAIN', '--auth-user', creds.username!, '--auth-password', creds.password!,
     ], { timeoutMs: 60_000 });
     expect(sent.code, sent.stdout + sent.stderr).toBe(0);

@@ -33,6 +33,8 @@ const sbin = `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`;
 /** The node's own address (on its lo); pods reach the node, and a test's sink, there. */
 export const NODE_IP = '10.245.0.1';
 export const POD_CIDR = '10.244.0.0/24';
+/** The test API server's --service-cluster-ip-range. */
+const SERVICE_CIDR = '10.0.0.0/24';
 const BRIDGE = 'mfnode0';
 /** What the kubelet writes if it finds another value (pkg/kubelet/cm: setupKernelTunables). */
 const KERNEL_TUNABLES: Record<string, string> = {
@@ -46,7 +48,7 @@ const KERNEL_TUNABLES: Record<string, string> = {
 /** The machine-wide state the node must leave as found (checked by the tests). */
 export const WATCHED_SYSCTLS = [...Object.keys(KERNEL_TUNABLES), 'net/ipv4/ip_forward', 'net/bridge/bridge-nf-call-iptables'];
 
-export const NODE_TOOLS = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'unshare', 'nsenter', 'setpriv', 'ip', 'podman', 'mount'];
+export const NODE_TOOLS = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'unshare', 'nsenter', 'setpriv', 'ip', 'iptables', 'podman', 'mount'];
 export const CNI_PLUGINS = ['bridge', 'host-local', 'loopback'].map((p) => `/usr/lib/cni/${p}`);
 
 export interface RealNode {
@@ -67,6 +69,11 @@ export interface RealNode {
 export interface NodeOptions {
   cluster: Cluster;
   kubelet: string;
+  /**
+   * kube-proxy, run in iptables mode inside the node's network namespace (its rules live and
+   * die there). It ignores the `kubernetes` Service, which the api-bridge serves on 10.0.0.1:443.
+   */
+  kubeProxy?: string;
   /** Images (podman storage names) imported into the node's containerd. */
   images: string[];
   /** Env for podman (scripts/image-env.sh). */
@@ -230,9 +237,38 @@ async function pauseImageTar(dir: string, env: NodeJS.ProcessEnv): Promise<strin
   return out;
 }
 
+const NODE_PREFIX = 'mailfleet-node-';
+
+/**
+ * What a test process killed mid-run left (its containers, shims and kubepods cgroups; the
+ * namespaces went with its holder): cleaned up when the dir's owner is gone.
+ */
+export function cleanupStaleNodes(): string[] {
+  const cleaned: string[] = [];
+  for (const e of fs.readdirSync(os.tmpdir()).filter((x) => x.startsWith(NODE_PREFIX))) {
+    const dir = path.join(os.tmpdir(), e);
+    let owner = NaN;
+    try { owner = Number(fs.readFileSync(path.join(dir, 'owner'), 'utf8')); } catch { /* being set up, or broken */ }
+    if (!Number.isFinite(owner)) continue;
+    try { process.kill(owner, 0); continue; } catch { /* owner gone */ }
+    for (let i = 0; i < 20; i++) {
+      const left = [...kubepodsCgroups().flatMap(cgroupPids), ...pidsMentioning(dir)];
+      if (!left.length) break;
+      kill(left);
+      execFileSync('sleep', ['0.1']);
+    }
+    for (const cg of kubepodsCgroups()) removeCgroupTree(cg);
+    fs.rmSync(dir, { recursive: true, force: true });
+    cleaned.push(dir);
+  }
+  return cleaned;
+}
+
 export async function startNode(opts: NodeOptions): Promise<RealNode> {
   const { cluster } = opts;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailfleet-node-'));
+  cleanupStaleNodes();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), NODE_PREFIX));
+  fs.writeFileSync(path.join(dir, 'owner'), `${process.pid}\n`);
   fs.chmodSync(dir, 0o755); // hostPath volumes below it are read by non-root pods
   const name = os.hostname();
   const logDir = path.join(dir, 'logs');
@@ -271,7 +307,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
   };
   const ctrSock = path.join(dir, 'containerd/containerd.sock');
   const ctr = async (args: string[]) => must('ctr', ['-a', ctrSock, '-n', 'k8s.io', ...args]);
-  const logs = (lines = 40) => ['containerd', 'kubelet'].map((n) => `----- ${n} -----\n${tailFile(path.join(logDir, `${n}.log`), lines)}`).join('\n');
+  const logs = (lines = 40) => ['containerd', 'kubelet', 'kube-proxy'].map((n) => `----- ${n} -----\n${tailFile(path.join(logDir, `${n}.log`), lines)}`).join('\n');
 
   let closed = false;
   const close = async () => {
@@ -304,6 +340,12 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
     await must('ip', ['link', 'set', 'lo', 'up']);
     await must('ip', ['addr', 'add', `${NODE_IP}/32`, 'dev', 'lo']);
     await must('ip', ['addr', 'add', '10.0.0.1/32', 'dev', 'lo']);
+    // The pod bridge made ahead of the CNI plugin (which adopts it), so that the Service range
+    // has a route: a node's own connections to a ClusterIP need one before kube-proxy's DNAT
+    // (a real node has its default route).
+    await must('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    await must('ip', ['link', 'set', BRIDGE, 'up']);
+    await must('ip', ['route', 'add', SERVICE_CIDR, 'dev', BRIDGE]);
     // --- the node's mounts ---
     for (const m of ['/run', '/var/lib', '/var/log']) await must('mount', ['-t', 'tmpfs', '-o', 'mode=755', 'mailfleet-node', m]);
     for (const [key, value] of Object.entries(KERNEL_TUNABLES)) {
@@ -338,20 +380,26 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
     // --- the kubelet: a client certificate for system:node:<name>, bound to the system:node role ---
     const pki = (f: string) => path.join(cluster.dir, 'pki', f);
     const own = (f: string) => path.join(dir, 'pki', f);
-    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', own('kubelet.key'),
-      '-out', own('kubelet.csr'), '-subj', `/O=system:nodes/CN=system:node:${name}`], { stdio: 'ignore' });
-    fs.writeFileSync(own('kubelet.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
-    execFileSync('openssl', ['x509', '-req', '-in', own('kubelet.csr'), '-CA', pki('ca.crt'), '-CAkey', pki('ca.key'), '-CAcreateserial',
-      '-CAserial', own('ca.srl'), '-days', '2', '-extfile', own('kubelet.ext'), '-out', own('kubelet.crt')], { stdio: 'ignore' });
-    await cluster.kubectl(['create', 'clusterrolebinding', 'mailfleet-test-node', '--clusterrole=system:node', `--user=system:node:${name}`]);
     const b64 = (f: string) => fs.readFileSync(f).toString('base64');
-    fs.writeFileSync(path.join(dir, 'kubelet.kubeconfig'), `apiVersion: v1
+    /** A kubeconfig (reaching the API server over the bridge) with a client certificate from the cluster CA. */
+    const clientKubeconfig = (who: string, subject: string) => {
+      execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', own(`${who}.key`),
+        '-out', own(`${who}.csr`), '-subj', subject], { stdio: 'ignore' });
+      fs.writeFileSync(own(`${who}.ext`), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+      execFileSync('openssl', ['x509', '-req', '-in', own(`${who}.csr`), '-CA', pki('ca.crt'), '-CAkey', pki('ca.key'), '-CAcreateserial',
+        '-CAserial', own('ca.srl'), '-days', '2', '-extfile', own(`${who}.ext`), '-out', own(`${who}.crt`)], { stdio: 'ignore' });
+      const file = path.join(dir, `${who}.kubeconfig`);
+      fs.writeFileSync(file, `apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: 'https://127.0.0.1:${apiPort}', certificate-authority-data: ${b64(pki('ca.crt'))}}}]
-users: [{name: node, user: {client-certificate-data: ${b64(own('kubelet.crt'))}, client-key-data: ${b64(own('kubelet.key'))}}}]
-contexts: [{name: c, context: {cluster: c, user: node}}]
+users: [{name: ${who}, user: {client-certificate-data: ${b64(own(`${who}.crt`))}, client-key-data: ${b64(own(`${who}.key`))}}}]
+contexts: [{name: c, context: {cluster: c, user: ${who}}}]
 current-context: c
 `, { mode: 0o600 });
+      return file;
+    };
+    clientKubeconfig('kubelet', `/O=system:nodes/CN=system:node:${name}`);
+    await cluster.kubectl(['create', 'clusterrolebinding', 'mailfleet-test-node', '--clusterrole=system:node', `--user=system:node:${name}`]);
     const [port, healthzPort] = (await freePorts(2)) as [number, number];
     fs.writeFileSync(path.join(dir, 'kubelet/config.yaml'), kubeletConfig(dir, port, healthzPort));
     // logs and exec: the API server dials <node name>:<port>, i.e. the machine's loopback.
@@ -369,6 +417,37 @@ current-context: c
       const r = await cluster.request('GET', `/api/v1/nodes/${name}`);
       return (r.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
     }, 120_000, { context: () => logs() });
+
+    if (opts.kubeProxy) {
+      // The bridge serves the API Service; kube-proxy would send it to the endpoint 127.0.0.1,
+      // which pods cannot reach: this label makes every kube-proxy ignore the Service.
+      await cluster.kubectl(['label', '--overwrite', 'service', 'kubernetes', '-n', 'default', 'service.kubernetes.io/service-proxy-name=mailfleet-api-bridge']);
+      // system:kube-proxy is bound to the system:node-proxier role by the API server's bootstrap policy
+      const kubeconfig = clientKubeconfig('kube-proxy', '/CN=system:kube-proxy');
+      const [hz, mp] = (await freePorts(2)) as [number, number];
+      fs.writeFileSync(path.join(dir, 'kube-proxy.yaml'), JSON.stringify({
+        apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+        kind: 'KubeProxyConfiguration',
+        mode: 'iptables',
+        clientConnection: { kubeconfig },
+        hostnameOverride: name,
+        healthzBindAddress: `127.0.0.1:${hz}`,
+        metricsBindAddress: `127.0.0.1:${mp}`,
+        clusterCIDR: POD_CIDR,
+        detectLocalMode: 'ClusterCIDR',
+        // no negative oom_score_adj here; no machine-wide conntrack sizing or timeouts
+        oomScoreAdj: 0,
+        conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
+        // no route_localnet: NodePorts are not served on loopback
+        iptables: { localhostNodePorts: false, masqueradeAll: false, syncPeriod: '10s', minSyncPeriod: '0s' },
+        nodePortAddresses: [`${NODE_IP}/32`],
+      }, null, 2));
+      const proxy = launch('kube-proxy', opts.kubeProxy, [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
+      await eventually('kube-proxy /healthz', async () => {
+        if (proxy.exitCode !== null) throw new Error(`kube-proxy exited ${proxy.exitCode}`);
+        return (await exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://127.0.0.1:${hz}/healthz`])).stdout.trim() === '200';
+      }, 60_000, { context: () => logs() });
+    }
 
     return {
       name, dir, netns, exec, ctr, logs, close,

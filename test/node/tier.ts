@@ -8,7 +8,7 @@ import { imageTierAvailable } from '../image/podman.ts';
 import { haveTools, inCI } from '../support/tools.ts';
 import { CNI_PLUGINS, NODE_TOOLS } from './node.ts';
 
-export interface NodeTier { binaries: Binaries; kubelet: string }
+export interface NodeTier { binaries: Binaries; kubelet: string; kubeProxy: string }
 
 function skip(msg: string): undefined {
   if (inCI) throw new Error(`[node] ${msg}; CI=true forbids skipping a tier`);
@@ -16,15 +16,16 @@ function skip(msg: string): undefined {
   return undefined;
 }
 
-/** The kubelet build.sh made (or MAILFLEET_KUBELET), with the pinned version's stamp. */
-function kubelet(): string | undefined {
-  const given = process.env.MAILFLEET_KUBELET;
-  if (given) return fs.existsSync(given) ? given : skip(`MAILFLEET_KUBELET=${given} does not exist`);
-  const bin = path.join(cacheBinDir(), 'kubelet');
+/** kubelet or kube-proxy as build.sh made it (or MAILFLEET_KUBELET / MAILFLEET_KUBE_PROXY), with the pinned version's stamp. */
+function nodeBinary(name: 'kubelet' | 'kube-proxy'): string | undefined {
+  const variable = `MAILFLEET_${name.toUpperCase().replace(/-/g, '_')}`;
+  const given = process.env[variable];
+  if (given) return fs.existsSync(given) ? given : skip(`${variable}=${given} does not exist`);
+  const bin = path.join(cacheBinDir(), name);
   let stamp = '';
-  try { stamp = fs.readFileSync(path.join(cacheBinDir(), '.kubelet.version'), 'utf8').trim(); } catch { /* none */ }
+  try { stamp = fs.readFileSync(path.join(cacheBinDir(), `.${name}.version`), 'utf8').trim(); } catch { /* none */ }
   if (fs.existsSync(bin) && stamp === pinnedVersions().K8S_VERSION) return bin;
-  return skip(`no kubelet ${pinnedVersions().K8S_VERSION} in ${cacheBinDir()}: run npm run cluster:build`);
+  return skip(`no ${name} ${pinnedVersions().K8S_VERSION} in ${cacheBinDir()}: run npm run cluster:build`);
 }
 
 export function nodeTier(): NodeTier | undefined {
@@ -35,6 +36,7 @@ export function nodeTier(): NodeTier | undefined {
   if (!fs.existsSync('/bin/busybox')) return skip('missing /bin/busybox (busybox-static; .ci/install-deps), the pause image');
   const binaries = clusterBinariesOrSkip('node');
   if (!binaries) return undefined;
-  const k = kubelet();
-  return k ? { binaries, kubelet: k } : undefined;
+  const kubelet = nodeBinary('kubelet');
+  const kubeProxy = nodeBinary('kube-proxy');
+  return kubelet && kubeProxy ? { binaries, kubelet, kubeProxy } : undefined;
 }
