@@ -18,7 +18,7 @@ import { parseRelay, validDomains } from './specs.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
-import { domainRelaySecretRefs, namesSecret, relaySecretRefs } from '../tenancy/secret-refs.ts';
+import { domainSecretRefs, namesSecret, relaySecretRefs } from '../tenancy/secret-refs.ts';
 import { UserSecrets, refusalCondition } from './user-secrets.ts';
 import { TARGET_NOT_ALLOWED, domainTargetRefusals, relayTargetRefusals } from '../tenancy/outbound-targets.ts';
 
@@ -73,7 +73,7 @@ export class EmailRelayController implements Reconciler {
     const { cache } = this.o;
     const relays = cache.relays.list(namespace).filter((r) => namesSecret(relaySecretRefs(r.spec), secret))
       .map((r) => ({ namespace, name: r.metadata.name }));
-    const viaDomains = cache.domains.list(namespace).filter((sd) => namesSecret(domainRelaySecretRefs(sd.spec), secret))
+    const viaDomains = cache.domains.list(namespace).filter((sd) => namesSecret(domainSecretRefs(sd.spec), secret))
       .flatMap((sd) => {
         const ref = sd.spec?.relayRef as { name?: string; namespace?: string } | undefined;
         return ref?.name ? [{ namespace: ref.namespace ?? namespace, name: ref.name }] : [];
@@ -165,7 +165,9 @@ export class EmailRelayController implements Reconciler {
       const ns = sd.metadata.namespace ?? '';
       const internal = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
       if (!internal) continue;
-      const secrets = await this.secrets.readAll(ns, domainRelaySecretRefs(sd.spec));
+      // all its references, not only those the relay reads: a domain whose DKIM key Secret is
+      // refused would otherwise be served unsigned
+      const secrets = await this.secrets.readAll(ns, domainSecretRefs(sd.spec));
       const targets = domainTargetRefusals(sd.spec);
       if (secrets.refused.length || targets.length) {
         log.info({ senderDomain: `${ns}/${sd.metadata.name}`, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`), targets }, 'SenderDomain left out: its spec names what it may not use');

@@ -35,7 +35,7 @@ export function relaySecretRefs(spec: Loose): SecretRef[] {
   ];
 }
 
-/** A SenderDomain's references the relay reads (its own smarthost's login). */
+/** A SenderDomain's references whose data the relay renders (its own smarthost's login). */
 export function domainRelaySecretRefs(spec: Loose): SecretRef[] {
   return smarthostRefs('smarthost', spec?.smarthost);
 }
