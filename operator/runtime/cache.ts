@@ -11,8 +11,9 @@ import type { OperatorMetrics } from './metrics.ts';
 import type { Clock } from './clock.ts';
 import { kubeListWatch, type ListWatch } from './list-watch.ts';
 import { Reflector } from './reflector.ts';
+import { resourceFor } from './resources.ts';
 import { ReflectorGroup } from './reflector-group.ts';
-import type { WatchScope } from './watch-scope.ts';
+import { assertWatchable, type WatchScope } from './watch-scope.ts';
 import { SECRET_CONSENT_LABEL, SECRET_CONSENT_TYPE, SECRET_CONSENT_VALUE } from '../tenancy/secret-consent.ts';
 
 /** The owned kinds we watch; other owned kinds (ServiceMonitor, Certificate) are read live. */
@@ -80,10 +81,12 @@ export class Cache {
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
     /** A namespaced kind, watched across the scope: cluster-wide, or once per watched namespace. */
-    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string, fieldSelector?: string) =>
-      new ReflectorGroup<T>(kind, new Map(this.namespaces === undefined
+    const mk = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector?: string, fieldSelector?: string) => {
+      assertWatchable(this.namespaces, kind, resourceFor(apiVersion, kind).namespaced);
+      return new ReflectorGroup<T>(kind, new Map(this.namespaces === undefined
         ? [['', one<T>(apiVersion, kind, labelSelector, undefined, fieldSelector)]]
         : this.namespaces.map((ns) => [ns, one<T>(apiVersion, kind, labelSelector, ns, fieldSelector)])));
+    };
     this.relays = mk<EmailRelay>(API_VERSION, 'EmailRelay');
     this.domains = mk<SenderDomain>(API_VERSION, 'SenderDomain');
     for (const [apiVersion, kind] of OWNED_KINDS) this.owned.set(kind, mk<KubeObject>(apiVersion, kind, `${MANAGED_BY}=${FIELD_MANAGER}`));

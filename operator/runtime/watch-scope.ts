@@ -38,3 +38,14 @@ export function inScope(scope: WatchScope, namespace: string): boolean {
 export function describeScope(scope: WatchScope): string {
   return scope === undefined ? 'all namespaces' : `namespaces ${scope.join(', ')}`;
 }
+
+/**
+ * A cluster-scoped kind (Namespace, Node) cannot be watched per namespace, and a
+ * namespace-scoped install holds no permission to watch it cluster-wide: a cache that asked
+ * would never sync. Refused at start, naming the kind.
+ */
+export function assertWatchable(scope: WatchScope, kind: string, namespaced: boolean): void {
+  if (scope !== undefined && !namespaced) {
+    throw new Error(`${kind} is cluster-scoped: it cannot be watched under --watch-namespaces (leave it out of a namespace-scoped cache)`);
+  }
+}

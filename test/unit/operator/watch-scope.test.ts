@@ -8,7 +8,7 @@ import type { KubeObject } from '../../../operator/render/objects.ts';
 import { Applier, NotControlledError } from '../../../operator/runtime/apply.ts';
 import { Cache, CacheSyncTimeoutError, OWNED_KINDS } from '../../../operator/runtime/cache.ts';
 import { createOperatorMetrics } from '../../../operator/runtime/metrics.ts';
-import { inScope, parseWatchNamespaces } from '../../../operator/runtime/watch-scope.ts';
+import { assertWatchable, inScope, parseWatchNamespaces } from '../../../operator/runtime/watch-scope.ts';
 import { GatedSource, silentLog, unreachableKube } from './fakes.ts';
 
 describe('parseWatchNamespaces', () => {
@@ -57,6 +57,14 @@ function cache(namespaces: string[] | undefined, hold: string[] = []) {
   closers.push(async () => { await c.close(); kube.close(); });
   return { c, asked, sources, kube };
 }
+
+describe('assertWatchable', () => {
+  it('refuses a cluster-scoped kind under --watch-namespaces, allows it cluster-wide', () => {
+    expect(() => assertWatchable(['a'], 'Namespace', false)).toThrow(/Namespace is cluster-scoped: it cannot be watched under --watch-namespaces/);
+    expect(() => assertWatchable(undefined, 'Namespace', false)).not.toThrow();
+    expect(() => assertWatchable(['a'], 'Secret', true)).not.toThrow();
+  });
+});
 
 describe('Cache under --watch-namespaces', () => {
   it('watches every kind once per watched namespace and never cluster-wide', async () => {
