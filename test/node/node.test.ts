@@ -66,6 +66,7 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     before = machineState();
     cluster = await startCluster({ binaries: tier!.binaries, nodes: 0 });
     node = await startNode({ cluster, kubelet: tier!.kubelet, kubeProxy: tier!.kubeProxy, images: [IMAGE], podmanEnv: podmanEnv() });
+    console.log(`[node] start-up phases (s): ${JSON.stringify(node.timings)}`);
     sinkDir = path.join(node.dir, 'sink');
     fs.mkdirSync(sinkDir, { mode: 0o777 });
     fs.chmodSync(sinkDir, 0o777); // the sink writes as nobody
@@ -240,6 +241,7 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
     await stopSink();
     const link = fs.readlinkSync(node!.netns);
     await node!.close();
+    console.log(`[node] close phases (s): ${JSON.stringify(node!.closeTimings)}`);
     node = undefined;
     expect(pidsInNetns(link)).toEqual([]);
     expect(machineState()).toEqual(before);

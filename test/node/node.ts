@@ -63,6 +63,10 @@ export interface RealNode {
   /** ctr against the node's containerd (namespace k8s.io). */
   ctr(args: string[]): Promise<string>;
   logs(lines?: number): string;
+  /** Seconds each start-up phase took (for BENCHMARKS.md; never asserted). */
+  timings: Record<string, number>;
+  /** Seconds each phase of the last close() took. */
+  closeTimings: Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -310,9 +314,14 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
   const logs = (lines = 40) => ['containerd', 'kubelet', 'kube-proxy'].map((n) => `----- ${n} -----\n${tailFile(path.join(logDir, `${n}.log`), lines)}`).join('\n');
 
   let closed = false;
+  const timings: Record<string, number> = {};
+  const closeTimings: Record<string, number> = {};
+  let mark = Date.now();
+  const phase = (into: Record<string, number>, what: string) => { into[what] = (Date.now() - mark) / 1000; mark = Date.now(); };
   const close = async () => {
     if (closed) return;
     closed = true;
+    mark = Date.now();
     // kubelet first (it would restart what dies), then every container, shim and containerd.
     for (const c of children.slice(1).reverse()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const b of bridges) await b.close();
@@ -322,6 +331,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
       kill(left);
       await new Promise((r) => setTimeout(r, 100));
     }
+    phase(closeTimings, 'processes killed');
     for (const cg of kubepodsCgroups()) removeCgroupTree(cg);
     // the holder last: its namespaces (and the mounts, bridge, veths and pod namespaces in them) end with it
     if (holder.exitCode === null && holder.signalCode === null) {
@@ -330,6 +340,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
       await gone;
     }
     for (let i = 0; i < 50 && pidsInNetns(nsLink).length; i++) { kill(pidsInNetns(nsLink)); await new Promise((r) => setTimeout(r, 100)); }
+    phase(closeTimings, 'namespaces ended');
     if (process.env.MAILFLEET_KEEP_NODE !== '1') fs.rmSync(dir, { recursive: true, force: true });
   };
   const onExit = () => { if (!closed) { for (const c of children) c.kill('SIGKILL'); kill(pidsMentioning(dir)); } };
@@ -358,6 +369,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
     fs.writeFileSync(path.join(dir, 'cni/net.d/10-mailfleet-node.conflist'), cniConfig(dir));
     fs.writeFileSync(path.join(dir, 'containerd/config.toml'), containerdConfig(dir));
     fs.writeFileSync(path.join(dir, 'resolv.conf'), `# the node has no cluster DNS; pods resolve nothing\nnameserver ${NODE_IP}\n`);
+    phase(timings, 'namespaces');
     const containerd = launch('containerd', 'containerd', ['--config', path.join(dir, 'containerd/config.toml'), '--log-level', 'warn']);
     await eventually('containerd to serve', async () => {
       if (containerd.exitCode !== null) throw new Error(`containerd exited ${containerd.exitCode}`);
@@ -365,6 +377,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
     }, 60_000, { context: () => logs() });
 
     // --- images: pause (local busybox) and the test's images, from podman storage ---
+    phase(timings, 'containerd');
     const tars = [await pauseImageTar(dir, opts.podmanEnv)];
     for (const img of opts.images) {
       const t = path.join(dir, `image-${tars.length}.tar`);
@@ -375,6 +388,7 @@ export async function startNode(opts: NodeOptions): Promise<RealNode> {
 
     // --- the API server, seen from the node ---
     const apiPort = new URL(cluster.server).port;
+    phase(timings, 'images imported');
     bridges.push(await bridgeApi({ nsPath: netns, server: cluster.server, listens: [`127.0.0.1:${apiPort}`, '10.0.0.1:443'], dir }));
 
     // --- the kubelet: a client certificate for system:node:<name>, bound to the system:node role ---
@@ -418,6 +432,7 @@ current-context: c
       return (r.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
     }, 120_000, { context: () => logs() });
 
+    phase(timings, 'kubelet: node Ready');
     if (opts.kubeProxy) {
       // The bridge serves the API Service; kube-proxy would send it to the endpoint 127.0.0.1,
       // which pods cannot reach: this label makes every kube-proxy ignore the Service.
@@ -449,8 +464,9 @@ current-context: c
       }, 60_000, { context: () => logs() });
     }
 
+    if (opts.kubeProxy) phase(timings, 'kube-proxy healthy');
     return {
-      name, dir, netns, exec, ctr, logs, close,
+      name, dir, netns, exec, ctr, logs, close, timings, closeTimings,
       spawn: (cmd, args) => spawn('nsenter', [...enter, 'setpriv', '--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: sbin } }),
     };
   } catch (e) {
