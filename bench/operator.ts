@@ -34,7 +34,7 @@ try {
 
   const items: unknown[] = [];
   for (let r = 0; r < RELAYS; r++) {
-    items.push({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: `relay-${r}`, namespace: 'default' }, spec: { replicas: 1, queue: { persistence: { enabled: false } } } });
+    items.push({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: `relay-${r}`, namespace: 'default' }, spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } } } });
     for (let d = 0; d < DOMAINS; d++) {
       items.push({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name: `d-${r}-${d}`, namespace: 'default' }, spec: { domain: `d${d}.relay${r}.example`, relayRef: { name: `relay-${r}` }, dkim: { algorithm: ALG } } });
     }

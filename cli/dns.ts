@@ -13,7 +13,7 @@ export async function dnsCommand(args: string[]): Promise<number> {
   const { Kube, loadKubeConfig } = await import('../operator/runtime/kube.ts');
   const { zoneSnippet } = await import('../operator/render/dns-records.ts');
   const kube = new Kube({ kubeconfig: loadKubeConfig(values.kubeconfig ?? process.env.KUBECONFIG?.split(':')[0]), timeoutMs: 15_000 });
-  const sd = await kube.getOrUndefined<{ spec?: { domain?: string }; status?: { dnsRecords?: { zone: string; purpose: string; required: boolean }[] } }>(
+  const sd = await kube.getOrUndefined<{ spec?: { domain?: string }; status?: { dnsRecords?: { zone: string; purpose: string; required: boolean; incomplete?: string }[] } }>(
     'mailfleet.io/v1alpha1', 'SenderDomain', name, namespace);
   if (!sd) throw new Error(`SenderDomain ${namespace}/${name} not found`);
   const records = sd.status?.dnsRecords ?? [];

@@ -21,6 +21,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { EmailRelayController } from './controllers/emailrelay.ts';
+import { EgressIdentityChecker } from './controllers/egress-identity.ts';
 import { SenderDomainController } from './controllers/senderdomain.ts';
 import { DEFAULT_IMAGE } from './render/relay-pod.ts';
 import { Applier } from './runtime/apply.ts';
@@ -74,6 +75,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       resync: { type: 'string', default: '300' },
       workers: { type: 'string', default: '4' },
       'dns-servers': { type: 'string' },
+      'egress-recheck': { type: 'string', default: '900' },
       'watch-timeout': { type: 'string' },
       'cache-sync-timeout': { type: 'string', default: '120' },
       'log-level': { type: 'string' },
@@ -88,6 +90,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const cacheSyncTimeoutMs = positive('cache-sync-timeout', values['cache-sync-timeout']) * 1000;
   const namespaces = parseWatchNamespaces(values['watch-namespaces']);
   const allowImageOverride = boolean('allow-image-override', values['allow-image-override']);
+  const egressRecheckMs = positive('egress-recheck', values['egress-recheck']) * 1000;
   const log = pino({
     level: values['log-level'] ?? process.env.MAILFLEET_LOG_LEVEL ?? 'info',
     base: { app: 'mailfleet-operator' },
@@ -110,6 +113,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   manager.add(new EmailRelayController({
     kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes,
     image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE, allowImageOverride,
+    egressIdentity: new EgressIdentityChecker({ dnsServers, recheckMs: egressRecheckMs }),
   }));
   manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({

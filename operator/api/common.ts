@@ -120,12 +120,26 @@ export const smarthostOAuth2 = z.strictObject({
   { rule: '!has(self.refreshToken) || !has(self.userFromSender) || !self.userFromSender', message: 'a refresh token belongs to one mailbox; userFromSender needs microsoft or google' },
 )).describe('Log in with an OAuth 2.0 token (Microsoft 365, Google Workspace) instead of a password');
 
+// An SPF include target: a domain name whose labels may start with an underscore
+// (_spf.google.com); no macros, no mechanisms — the operator writes `include:` itself.
+export const SPF_DOMAIN_RE = '^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+const SPF_DOMAIN_MESSAGE = 'must be the domain an SPF include names, such as amazonses.com or _spf.google.com (lower case, no include: prefix, no macros)';
+/** The domain after `include:` in an SPF record. */
+export const spfInclude = z.string().max(253)
+  .meta(cel({ rule: `self.matches(r'${SPF_DOMAIN_RE}')`, message: SPF_DOMAIN_MESSAGE }))
+  .refine((v) => new RegExp(SPF_DOMAIN_RE).test(v), { message: SPF_DOMAIN_MESSAGE });
+
 /** The relay's smarthost, with the login taken from a Secret instead of a mounted file. */
 export const smarthost = smarthostSchema.pick({ name: true, host: true, tls: true, requireTls: true }).extend({
   // A CEL rule (not minimum/maximum) for the same range, so the API server's message says what a port is.
   port: port.default(587).describe(smarthostSchema.shape.port.description ?? 'Provider port'),
   credentialsSecretRef: credentialsSecretRef.optional(),
   oauth2: smarthostOAuth2.optional(),
+  // Only the operator reads this (for the SPF record it suggests); the relay never sees it.
+  spf: z.strictObject({
+    include: spfInclude.describe("The provider's SPF domain, written as include:<it> in the sender domains' SPF record: "
+      + 'amazonses.com (Amazon SES), sendgrid.net (SendGrid), mailgun.org (Mailgun), spf.mtasv.net (Postmark), _spf.google.com (Google Workspace SMTP relay)'),
+  }).optional().describe("How the provider's sending addresses appear in SPF; without it the SenderDomains' SPF record is reported incomplete"),
 }).meta(cel(
   { rule: "!(has(self.tls) && self.tls == 'none' && (!has(self.requireTls) || self.requireTls))", message: 'tls: none cannot satisfy requireTls; set requireTls: false to send in plaintext' },
   { rule: '!(has(self.credentialsSecretRef) && has(self.oauth2))', message: 'set credentialsSecretRef (password) or oauth2, not both' },

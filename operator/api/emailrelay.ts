@@ -4,7 +4,44 @@ import { z } from 'zod';
 import {
   cel, conditions, credentialsSecretRef, domainName, duration, objectName, port, quantity, rateLimit, secretKeyRef, smarthost,
 } from './common.ts';
+import { parseCidr } from '../../relay/util/cidr.ts';
 import { webhookEventTypes } from '../../relay/webhooks/schema.ts';
+
+// A DNS name as EHLO takes it (any case, no trailing dot); the MX-mode rules below say which ones are public.
+const HOSTNAME_RE = '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
+const HOSTNAME_MESSAGE = 'must be a DNS name such as mail.example.com (letters, digits, hyphens and dots; no trailing dot)';
+
+const IS_MX = "!has(self.delivery) || !has(self.delivery.mode) || self.delivery.mode == 'mx'";
+const INTERNAL_SUFFIXES = ['.svc', '.local', '.internal', '.localdomain'];
+
+/**
+ * What a receiving MX host must be able to resolve: in MX mode the hostname is the relay's
+ * identity (EHLO, Received, the PTR of its egress addresses), so a name only the cluster
+ * knows, or none at all, makes every receiver distrust the mail. Each rule is stated for the
+ * API server (CEL) and for the operator's own parse (test), with one message.
+ */
+const MX_HOSTNAME_RULES: { cel: string; test: (h: string | undefined) => boolean; message: string; reason?: 'FieldValueRequired' }[] = [
+  {
+    cel: 'has(self.hostname)',
+    test: (h) => h !== undefined,
+    reason: 'FieldValueRequired' as const,
+    message: 'hostname is required when delivery.mode is mx (the default): set the public FQDN of the relay\'s egress address (its PTR name), e.g. mail.example.com; receiving MX hosts see it in EHLO and Received',
+  },
+  {
+    cel: `!has(self.hostname) || !(${INTERNAL_SUFFIXES.map((x) => `self.hostname.lowerAscii().endsWith('${x}')`).join(' || ')} || self.hostname.lowerAscii().contains('.svc.') || !self.hostname.contains('.'))`,
+    test: (h) => h === undefined || !(INTERNAL_SUFFIXES.some((x) => h.toLowerCase().endsWith(x)) || h.toLowerCase().includes('.svc.') || !h.includes('.')),
+    message: 'hostname must be a public FQDN in MX mode: a cluster-internal or single-label name (.svc, .cluster.local, .local, .internal) cannot be resolved by receiving MX hosts',
+  },
+  {
+    cel: "!has(self.hostname) || !self.hostname.matches(r'^[0-9.]+$')",
+    test: (h) => h === undefined || !/^[0-9.]+$/.test(h),
+    message: 'hostname must be a name, not an IP address: receivers distrust an EHLO without a name',
+  },
+];
+
+const EGRESS_MESSAGE = 'must be an IPv4 or IPv6 address or CIDR, such as 203.0.113.25, 203.0.113.0/28 or 2001:db8::25';
+const egressAddress = z.string().max(49).meta(cel({ rule: 'isIP(self) || isCIDR(self)', message: EGRESS_MESSAGE }))
+  .refine((v) => { try { parseCidr(v); return true; } catch { return false; } }, { message: EGRESS_MESSAGE });
 
 const listener = (defaultPort: number, what: string) => z.object({
   enabled: z.boolean().default(true).describe(`Serve ${what}`),
@@ -14,8 +51,10 @@ const listener = (defaultPort: number, what: string) => z.object({
 export const emailRelaySpec = z.object({
   replicas: z.number().int().min(0).default(2).describe('Relay pods (ignored while autoscaling is set: the HPA scales this object)'),
   image: z.string().min(1).optional().describe("Relay image; honoured only when the operator runs with --allow-image-override (chart value allowImageOverride), else the relay is refused (Degraded ImageOverrideNotAllowed); default: the platform's relay image"),
-  hostname: z.string().min(1).max(253).optional()
-    .describe('Name in the SMTP greeting and EHLO; default <name>.<namespace>.svc.cluster.local'),
+  hostname: z.string().max(253).meta(cel({ rule: `self.matches(r'${HOSTNAME_RE}')`, message: HOSTNAME_MESSAGE }))
+    .refine((h) => new RegExp(HOSTNAME_RE).test(h), { message: HOSTNAME_MESSAGE }).optional()
+    .describe('Name in the SMTP greeting, EHLO and Received headers. Required in MX mode: the public FQDN that the egress addresses\' PTR records name '
+      + '(receiving MX hosts check it); default in smarthost mode <name>.<namespace>.svc.cluster.local'),
   resources: z.object({
     requests: z.record(z.string(), quantity).optional().describe('Requested resources, e.g. cpu: 100m, memory: 128Mi'),
     limits: z.record(z.string(), quantity).optional().describe('Resource limits'),
@@ -48,6 +87,11 @@ export const emailRelaySpec = z.object({
       messagesPerMinute: z.number().int().min(1).optional().describe('Delivery pace; mail waits in the queue beyond it'),
     })).optional().describe('Per-destination limits keyed by recipient domain (MX mode) or smarthost name, e.g. gmail.com'),
     dnsServers: z.array(z.string().min(1).max(64)).max(8).optional().describe("Resolvers for MX lookups as 'IP' or 'IP:PORT' (default: the pod's)"),
+    egress: z.strictObject({
+      addresses: z.array(egressAddress).min(1).max(32)
+        .describe("Public addresses (IPv4, IPv6 or CIDR) the relay's mail leaves from (the NAT gateway or node addresses): "
+          + "listed as ip4:/ip6: in the SenderDomains' SPF record, and their PTR records are checked against hostname (condition EgressIdentityVerified)"),
+    }).optional().describe('Where MX-mode mail leaves the cluster; without it the SenderDomains\' SPF record is reported incomplete'),
   }).prefault({}).meta(cel({
     rule: "!has(self.mode) || self.mode != 'smarthost' || (has(self.smarthosts) && size(self.smarthosts) > 0)",
     message: 'delivery.smarthosts must list at least one smarthost when mode is smarthost',
@@ -103,9 +147,12 @@ export const emailRelaySpec = z.object({
   // would throw away the deferred mail of the pods it removes.
   rule: '!has(self.autoscaling) || !has(self.queue) || !has(self.queue.persistence) || !has(self.queue.persistence.enabled) || self.queue.persistence.enabled',
   message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
-})).refine((s) => !s.autoscaling || s.queue.persistence.enabled, {
+}, ...MX_HOSTNAME_RULES.map((r) => ({ rule: `!(${IS_MX}) || (${r.cel})`, message: r.message, fieldPath: '.hostname', ...(r.reason ? { reason: r.reason } : {}) })))).refine((s) => !s.autoscaling || s.queue.persistence.enabled, {
   path: ['autoscaling'],
   message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
+}).superRefine((s, ctx) => {
+  if (s.delivery.mode !== 'mx') return;
+  for (const r of MX_HOSTNAME_RULES) if (!r.test(s.hostname)) ctx.addIssue({ code: 'custom', path: ['hostname'], message: r.message });
 });
 
 export const emailRelayStatus = z.object({

@@ -1,6 +1,6 @@
 // SenderDomain: one domain an EmailRelay sends for, with its DKIM keys and SMTP login.
 import { z } from 'zod';
-import { cel, conditions, dkimSelector, domainNameWith, duration, objectName, rateLimit, smarthost } from './common.ts';
+import { cel, conditions, dkimSelector, domainNameWith, duration, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
 
 export const DKIM_ALGORITHMS = ['rsa-2048', 'ed25519', 'both'] as const;
 
@@ -31,6 +31,12 @@ export const senderDomainSpec = z.object({
   fromAlignment: z.enum(['strict', 'relaxed', 'off']).default('relaxed').describe('Header From must match the envelope domain'),
   rateLimit: rateLimit.optional().describe('Messages this domain may send'),
   smarthost: smarthost.optional().describe("Deliver this domain's mail through its own provider"),
+  spf: z.strictObject({
+    all: z.enum(['~all', '-all']).default('~all')
+      .describe("How the SPF record ends: ~all (softfail: receivers mark other senders) or -all (fail: receivers may refuse them; only once every sender of the domain is listed)"),
+    include: z.array(spfInclude).max(8).optional()
+      .describe('Other senders of this domain to keep in its one SPF record, e.g. _spf.google.com for Google Workspace mailboxes (written as include:<it>)'),
+  }).prefault({}).describe("The SPF record status.dnsRecords suggests: the relay's route (smarthost includes or MX egress addresses) plus these"),
   dnsVerification: z.object({
     enabled: z.boolean().default(false).describe('Check that the DKIM record is published (condition DNSVerified)'),
   }).prefault({}).describe('DNS verification'),
@@ -46,6 +52,7 @@ export const dnsRecord = z.object({
   purpose: z.string().describe('dkim, spf or dmarc'),
   selector: z.string().optional().describe('The DKIM selector of a dkim record'),
   required: z.boolean().describe('False for suggestions'),
+  incomplete: z.string().optional().describe('Set when the record cannot be written yet (value empty, zone a comment): what is missing, e.g. the egress addresses of an MX relay'),
 });
 
 export const senderDomainStatus = z.object({

@@ -21,7 +21,7 @@ interface Wanted {
 
 const squash = (v: string) => v.replace(/\s+/g, '');
 
-function resolvers(dnsServers: string[] | undefined): Resolver[] {
+export function resolvers(dnsServers: string[] | undefined): Resolver[] {
   if (!dnsServers?.length) return [new Resolver({ timeout: 3000, tries: 2 })];
   return dnsServers.map((server) => {
     const r = new Resolver({ timeout: 3000, tries: 2 });

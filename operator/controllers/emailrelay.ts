@@ -21,6 +21,8 @@ import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/ima
 import { domainSecretRefs, namesSecret, relaySecretRefs } from '../tenancy/secret-refs.ts';
 import { UserSecrets, refusalCondition } from './user-secrets.ts';
 import { TARGET_NOT_ALLOWED, domainTargetRefusals, relayTargetRefusals } from '../tenancy/outbound-targets.ts';
+import { EGRESS_CONDITION } from '../render/egress-identity.ts';
+import type { EgressIdentityChecker } from './egress-identity.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -34,6 +36,8 @@ export interface EmailRelayControllerOptions {
   apis: () => OptionalApis;
   /** Asks identity providers whether OAuth2 smarthost credentials work (cached); tests inject one. */
   oauth2Probes?: OAuth2ProbeCache;
+  /** Checks the PTR records of MX-mode egress addresses (condition EgressIdentityVerified); off when absent. */
+  egressIdentity?: EgressIdentityChecker;
 }
 
 /** How soon a failed OAuth2 check is repeated (the probe cache answers from memory until then). */
@@ -85,7 +89,10 @@ export class EmailRelayController implements Reconciler {
     const { cache, apply } = this.o;
     const log = this.o.log.child({ namespace: ns, name, kind: this.kind });
     const raw = cache.relays.get(ns, name);
-    if (!raw || raw.metadata.deletionTimestamp) return undefined; // children go by garbage collection
+    if (!raw || raw.metadata.deletionTimestamp) { // children go by garbage collection
+      this.o.egressIdentity?.forget(`${ns}/${name}`);
+      return undefined;
+    }
     const parsed = parseRelay(raw);
     if ('error' in parsed) {
       await apply.degrade(raw, 'InvalidSpec', parsed.error);
@@ -144,12 +151,21 @@ export class EmailRelayController implements Reconciler {
     // The relay's own log and metrics show OAuth2 failures per pod; this asks the identity
     // provider once (cached) so the status carries its answer where kubectl shows it.
     const auth = smarthostAuthCondition(await Promise.all(out.oauth2Checks.map(async (c) => ({ what: c.what, result: await this.probes.check(c.config, c.secrets, c.user) }))));
-    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now, ...(auth ? { extra: [auth] } : {}) });
+    // A warning beside Ready, never part of it: the relay serves and queues whatever DNS says.
+    const egress = await this.o.egressIdentity?.check(`${ns}/${name}`, relay.spec);
+    const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : [])];
+    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now, extra });
     await apply.status(raw, status);
     if (rolledOut && !wasReady) await apply.event(raw, 'Normal', 'RelayReady', `${status.readyReplicas}/${relay.spec.replicas} relay pods ready`);
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
     if (auth?.status === 'False' && wasAuth?.message !== auth.message) await apply.event(raw, 'Warning', auth.reason, auth.message);
-    return auth?.status === 'False' ? OAUTH2_RECHECK_MS : undefined;
+    const wasEgress = findCondition(raw.status?.conditions, EGRESS_CONDITION);
+    if (egress?.condition.status === 'False' && wasEgress?.message !== egress.condition.message) {
+      log.warn({ reason: egress.condition.reason }, egress.condition.message);
+      await apply.event(raw, 'Warning', egress.condition.reason, egress.condition.message);
+    }
+    const requeue = Math.min(auth?.status === 'False' ? OAUTH2_RECHECK_MS : Infinity, egress?.recheckInMs ?? Infinity);
+    return Number.isFinite(requeue) ? requeue : undefined;
   }
 
   /**

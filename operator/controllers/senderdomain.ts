@@ -202,8 +202,9 @@ export class SenderDomainController implements Reconciler {
   /** Where apps connect: the relay's Service, on submission (or implicit TLS when submission is off). */
   private endpoint(relayName: string, relay: EmailRelay | undefined, ns: string): { host: string; port: number } {
     const parsed = relay ? emailRelaySpec.safeParse(relay.spec) : undefined;
-    const rs = parsed?.success ? parsed.data : emailRelaySpec.parse({});
-    const port = rs.listeners.submission.enabled ? rs.listeners.submission.port : rs.listeners.implicitTls.port;
+    // Without a valid relay spec, the default listeners (a bare spec no longer parses: MX mode needs a hostname).
+    const listeners = parsed?.success ? parsed.data.listeners : emailRelaySpec.shape.listeners.parse(undefined);
+    const port = listeners.submission.enabled ? listeners.submission.port : listeners.implicitTls.port;
     return { host: relayHost(relayName, ns), port };
   }
 

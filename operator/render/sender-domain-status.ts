@@ -1,6 +1,7 @@
 // A SenderDomain's status from what the controller found: its summary conditions, the DKIM
-// key and relay conditions, its selectors and the DNS records to publish. Pure.
+// key, relay and SPF conditions, its selectors and the DNS records to publish. Pure.
 import type { Condition } from '../api/common.ts';
+import { emailRelaySpec } from '../api/emailrelay.ts';
 import type { SenderDomainStatus } from '../api/senderdomain.ts';
 import type { Refusal } from './claims.ts';
 import { condition, mergeConditions, summaryConditions, type ConditionInput, type Phase } from './conditions.ts';
@@ -8,6 +9,7 @@ import { keyPhase, signingKeys } from './dkim.ts';
 import { dnsRecords } from './dns-records.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import { domainNames, type KubeObject, type SenderDomain } from './objects.ts';
+import { SPF_LOOKUP_LIMIT, spfRecord, type SpfInput } from './spf.ts';
 
 export interface DomainInput {
   sd: SenderDomain;
@@ -38,6 +40,12 @@ export interface DomainInput {
   /** Selectors of a rotation whose records did not appear in DNS within publishWithin. */
   rotationBlocked?: string[];
   now: Date;
+}
+
+function relaySpec(relay: KubeObject | undefined): SpfInput['relay'] {
+  if (!relay) return 'missing';
+  const parsed = emailRelaySpec.safeParse((relay as { spec?: unknown }).spec);
+  return parsed.success ? parsed.data : 'invalid';
 }
 
 export function senderDomainStatus(input: DomainInput): { status: SenderDomainStatus; ready: boolean } {
@@ -73,7 +81,12 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   }
   if (input.smarthostAuth) conds.push(input.smarthostAuth);
   const dnsOk = !spec.dnsVerification.enabled || !!input.dns?.ok;
-  const records = dnsRecords(spec.domain, internal.dkim, internal.pems);
+  const spf = spfRecord({ relayName: spec.relayRef.name, relay: relaySpec(input.relay), own: spec.smarthost, policy: spec.spf });
+  // A suggestion, so it never touches Ready; but a record that cannot be written is said here too, where kubectl shows it.
+  conds.push('value' in spf
+    ? condition('SPFRecordComplete', true, 'RouteKnown', `${spf.lookups} of ${SPF_LOOKUP_LIMIT} DNS lookups; publish the spf record of status.dnsRecords`)
+    : condition('SPFRecordComplete', false, spf.reason, spf.incomplete));
+  const records = dnsRecords(spec.domain, internal.dkim, internal.pems, spf);
   const blocked = input.rotationBlocked ?? [];
   if (blocked.length || spec.dkim.rotationPeriod || internal.dkim.keys.some((k) => k.generation > 1)) {
     const overdue = records.filter((r) => r.selector !== undefined && blocked.includes(r.selector));

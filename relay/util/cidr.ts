@@ -3,12 +3,14 @@ import net from 'node:net';
 import { z } from 'zod';
 
 export function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
-  const [address, prefixText] = cidr.split('/');
+  const [address, prefixText, ...rest] = cidr.split('/');
   const family = net.isIPv4(address ?? '') ? 'ipv4' : net.isIPv6(address ?? '') ? 'ipv6' : undefined;
-  if (!address || !family) throw new Error(`"${cidr}" is not an IP address or CIDR`);
+  if (!address || !family || rest.length) throw new Error(`"${cidr}" is not an IP address or CIDR`);
   const max = family === 'ipv4' ? 32 : 128;
+  // Digits only: Number('') is 0, so a bare trailing slash ("10.0.0.0/") would mean the whole internet.
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) throw new Error(`"${cidr}" has a bad prefix length`);
   const prefix = prefixText === undefined ? max : Number(prefixText);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new Error(`"${cidr}" has a bad prefix length`);
+  if (prefix > max) throw new Error(`"${cidr}" has a bad prefix length`);
   return { address, prefix, family };
 }
 

@@ -26,12 +26,12 @@ describe('CRDs', () => {
 describe('EmailRelay: autoscaling needs a persistent queue', () => {
   it('is refused by the operator schema and carried into the CRD as a CEL rule (crd-validation.test.ts runs it on the API server)', async () => {
     const { emailRelaySpec } = await import('../../operator/api/emailrelay.ts');
-    const bad = emailRelaySpec.safeParse({ autoscaling: { maxReplicas: 4 }, queue: { persistence: { enabled: false } } });
+    const bad = emailRelaySpec.safeParse({ hostname: 'mail.example.net', autoscaling: { maxReplicas: 4 }, queue: { persistence: { enabled: false } } });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]).toMatchObject({ path: ['autoscaling'] });
     expect(bad.error?.issues[0]?.message).toMatch(/autoscaling needs queue.persistence.enabled/);
-    expect(emailRelaySpec.safeParse({ autoscaling: { maxReplicas: 4 } }).success).toBe(true);
-    expect(emailRelaySpec.safeParse({ queue: { persistence: { enabled: false } } }).success).toBe(true);
+    expect(emailRelaySpec.safeParse({ hostname: 'mail.example.net', autoscaling: { maxReplicas: 4 } }).success).toBe(true);
+    expect(emailRelaySpec.safeParse({ hostname: 'mail.example.net', queue: { persistence: { enabled: false } } }).success).toBe(true);
     const crd = YAML.parse(fs.readFileSync(path.join(crdDir, 'emailrelays.mailfleet.io.yaml'), 'utf8'));
     const spec = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec;
     expect(spec['x-kubernetes-validations'].map((v: { message: string }) => v.message)).toContainEqual(expect.stringMatching(/autoscaling needs queue.persistence.enabled/));

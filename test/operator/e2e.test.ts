@@ -132,7 +132,7 @@ describe.skipIf(!cluster.available)('operator end to end: rendered config and se
     await c.kubectl(['label', 'secret', 'edge-tls', '-n', NS, 'mailfleet.io/use=true']); // the owner's consent
     op = await startOperatorProcess(cluster.operatorKubeconfig(), ['--dns-servers', dns!.address]);
     await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'edge', namespace: NS },
-      spec: { replicas: 1, queue: { persistence: { enabled: false } }, tls: { secretName: 'edge-tls' } } });
+      spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } }, tls: { secretName: 'edge-tls' } } });
     await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name: 'sender', namespace: NS },
       spec: { domain: DOMAIN, relayRef: { name: 'edge' }, allowedSenders: ['noreply'], dkim: { rotationDelay: '20s', retireAfter: '20s', publishWithin: '10s' } } });
     await waitReady('emailrelay', 'edge');

@@ -6,11 +6,15 @@ import { emailRelaySpec, type EmailRelaySpecInput } from '../../operator/api/ema
 import { senderDomainSpec, type SenderDomainSpecInput } from '../../operator/api/senderdomain.ts';
 import type { EmailRelay, SenderDomain } from '../../operator/render/objects.ts';
 
+/** The public hostname an MX-mode relay must have (the CRD refuses one without); smarthost relays keep theirs unset unless given. */
+export const MX_HOSTNAME = 'mail.example.net';
+
 export function relayObject(name: string, spec: EmailRelaySpecInput = {}, ns = 'mail'): EmailRelay {
+  const mx = spec.delivery?.mode !== 'smarthost';
   return {
     apiVersion: API_VERSION, kind: 'EmailRelay',
     metadata: { name, namespace: ns, uid: `uid-${name}`, generation: 1, creationTimestamp: '2025-01-01T00:00:00Z' },
-    spec: emailRelaySpec.parse(spec),
+    spec: emailRelaySpec.parse(mx && spec.hostname === undefined ? { ...spec, hostname: MX_HOSTNAME } : spec),
   };
 }
 

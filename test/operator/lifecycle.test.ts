@@ -28,7 +28,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     const c = cluster.get();
     await c.kubectl(['create', 'namespace', NS]);
     op = await startOperatorProcess(cluster.operatorKubeconfig());
-    await apply(relay('edge', { replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 5 } } } }));
+    await apply(relay('edge', { hostname: 'mail.example.net', replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 5 } } } }));
     await apply(domain('example', { domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply'] }));
     await apply(domain('shop', { domain: 'shop.example', relayRef: { name: 'edge' }, dkim: { algorithm: 'ed25519' } }));
 
@@ -77,7 +77,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     const c = cluster.get();
     const tmplBefore = (await getJson(c, ['get', 'deployment', 'edge', '-n', NS])).spec.template;
     await apply(domain('news', { domain: 'news.example', relayRef: { name: 'edge' }, rateLimit: { perHour: 1000 } }));
-    await apply(relay('edge', { replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 2, messagesPerMinute: 60 } } } }));
+    await apply(relay('edge', { hostname: 'mail.example.net', replicas: 2, queue: { persistence: { enabled: false } }, delivery: { destinations: { 'gmail.com': { maxConnections: 2, messagesPerMinute: 60 } } } }));
     await eventually('config follows', async () => {
       const cfg = await relayConfig('edge');
       return cfg.domains.length === 3 && cfg.delivery.destinations['gmail.com']?.maxConnections === 2 && cfg.rateLimits.destinations['gmail.com']?.perMinute === 60
@@ -181,7 +181,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
 
   it('creates the Certificate once cert-manager is installed while the operator runs (no restart)', async () => {
     const c = cluster.get();
-    await apply(relay('tls', { replicas: 1, queue: { persistence: { enabled: false } }, tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }));
+    await apply(relay('tls', { hostname: 'smtp.example.com', replicas: 1, queue: { persistence: { enabled: false } }, tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }));
     const degraded = await eventually('tls Degraded without cert-manager', async () => {
       const o = await tryGetJson(c, ['get', 'emailrelay', 'tls', '-n', NS]);
       return cond(o, 'Stalled')?.status === 'True' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
@@ -193,7 +193,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
     await c.kubectl(['wait', '--for=condition=Established', 'crd/certificates.cert-manager.io', '--timeout=60s']);
     // the next resync (--resync 20) re-discovers the API
     const cert = await eventually('Certificate tls-tls', () => tryGetJson(c, ['get', 'certificates.cert-manager.io', 'tls-tls', '-n', NS]), 90_000);
-    expect(cert.spec).toMatchObject({ secretName: 'tls-tls', issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' }, dnsNames: [`tls.${NS}.svc.cluster.local`] });
+    expect(cert.spec).toMatchObject({ secretName: 'tls-tls', issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' }, dnsNames: ['smtp.example.com'] });
     expect(cert.metadata.ownerReferences[0]).toMatchObject({ kind: 'EmailRelay', name: 'tls', controller: true });
     const cfg = await relayConfig('tls');
     expect(cfg.tls).toEqual({ certFile: '/var/run/mailfleet/tls/tls.crt', keyFile: '/var/run/mailfleet/tls/tls.key' });
@@ -203,7 +203,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
 
   it('renders a StatefulSet with a volume claim per pod when persistence is on', async () => {
     const c = cluster.get();
-    await apply(relay('durable', { replicas: 1, queue: { persistence: { size: '2Gi' } } }));
+    await apply(relay('durable', { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { size: '2Gi' } } }));
     const sts = await eventually('statefulset', () => tryGetJson(c, ['get', 'statefulset', 'durable', '-n', NS]));
     expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('2Gi');
     expect(sts.spec.serviceName).toBe('durable-headless');

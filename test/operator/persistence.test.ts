@@ -43,7 +43,7 @@ describe.skipIf(!cluster.available)('EmailRelay with persistent queue volumes (r
     op = await startOperatorProcess(cluster.operatorKubeconfig());
     await apply({
       apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'queue', namespace: NS },
-      spec: { replicas: 1, queue: { persistence: { enabled: true, size: '1Gi', storageClassName: CLASS } } },
+      spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: true, size: '1Gi', storageClassName: CLASS } } },
     });
 
     const er = await waitReady(c, NS, 'emailrelay', 'queue');

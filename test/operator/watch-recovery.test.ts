@@ -40,7 +40,7 @@ describe.skipIf(!cluster.available)('watch recovery (real control plane)', () =>
     await c.kubectl(['create', 'namespace', NS]);
     op = await startOperatorProcess(cluster.operatorKubeconfig(), ['--leader-elect=false', '--resync', '600']);
     const apply = (obj: unknown) => c.kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
-    await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'r', namespace: NS }, spec: { replicas: 1, queue: { persistence: { enabled: false } } } });
+    await apply({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'r', namespace: NS }, spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } } } });
     await eventually('relay Ready', async () => readyCondition(await tryGetJson(c, ['get', 'emailrelay', 'r', '-n', NS]))?.status === 'True', 120_000);
 
     // The change is made the moment the API server is back, while the operator's watches

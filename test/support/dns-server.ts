@@ -1,5 +1,5 @@
 // A small authoritative DNS server on loopback (UDP and TCP, same port) for relay tests:
-// MX answers for delivery, TXT answers for DKIM/SPF verification. Point a
+// MX answers for delivery, TXT answers for DKIM/SPF verification, PTR answers for reverse DNS. Point a
 // node:dns Resolver at it with `resolver.setServers([dns.address])`.
 //
 // Zone semantics, as a real authoritative server would answer:
@@ -9,6 +9,9 @@
 //   - name with `servfail: true`          → SERVFAIL for every type (c-ares reports ESERVFAIL)
 // Names are case-insensitive and may be written with or without the trailing dot.
 import dns2 from 'dns2';
+import { reverseName } from '../../relay/util/reverse-name.ts';
+
+export { reverseName };
 type DnsHandler = Parameters<typeof dns2.createTCPServer>[0] & {};
 
 const { Packet } = dns2;
@@ -20,6 +23,8 @@ export interface ZoneRecords {
   /** Each entry is one TXT record; strings longer than 255 bytes are split into character-strings. */
   TXT?: string[];
   CNAME?: string;
+  /** Reverse names: key the zone by the in-addr.arpa / ip6.arpa name (reverseName() makes it from an address). */
+  PTR?: string[];
   servfail?: boolean;
 }
 export type Zone = Record<string, ZoneRecords>;
@@ -70,6 +75,8 @@ function answersFor(name: string, type: number, recs: ZoneRecords): object[] {
       return (recs.AAAA ?? []).map((address) => ({ ...base, type: T.AAAA, address }));
     case T.TXT:
       return (recs.TXT ?? []).map((value) => ({ ...base, type: T.TXT, data: txtChunks(value) }));
+    case T.PTR:
+      return (recs.PTR ?? []).map((domain) => ({ ...base, type: T.PTR, domain: domain.replace(/\.$/, '') }));
     default:
       return [];
   }

@@ -24,6 +24,7 @@ export interface SinkMessage {
   authUser?: string;
   connection: number;        // 1-based index of the connection that carried it
   mailArgs: Record<string, unknown>;  // ESMTP parameters of MAIL FROM (upper-case keys), e.g. { SMTPUTF8: true }
+  helo: string;              // the name the client gave in EHLO/HELO
 }
 
 export interface Reply { code: number; message: string }
@@ -181,6 +182,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           ...(typeof session.user === 'string' ? { authUser: session.user } : {}),
           connection: connIndex.get(session) ?? 0,
           mailArgs: { ...(session.envelope.mailFrom ? session.envelope.mailFrom.args || {} : {}) },
+          helo: session.hostNameAppearsAs,
         };
         const finish = () => {
           const reply = opts.dataReply?.(msg, ++dataAttempts);

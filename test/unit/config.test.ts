@@ -45,6 +45,11 @@ describe('relay config', () => {
       expect.stringMatching(/^trustedNetworks\.0\.domains\.0: must be a domain name/),
     ]));
     expect(issues({ ...minimal, queue: { maxLifetime: 'forever' } })).toEqual([expect.stringMatching(/^queue\.maxLifetime: .*not a duration/)]);
+    // a stray slash is a typo, never /0 (which would trust every address)
+    for (const typo of ['10.0.0.0/', '10.0.0.0/8/8', '10.0.0.0/ 8', '10.0.0.0/+8']) {
+      expect(issues({ ...minimal, trustedNetworks: [{ cidrs: [typo], domains: ['example.com'] }] }), typo)
+        .toEqual([expect.stringMatching(/^trustedNetworks\.0\.cidrs\.0: must be an IP address or CIDR/)]);
+    }
   });
 
   it('refuses a misspelt key, naming it, at any level', () => {

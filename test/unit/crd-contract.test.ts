@@ -34,7 +34,8 @@ describe('CRDs against the relay config', () => {
     const crd = jsonOf(smarthost).properties as Json;
     const relay = jsonOf(smarthostSchema).properties as Json;
     for (const key of ['name', 'host', 'tls', 'requireTls']) expect(crd[key], key).toEqual(relay[key]);
-    expect(Object.keys(crd).sort()).toEqual(['credentialsSecretRef', 'host', 'name', 'oauth2', 'port', 'requireTls', 'tls']);
+    // spf is the operator's own (the SPF record it suggests): never rendered into the relay config
+    expect(Object.keys(crd).sort()).toEqual(['credentialsSecretRef', 'host', 'name', 'oauth2', 'port', 'requireTls', 'spf', 'tls']);
     // oauth2: the relay's fields, with secret files replaced by one secretRef
     const o = (crd.oauth2 as Json).properties as Json;
     const ro = ((((relay.auth as Json).properties as Json).oauth2 as Json).properties) as Json;
@@ -82,7 +83,8 @@ describe('CRDs against the relay config', () => {
       trustedNetworks: [{ cidrs: ['10.0.0.0/8', 'fd00::/8'], domains: ['example.com'] }],
       delivery: {
         mode: 'smarthost',
-        smarthosts: [{ name: 'ses', host: 'email-smtp.eu-west-1.amazonaws.com', port: 465, tls: 'implicit', credentialsSecretRef: { name: 'provider' } }],
+        smarthosts: [{ name: 'ses', host: 'email-smtp.eu-west-1.amazonaws.com', port: 465, tls: 'implicit', credentialsSecretRef: { name: 'provider' }, spf: { include: 'amazonses.com' } }],
+        egress: { addresses: ['203.0.113.25', '2001:db8::/64'] },
         destinations: { 'gmail.com': { maxConnections: 4, messagesPerMinute: 600 } },
         dnsServers: ['10.0.0.10', '[fd00::53]:53'],
       },
@@ -94,7 +96,8 @@ describe('CRDs against the relay config', () => {
     });
     const sd = domainObject('example', {
       domain: 'example.com', relayRef: { name: 'edge' }, allowedSenders: ['noreply', 'billing-*'], fromAlignment: 'strict',
-      rateLimit: { perMinute: 60 }, smarthost: { host: 'smtp.example.net', requireTls: true, credentialsSecretRef: { name: 'provider' } },
+      rateLimit: { perMinute: 60 }, smarthost: { host: 'smtp.example.net', requireTls: true, credentialsSecretRef: { name: 'provider' }, spf: { include: '_spf.example.net' } },
+      spf: { all: '-all', include: ['_spf.google.com'] },
     });
     const out = renderRelay({
       relay,
