@@ -123,7 +123,7 @@ describe.skipIf(!available || !bins)('the operator image against the test contro
 
     await cluster.kubectl(['apply', '-n', APP_NS, '-f', '-'], { input: JSON.stringify({
       apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name: 'edge' },
-      spec: { replicas: 1, queue: { persistence: { enabled: false } } },
+      spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } } },
     }) });
     await cluster.kubectl(['apply', '-n', APP_NS, '-f', '-'], { input: JSON.stringify({
       apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name: 'sender' },

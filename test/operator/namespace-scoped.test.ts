@@ -30,7 +30,7 @@ afterAll(async () => { await op?.stop(); }, 30_000);
 
 const relay = (ns: string, name: string, spec: Record<string, unknown> = {}) => ({
   apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: ns },
-  spec: { replicas: 1, queue: { persistence: { enabled: false } }, ...spec },
+  spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } }, ...spec },
 });
 const domain = (ns: string, name: string, fqdn: string) => ({
   apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: ns },

@@ -27,7 +27,7 @@ describe('Secret references', () => {
       { field: 'redis.passwordSecretRef', name: 'redis' },
       { field: 'webhooks[0].secretRef', name: 'hook' },
     ]);
-    expect(relaySecretRefs(emailRelaySpec.parse({ tls: { issuerRef: { name: 'le' } } }))).toEqual([]); // cert-manager's Secret is ours, not a reference
+    expect(relaySecretRefs(emailRelaySpec.parse({ hostname: 'mail.example.net', tls: { issuerRef: { name: 'le' } } }))).toEqual([]); // cert-manager's Secret is ours, not a reference
   });
 
   it("lists a SenderDomain's DKIM key and smarthost login; the relay reads only the login", () => {
