@@ -141,6 +141,14 @@ describe.skipIf(!cluster.available)('examples/k8s on a real control plane', { ti
     // with dnsVerification the first key waits for its record before it signs (nothing in DNS here)
     expect(cond(example, 'DKIMKeyReady')).toMatchObject({ status: 'False', reason: 'KeyAwaitingDNS' });
     expect(cond(example, 'Ready')).toMatchObject({ status: 'False', message: 'DNS records not verified' });
+    // SPF follows each route: the MX example's egress addresses, the provider example's includes
+    const spf = (o: any) => o.status.dnsRecords.find((r: any) => r.purpose === 'spf');
+    expect(spf(example)).toMatchObject({ name: 'example.com.', value: 'v=spf1 ip4:203.0.113.25 ip6:2001:db8::25 ~all' });
+    expect(cond(example, 'SPFRecordComplete')).toMatchObject({ status: 'True', reason: 'RouteKnown' });
+    expect(spf(shop).value).toBe('v=spf1 include:amazonses.com include:sendgrid.net ~all');
+    // the MX example's PTR check asks the operator's resolver, which is down here: a warning that leaves Ready alone
+    expect(cond(outbound, 'EgressIdentityVerified')).toMatchObject({ status: 'False', reason: 'LookupFailed' });
+    expect(cond(via, 'EgressIdentityVerified')).toBeUndefined();
     const creds = await getJson(c, ['get', 'secret', example.status.credentialsSecret, '-n', NS]);
     expect(Object.keys(creds.data).sort()).toEqual(['host', 'password', 'port', 'username']);
     expect(Buffer.from(creds.data.host, 'base64').toString()).toBe(`outbound.${NS}.svc.cluster.local`);

@@ -40,7 +40,7 @@ const tenantApply = async (obj: unknown) => {
 };
 const relay = (name: string, spec: Record<string, unknown> = {}) => ({
   apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: NS },
-  spec: { replicas: 1, queue: { persistence: { enabled: false } }, ...spec },
+  spec: { hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } }, ...spec },
 });
 const domain = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: NS }, spec: { relayRef: { name: 'edge' }, ...spec },
