@@ -147,8 +147,10 @@ describe.skipIf(!cluster.available)('tenant attacks on the operator (real contro
   it("the owner's consent is picked up by the watch within seconds, not at the (one-hour) resync: a label added, a labelled Secret created", async () => {
     const c = cluster.get();
     await tenantApply(relay('late', { tls: { secretName: 'late-tls' } }));
+    await tenantApply(relay('typed', { delivery: { mode: 'smarthost', smarthosts: [{ host: 'smtp.provider.example', credentialsSecretRef: { name: 'typed-login' } }] } }));
     const late = await waitReason('emailrelay', 'late', 'SecretNotFound');
     expect(cond(late, 'Degraded').message).toBe(`tls.secretName: Secret late-tls not found in namespace ${NS}`);
+    await waitReason('emailrelay', 'typed', 'SecretNotFound');
     // let the operator go quiet, so what follows can only come from the Secret watch
     await eventually('operator quiet', async () => {
       const before = await op!.writes();
@@ -159,6 +161,8 @@ describe.skipIf(!cluster.available)('tenant attacks on the operator (real contro
     await c.kubectl(['label', 'secret', 'database', '-n', NS, 'mailfleet.io/use=true']);
     const cert = testCert();
     await admin({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'late-tls', namespace: NS, labels: { 'mailfleet.io/use': 'true' } }, stringData: { 'tls.crt': cert.cert, 'tls.key': cert.key } });
+    // consent by type instead of label (the second watch)
+    await admin({ apiVersion: 'v1', kind: 'Secret', type: 'mailfleet.io/credentials', metadata: { name: 'typed-login', namespace: NS }, stringData: { username: 'relay', password: 'typed-pw' } });
 
     await waitReady('senderdomain', 'steal');
     const cfg = await eventually('edge serves steal.example with the consented login', async () => {
@@ -170,6 +174,7 @@ describe.skipIf(!cluster.available)('tenant attacks on the operator (real contro
     expect(decoded(await get('secret', 'edge-secrets'))['smarthost-steal.password']).toBe(DB_PASSWORD);
     await eventually('leak rendered', async () => (await get('configmap', 'leak-config')) !== undefined, 60_000);
     await eventually('late rendered', async () => (await get('configmap', 'late-config')) !== undefined, 60_000);
+    await eventually('typed rendered with its login', async () => decoded(await get('secret', 'typed-secrets'))['smarthost-0.password'] === 'typed-pw', 60_000);
     // consent is per Secret: the operator's own DKIM key Secret still is not the tenant's to name
     expect(cond(await get('senderdomain', 'steal-key'), 'Ready')).toMatchObject({ reason: 'SecretNotAllowed' });
 
