@@ -129,6 +129,30 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     await c.kubectl(['patch', 'secret', 'db', '-n', A, '--type=merge', '-p', '{"stringData":{"rotated":"yes"}}', tenant]);
   });
 
+  it("cluster mode: the chart's ClusterRole reaches every namespace, and the same policy still keeps its ServiceAccount off a tenant's objects", async () => {
+    const c = cluster.get();
+    const sys = 'mfc-system';
+    const user = `system:serviceaccount:${sys}:mfc-mailfleet`;
+    await c.kubectl(['create', 'namespace', sys]);
+    const r = await c.helm(['template', 'mfc', chartDir, '-n', sys, '--kube-version', KUBE_VERSION]);
+    const objs = parseObjects(r.stdout).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind));
+    expect(objs).toHaveLength(5);
+    await c.kubectl(['apply', '--server-side', '-f', '-'], { input: objs.map((o) => JSON.stringify(o)).join('\n---\n') });
+    await c.kubectl(['create', 'secret', 'generic', 'db', '-n', B, '--from-literal=password=b-secret']);
+    const as = (args: string[]) => c.kubectl([...args, `--as=${user}`], { check: false });
+    expect((await as(['auth', 'can-i', 'patch', 'secrets', '-n', B])).stdout.trim()).toBe('yes');
+    await eventually('the cluster-mode policy refuses an unlabelled Secret', async () => {
+      const x = await as(['create', 'secret', 'generic', 'probe', '-n', B, '--from-literal=x=y', '--dry-run=server']);
+      return x.code !== 0 && DENIED.test(x.stderr);
+    }, 60_000);
+    for (const args of [['patch', 'secret', 'db', '-n', B, '--type=merge', '-p', '{"stringData":{"password":"owned"}}'], ['delete', 'secret', 'db', '-n', B, '--wait=false']]) {
+      const x = await as(args);
+      expect(x.code, args.join(' ')).not.toBe(0);
+      expect(x.stderr, args.join(' ')).toMatch(DENIED);
+    }
+    expect(Buffer.from((await getJson(c, ['get', 'secret', 'db', '-n', B])).data.password, 'base64').toString()).toBe('b-secret');
+  });
+
   it('the operator under that RBAC and policy reconciles an EmailRelay and a SenderDomain in its namespace and never sees or touches another', async () => {
     const c = cluster.get();
     // a tenant's object in the unwatched namespace with the name the operator would render
