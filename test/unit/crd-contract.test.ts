@@ -101,7 +101,9 @@ describe('CRDs against the relay config', () => {
     });
     const out = renderRelay({
       relay,
-      domains: [{ sd, internal: { dkim: { keys: [{ selector: 's1', algorithm: 'ed25519-sha256', generation: 1, publishedAt: '2025-01-01T00:00:00Z', activeAt: '2025-01-01T00:00:00Z' }] }, pems: { s1: ed25519Pem() }, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' } }],
+      domains: [{ sd, internal: { dkim: { keys: [{ selector: 's1', algorithm: 'ed25519-sha256', generation: 1, publishedAt: '2025-01-01T00:00:00Z', activeAt: '2025-01-01T00:00:00Z' }] }, pems: { s1: ed25519Pem() }, passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==' },
+        // the SenderDomain's own Secrets, read in its namespace (never the relay's map)
+        secrets: new Map([['provider', { username: 'u', password: 'p' }]]) }],
       userSecrets: new Map<string, Record<string, string>>([['provider', { username: 'u', password: 'p' }], ['redis', { password: 'r' }], ['hook', { secret: 'h' }]]),
       image: 'ghcr.io/mailfleet/mailfleet:0.1.0',
       apis: { serviceMonitor: false, certManager: false },
