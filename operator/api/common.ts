@@ -59,12 +59,12 @@ export const objectName = z.string().min(1).max(253).regex(new RegExp(NAME_RE))
   .describe('Name of an object in the same namespace');
 
 export const secretKeyRef = (defaultKey: string, what: string) => z.object({
-  name: objectName.describe(`Secret in the same namespace holding ${what}`),
+  name: objectName.describe(`Secret in the same namespace holding ${what}, labelled mailfleet.io/use: "true"`),
   key: z.string().min(1).default(defaultKey).describe(`Key in that Secret (default ${defaultKey})`),
 });
 
 export const credentialsSecretRef = z.object({
-  name: objectName.describe('Secret in the same namespace with the provider login'),
+  name: objectName.describe('Secret in the same namespace with the provider login, labelled mailfleet.io/use: "true"'),
   usernameKey: z.string().default('username').describe('Key holding the user name'),
   passwordKey: z.string().default('password').describe('Key holding the password'),
 }).describe('Provider credentials (AUTH) from a Secret');
@@ -95,7 +95,7 @@ export const smarthostOAuth2 = z.strictObject({
   user: z.string().min(1).max(320).describe('Mailbox the relay sends as: the SMTP AUTH user (Google: the delegation subject)'),
   userFromSender: oauth2Schema.shape.userFromSender,
   mechanism: oauth2Schema.shape.mechanism,
-  secretRef: z.strictObject({ name: objectName.describe('Secret in the same namespace') }).describe(
+  secretRef: z.strictObject({ name: objectName.describe('Secret in the same namespace, labelled mailfleet.io/use: "true"') }).describe(
     `Secret with the credential: ${OAUTH2_SECRET_KEYS.clientSecret} (Microsoft client secret, or the OAuth client secret of a refresh token), `
     + `${OAUTH2_SECRET_KEYS.certificate} and ${OAUTH2_SECRET_KEYS.privateKey} (Microsoft certificate), ${OAUTH2_SECRET_KEYS.serviceAccountKey} (Google), ${OAUTH2_SECRET_KEYS.refreshToken}`),
   microsoft: z.strictObject({

@@ -66,7 +66,7 @@ export const emailRelaySpec = z.object({
       .describe('Plain SMTP without TLS or AUTH, only for clients in trustedNetworks'),
   }).prefault({}).describe('SMTP listeners'),
   tls: z.object({
-    secretName: objectName.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key'),
+    secretName: objectName.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key, labelled mailfleet.io/use: "true"'),
     issuerRef: z.object({
       name: objectName.describe('cert-manager Issuer or ClusterIssuer name'),
       kind: z.enum(['Issuer', 'ClusterIssuer']).default('Issuer').describe('Issuer or ClusterIssuer'),

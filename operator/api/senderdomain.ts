@@ -13,7 +13,7 @@ export const senderDomainSpec = z.object({
     algorithm: z.enum(DKIM_ALGORITHMS).default('rsa-2048')
       .describe('rsa-2048 (every verifier), ed25519 (RFC 8463) or both (two signatures; the Ed25519 selector gets an -ed suffix)'),
     secretRef: z.object({
-      name: objectName.describe('Secret with the private key (PEM, PKCS#8 or PKCS#1) under key `private.key`'),
+      name: objectName.describe('Secret with the private key (PEM, PKCS#8 or PKCS#1) under key `private.key`, labelled mailfleet.io/use: "true"'),
       key: z.string().default('private.key').describe('Key in the Secret'),
     }).optional().describe('Use an existing key instead of generating one (no automatic rotation)'),
     rotationPeriod: duration('Rotate the key this long after it began signing').optional(),
