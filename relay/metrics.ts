@@ -37,6 +37,11 @@ export function createMetrics(registry = new client.Registry()) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    deliveryTls: c('mailfleet_delivery_tls_total',
+      'TLS per delivery transaction, by destination (a destinations key with a tls policy, a smarthost name, else other), '
+      + 'policy (require, opportunistic, mta-sts-enforce, mta-sts-testing, none) and result (verified, encrypted, opportunistic, failed, mx_mismatch, testing_failure)',
+      ['destination', 'policy', 'result']),
+    mtaStsLookups: c('mailfleet_mta_sts_lookups_total', 'MTA-STS policy lookups, by result (fetched, cached, none, error)', ['result']),
     configReloads: c('mailfleet_config_reloads_total', 'Config reload attempts, by result', ['result']),
     counter: c,
     gauge: g,

@@ -12,6 +12,7 @@ import { buildRuntime, type RelayRuntime } from './config/runtime.ts';
 import { QueueStore } from './queue/store.ts';
 import { DeliveryRunner, type DeliveryEvent } from './queue/runner.ts';
 import { Deliverer } from './delivery/deliverer.ts';
+import { StsPolicyStore } from './delivery/mta-sts.ts';
 import { OAuth2Tokens } from './delivery/oauth2/index.ts';
 import { Intake, type IntakePolicy } from './smtp/intake.ts';
 import { startHttpServer } from './http/server.ts';
@@ -81,6 +82,8 @@ export class Relay {
   private runtimeState: RelayRuntime;
   private readonly opts: RelayOptions;
   private store!: QueueStore;
+  /** MTA-STS policies of every deliverer, kept under <dataDir>/mta-sts/ across restarts. */
+  private stsPolicies = new StsPolicyStore();
   private runner!: DeliveryRunner;
   private deliverer!: Deliverer;
   private intake!: Intake;
@@ -136,7 +139,11 @@ export class Relay {
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
     if (corrupt.length) this.log.error({ files: corrupt, dir: path.join(cfg.dataDir, 'queue', 'corrupt') }, 'unreadable queue files set aside');
     this.outbound = new OutboundPolicy(cfg.outbound);
-    this.deliverer = new Deliverer({ config: cfg.delivery, outbound: this.outbound, log: this.log, oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured') });
+    this.stsPolicies = new StsPolicyStore(path.join(cfg.dataDir, 'mta-sts', 'policies.json'), this.log);
+    this.deliverer = new Deliverer({
+      config: cfg.delivery, outbound: this.outbound, log: this.log, oauth2: this.oauth2, captureDir: path.join(cfg.dataDir, 'captured'),
+      metrics: this.metrics, stsPolicies: this.stsPolicies,
+    });
     await this.commitComponents(await this.prepareComponents(cfg));
     if (cfg.suppression.enabled) this.suppression = await SuppressionList.open(cfg.dataDir, { logger: this.log });
     // With Redis the fleet shares one list (a Redis change needs a restart to apply here).
@@ -259,7 +266,7 @@ export class Relay {
         const key = JSON.stringify({ route, outbound: cfg.outbound });
         const have = this.domainDeliverers.get(d.domain);
         if (have?.key === key) { domainDeliverers.set(d.domain, have); continue; }
-        const deliverer = new Deliverer({ config: route, outbound, log: this.log.child({ domain: d.domain }), oauth2: this.oauth2 });
+        const deliverer = new Deliverer({ config: route, outbound, log: this.log.child({ domain: d.domain }), oauth2: this.oauth2, metrics: this.metrics, stsPolicies: this.stsPolicies });
         created.push(deliverer);
         domainDeliverers.set(d.domain, { key, deliverer });
       }

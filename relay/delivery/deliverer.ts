@@ -20,6 +20,9 @@ import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import { OutboundPolicy, OutboundRefused } from '../outbound/targets.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
 import { domainOf } from '../util/address.ts';
+import type { Metrics } from '../metrics.ts';
+import { MtaSts, StsPolicyStore } from './mta-sts.ts';
+import { answeredResult, explicitDecision, mxAllowed, mxDecision, type TlsDecision, type TlsResult } from './tls-policy.ts';
 
 export interface DelivererOptions {
   config: DeliveryConfig;
@@ -32,6 +35,10 @@ export interface DelivererOptions {
   captureDir?: string;
   /** Which addresses smarthosts and MX hosts may resolve to; default: the refusing policy. */
   outbound?: OutboundPolicy;
+  /** TLS counters (mailfleet_delivery_tls_total, mailfleet_mta_sts_lookups_total); none counted without. */
+  metrics?: Pick<Metrics, 'deliveryTls' | 'mtaStsLookups'>;
+  /** MTA-STS policies, shared by the relay's deliverers and persisted; default: this deliverer's own, in memory. */
+  stsPolicies?: StsPolicyStore;
 }
 
 type Route = DeliveryConfig['mode'];
@@ -41,6 +48,10 @@ interface Resolved {
   config: DeliveryConfig;
   smarthosts: { cfg: SmarthostConfig; name: string; pass?: string; ca?: string; oauth2?: OAuth2Credential }[];
   resolver: MxResolver;
+  /** mx.caFile's content: trusted besides the system CAs wherever an MX certificate is verified. */
+  mxCa?: string;
+  /** MX mode with mtaSts.enabled. */
+  mtaSts?: MtaSts;
 }
 
 /** Recipients per transaction (RFC 5321 §4.5.3.1.8 guarantees servers take at least 100). */
@@ -97,14 +108,18 @@ export class Deliverer {
   private readonly probe = new HopProbe();
   private closed = false;
   private outbound: OutboundPolicy;
+  private readonly metrics: DelivererOptions['metrics'];
+  private readonly stsPolicies: StsPolicyStore;
 
   constructor(opts: DelivererOptions) {
     this.log = opts.log.child({ component: 'delivery' });
     this.readSecret = opts.readSecret ?? ((path) => readFileSync(path, 'utf8').trim());
     this.oauth2 = opts.oauth2 ?? new OAuth2Tokens({ log: this.log });
     this.capture = opts.captureDir ? new CaptureSink(opts.captureDir, this.log) : undefined;
-    this.resolved = this.resolve(opts.config);
+    this.metrics = opts.metrics;
+    this.stsPolicies = opts.stsPolicies ?? new StsPolicyStore();
     this.outbound = opts.outbound ?? new OutboundPolicy();
+    this.resolved = this.resolve(opts.config);
     this.pools = new PoolRegistry(poolSettings(opts.config), this.log);
     this.health = new TargetHealth<Candidate>({
       policy: healthPolicy(opts.config),
@@ -148,9 +163,10 @@ export class Deliverer {
     const valid = new Set(next.config.mode === 'smarthost' ? next.smarthosts.map((s) => JSON.stringify(this.smarthostTarget(s))) : []);
     const mx = this.mxPolicy(next.config);
     const caps = new Set([next.config.maxConnectionsPerDestination, ...Object.values(next.config.destinations).map((d) => d.maxConnections)]);
+    // an MX pool's TLS settings are part of its key: one made for a policy no longer in
+    // force is simply not chosen again and closes once idle
     this.pools.update(poolSettings(config), (t) => t.route === 'mx'
-      ? next.config.mode === 'mx' && t.port === mx.port && t.requireTls === mx.requireTls
-        && t.rejectUnauthorized === mx.rejectUnauthorized && caps.has(t.maxConnections)
+      ? next.config.mode === 'mx' && t.port === mx.port && caps.has(t.maxConnections) && (t.ca === undefined || t.ca === next.mxCa)
       // a pool's ip is the smarthost's resolved address; the configured target had its host there
       : valid.has(JSON.stringify({ ...t, ip: t.host })));
     for (const [key, sem] of this.destinations) sem.setLimit(this.destinationCap(key));
@@ -244,20 +260,70 @@ export class Deliverer {
       return rcpts.map((recipient) => ({ recipient, status: 'failed', enhanced: '5.4.4', response, route: 'mx' }));
     }
     const policy = this.mxPolicy(this.resolved.config);
-    const targets = reachable.map((t): PoolTarget => ({
-      route: 'mx', host: t.host, ip: t.ip, port: policy.port, tls: 'starttls', requireTls: policy.requireTls,
+    const tls = await this.mxTlsDecision(domain);
+    let usable = reachable;
+    if (tls.sts) {
+      const sts = tls.sts;
+      const outside = reachable.filter((t) => !mxAllowed(t.host, sts));
+      if (outside.length > 0) {
+        const hosts = [...new Set(outside.map((t) => t.host))];
+        this.countTls(tls, 'mx_mismatch');
+        this.log.warn({ queueId: job.id, destination: domain, policy: tls.policy, stsId: sts.id, hosts, policyMx: sts.mx }, 'MX hosts not listed in the MTA-STS policy');
+      }
+      if (tls.policy === 'mta-sts-enforce') {
+        usable = reachable.filter((t) => mxAllowed(t.host, sts));
+        if (usable.length === 0) {
+          // RFC 8461 §5.2: never deliver to an MX the policy does not list; the mail waits
+          // (the policy or the MX may be fixed) and bounces only when it expires
+          const response = `MTA-STS policy of ${domain} (enforce, id ${sts.id}) lists none of its MX hosts (${[...new Set(reachable.map((t) => t.host))].join(', ')}); policy mx: ${sts.mx.join(', ')}`;
+          this.log.warn({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: 'deferred', response }, 'delivery attempt');
+          return rcpts.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.7.5', response, route: 'mx' }));
+        }
+      }
+    }
+    const targets = usable.map((t): PoolTarget => ({
+      route: 'mx', host: t.host, ip: t.ip, port: policy.port, tls: 'starttls', requireTls: tls.requireTls,
       // nodemailer opens a new connection when a send starts before the previous one has
       // released its connection, so only the pool's own maxConnections truly caps
       // connections: a domain with its own cap gets pools sized to it
-      rejectUnauthorized: policy.rejectUnauthorized, maxConnections: this.destinationCap(domain),
+      rejectUnauthorized: tls.verify, maxConnections: this.destinationCap(domain),
+      ...(tls.verify && this.resolved.mxCa ? { ca: this.resolved.mxCa } : {}),
     }));
-    return this.throughTargets(job, domain, domain, rcpts, targets, 'mx', signal);
+    return this.throughTargets(job, domain, domain, rcpts, targets, 'mx', signal, () => tls);
+  }
+
+  /** The TLS decision for a recipient domain in MX mode (tls-policy.ts). */
+  private async mxTlsDecision(domain: string): Promise<TlsDecision> {
+    const own = this.destinationEntry(domain);
+    const label = own?.entry.tls ? own.key : 'other';
+    const explicit = explicitDecision(own?.entry.tls, label);
+    if (explicit) return explicit;
+    const mx = this.mxPolicy(this.resolved.config);
+    const defaults = { requireTls: mx.requireTls, verify: mx.rejectUnauthorized };
+    if (!this.resolved.mtaSts) return mxDecision(undefined, label, defaults);
+    const answer = await this.resolved.mtaSts.policyFor(domain);
+    return mxDecision(answer.policy, label, defaults);
+  }
+
+  /** A smarthost's decision: its destinations entry's tls, else its own settings. */
+  private smarthostTlsDecision(target: PoolTarget, name: string): TlsDecision {
+    const explicit = explicitDecision(this.destinationEntry(name)?.entry.tls, name);
+    return explicit ?? { policy: 'none', label: name, requireTls: target.requireTls, verify: target.rejectUnauthorized };
+  }
+
+  private countTls(d: TlsDecision, result: TlsResult): void {
+    this.metrics?.deliveryTls.inc({ destination: d.label, policy: d.policy, result });
   }
 
   private async toSmarthosts(job: DeliveryJob, rcpts: string[], signal: AbortSignal | undefined): Promise<RecipientOutcome[]> {
     // the list order is the failover order; each smarthost's cap is its pool's size
-    const targets = this.resolved.smarthosts.map((s) => this.smarthostTarget(s, job.from));
-    return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost', signal);
+    const decisions = new Map<PoolTarget, TlsDecision>();
+    const targets = this.resolved.smarthosts.map((s) => {
+      const t = this.smarthostTarget(s, job.from);
+      decisions.set(t, this.smarthostTlsDecision(t, s.name));
+      return t;
+    });
+    return this.throughTargets(job, null, 'smarthost', rcpts, targets, 'smarthost', signal, (t) => decisions.get(t)!);
   }
 
   /**
@@ -268,7 +334,7 @@ export class Deliverer {
    */
   private async throughTargets(
     job: DeliveryJob, destKey: string | null, destination: string, rcpts: string[], targets: PoolTarget[], route: Route,
-    signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined, tlsOf: (target: PoolTarget) => TlsDecision,
   ): Promise<RecipientOutcome[]> {
     const deferAll = (chunk: string[], response: string, enhanced: string, extra: Partial<RecipientOutcome> = {}) =>
       chunk.map((recipient): RecipientOutcome => ({ recipient, status: 'deferred', enhanced, response, route, ...extra }));
@@ -296,7 +362,7 @@ export class Deliverer {
             break;
           }
           left.splice(left.indexOf(pick.target), 1);
-          const r = await this.attempt(job, destination, chunk, pick.target.pool, { waitSignal: pick.signal, ...(signal ? { signal } : {}) });
+          const r = await this.attempt(job, destination, chunk, pick.target.pool, { waitSignal: pick.signal, ...(signal ? { signal } : {}) }, tlsOf(pick.target.pool));
           if (r.kind === 'answer') {
             this.health.succeeded(pick.target.remote);
             done = r.outcomes;
@@ -329,6 +395,18 @@ export class Deliverer {
    */
   private async attempt(
     job: DeliveryJob, destination: string, rcpts: string[], configured: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+    tls: TlsDecision,
+  ): Promise<AttemptResult> {
+    const r = await this.attemptOn(job, destination, rcpts, configured, signals, tls);
+    if (r.kind === 'answer') this.countTls(tls, answeredResult(tls));
+    // 4.7.4 / 4.7.5: the TLS a policy required could not be had (outcome.ts hostFailure)
+    else if (r.kind === 'unreachable' && /^4\.7\.[45]$/.test(r.failure.enhanced)) this.countTls(tls, 'failed');
+    return r;
+  }
+
+  private async attemptOn(
+    job: DeliveryJob, destination: string, rcpts: string[], configured: PoolTarget, signals: { waitSignal: AbortSignal; signal?: AbortSignal },
+    tls: TlsDecision,
   ): Promise<AttemptResult> {
     let target = configured;
     if (target.route === 'smarthost') {
@@ -342,6 +420,7 @@ export class Deliverer {
         return { kind: 'unreachable', failure: { response, enhanced: err instanceof OutboundRefused ? '4.4.1' : '4.4.3' } };
       }
     }
+    if (tls.policy === 'mta-sts-testing') await this.checkTestingPolicy(job, destination, target, tls);
     const utf8 = needingSmtpUtf8(job.from, rcpts);
     if (utf8.length === 0) return this.sendByDsn(job, destination, rcpts, target, signals);
     const remote = remoteOf(target);
@@ -360,6 +439,19 @@ export class Deliverer {
     if (rest.length === 0) return { kind: 'answer', outcomes: failed };
     const sent = await this.sendByDsn(job, destination, rest, target, signals);
     return sent.kind === 'answer' ? { kind: 'answer', outcomes: [...failed, ...sent.outcomes] } : sent;
+  }
+
+  /**
+   * A `testing` policy changes nothing about the delivery; what `enforce` would have
+   * refused is reported: a session with TLS required and the certificate verified is tried
+   * on a session of its own (cached per host for 10 minutes).
+   */
+  private async checkTestingPolicy(job: DeliveryJob, destination: string, target: PoolTarget, tls: TlsDecision): Promise<void> {
+    const strict: PoolTarget = { ...target, requireTls: true, rejectUnauthorized: true, ...(this.resolved.mxCa ? { ca: this.resolved.mxCa } : {}) };
+    const problem = await this.probe.verifiedTlsProblem(`${remoteOf(target)}/verified`, this.pools.sessionOptions(strict));
+    if (!problem) return;
+    this.countTls(tls, 'testing_failure');
+    this.log.warn({ queueId: job.id, destination, remote: remoteOf(target), stsId: tls.sts?.id, problem }, 'MTA-STS testing policy: this delivery would fail under enforce (TLS with a verified certificate)');
   }
 
   /**
@@ -476,7 +568,21 @@ export class Deliverer {
       };
     });
     const resolver = new MxResolver({ dnsServers: config.mx.dnsServers, timeoutMs: config.mx.dnsTimeoutMs, maxAddresses: config.mx.maxAddresses });
-    return { config, smarthosts, resolver };
+    let mxCa: string | undefined;
+    if (config.mx.caFile) {
+      try {
+        mxCa = this.readSecret(config.mx.caFile);
+      } catch (err) {
+        throw new Error(`delivery.mx.caFile: cannot read ${config.mx.caFile}: ${(err as Error).message}`);
+      }
+    }
+    const mtaSts = config.mode === 'mx' && config.mtaSts.enabled
+      ? new MtaSts({
+        config: config.mtaSts, store: this.stsPolicies, resolver: resolver.dns, outbound: () => this.outbound, ca: mxCa,
+        log: this.log, onLookup: (result) => this.metrics?.mtaStsLookups.inc({ result }),
+      })
+      : undefined;
+    return { config, smarthosts, resolver, ...(mxCa ? { mxCa } : {}), ...(mtaSts ? { mtaSts } : {}) };
   }
 
   private mxPolicy(c: DeliveryConfig) {
@@ -492,6 +598,12 @@ export class Deliverer {
       auth: cfg.auth && s.pass !== undefined ? { user: cfg.auth.user, pass: s.pass } : undefined,
       maxConnections: this.destinationCap(s.name),
     };
+    // an explicit per-destination policy wins over the smarthost's own TLS settings
+    const explicit = this.destinationEntry(s.name)?.entry.tls;
+    if (explicit) {
+      target.requireTls = explicit === 'require';
+      target.rejectUnauthorized = explicit === 'require';
+    }
     const o = cfg.auth?.oauth2;
     if (cfg.auth && o && s.oauth2) {
       const user = o.userFromSender && sender ? sender : cfg.auth.user;
@@ -522,11 +634,15 @@ export class Deliverer {
 
   /** Cap for a recipient domain or smarthost name: its `destinations` entry, else the default. */
   private destinationCap(name: string): number {
-    const c = this.resolved.config;
+    return this.destinationEntry(name)?.entry.maxConnections ?? this.resolved.config.maxConnectionsPerDestination;
+  }
+
+  /** The `destinations` entry for a recipient domain or smarthost name (keys are case-insensitive). */
+  private destinationEntry(name: string): { key: string; entry: DeliveryConfig['destinations'][string] } | undefined {
     const lower = name.toLowerCase();
-    for (const [k, v] of Object.entries(c.destinations)) {
-      if (k.toLowerCase() === lower && v.maxConnections) return v.maxConnections;
+    for (const [k, v] of Object.entries(this.resolved.config.destinations)) {
+      if (k.toLowerCase() === lower) return { key: lower, entry: v };
     }
-    return c.maxConnectionsPerDestination;
+    return undefined;
   }
 }

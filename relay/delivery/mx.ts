@@ -67,6 +67,11 @@ export class MxResolver {
     this.cacheMs = opts.cacheMs ?? 60_000;
   }
 
+  /** The configured resolver itself, for other lookups that must ask the same servers (MTA-STS). */
+  get dns(): Resolver {
+    return this.resolver;
+  }
+
   async plan(domain: string, fresh: PlanFreshness = {}, now = Date.now()): Promise<MxPlan> {
     const key = domain.toLowerCase();
     const hit = this.cache.get(key);

@@ -128,6 +128,9 @@ export function fromError(recipients: string[], err: SmtpError, base: Base, body
   return { kind: 'unreachable', failure };
 }
 
+// OpenSSL's and Node's codes for a certificate that does not verify (chain, name, dates)
+const CERT_ERROR = /CERT|SIGNATURE|ALTNAME|ISSUER/;
+
 /** Why a host could not be used: also the verdict on a failed health probe. */
 export function hostFailure(err: SmtpError, remote: string, requireTls: boolean): HostFailure {
   const reply = err.response ? cleanReply(err.response) : undefined;
@@ -135,6 +138,11 @@ export function hostFailure(err: SmtpError, remote: string, requireTls: boolean)
   if (err.code === 'ETLS' || (requireTls && err.command === 'STARTTLS')) {
     const why = reply ? `STARTTLS refused or not offered (${reply})` : err.message;
     return { response: requireTls ? `TLS is required, but ${remote} could not provide it: ${why}` : `TLS failure with ${remote}: ${why}`, enhanced: '4.7.4' };
+  }
+  const sysCode = err.originalCode ?? '';
+  if (CERT_ERROR.test(sysCode)) {
+    // the handshake worked but the certificate did not verify: only when verification was asked for
+    return { response: `TLS with a verified certificate is required, but ${remote} presented one that does not verify: ${err.message}`, enhanced: '4.7.5' };
   }
   if (err.code === 'EAUTH' || err.code === 'ENOAUTH') {
     // our credentials (or the host's AUTH support) are wrong: a config problem, never a bounce

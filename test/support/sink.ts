@@ -64,6 +64,8 @@ export interface SinkOptions {
   size?: number;
   /** Announce DSN in EHLO (default true; false is a hop that takes no NOTIFY/ORCPT/RET/ENVID). */
   dsn?: boolean;
+  /** TLS key and certificate (PEM); default the self-signed testCert() for loopback names. */
+  cert?: { key: string; cert: string };
 }
 
 export interface Sink {
@@ -110,7 +112,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     return n;
   };
 
-  const { key, cert } = testCert();
+  const { key, cert } = opts.cert ?? testCert();
   const options: SMTPServerOptions = {
     secure: tlsMode === 'implicit',
     key,

@@ -34,6 +34,22 @@ describe('relay config', () => {
     expect(cfg.listeners[0]!.host).toBe('0.0.0.0');
   });
 
+  it('validates the TLS policy fields: MTA-STS on by default, per-destination tls named in errors', () => {
+    const cfg = parseConfig(minimal);
+    expect(cfg.delivery.mtaSts).toEqual({ enabled: true, port: 443, fetchTimeoutMs: 10_000, recheckIntervalMs: 60_000, errorRetryMs: 300_000 });
+    expect(issues({ ...minimal, delivery: { destinations: { 'gmail.com': { tls: 'requir' } }, mtaSts: { port: 0, enforce: true }, mx: { caFile: '' } } })).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^delivery\.destinations\.gmail\.com\.tls: /),
+      expect.stringMatching(/^delivery\.mtaSts\.port: /),
+      expect.stringMatching(/^delivery\.mtaSts\.enforce: unknown field/),
+      expect.stringMatching(/^delivery\.mx\.caFile: /),
+    ]));
+    const smarthost = (tls: string, extra: object) => ({
+      ...minimal, delivery: { mode: 'smarthost', smarthosts: [{ name: 'relay', host: 'smtp.example.net', tls: 'none', requireTls: false }], destinations: { relay: { tls, ...extra } } },
+    });
+    expect(issues(smarthost('require', {}))).toEqual([expect.stringMatching(/^delivery\.destinations\.relay\.tls: .*'require' cannot be met by smarthost relay, whose tls is 'none'/)]);
+    expect(issues(smarthost('opportunistic', {}))).toEqual([]);
+  });
+
   it('names the field path of every problem', () => {
     expect(issues({ ...minimal, listeners: [{ name: 'Bad Name', port: 70000, mode: 'ftp' }] })).toEqual(expect.arrayContaining([
       expect.stringMatching(/^listeners\.0\.name: /),
