@@ -25,6 +25,15 @@ for (const l of listens) {
 }
 `;
 
+/** Pipes two sockets into each other; either ending or failing ends both. */
+function splice(c: net.Socket, u: net.Socket, conns: Set<net.Socket>): void {
+  conns.add(c).add(u);
+  c.pipe(u).pipe(c);
+  const end = () => { c.destroy(); u.destroy(); conns.delete(c); conns.delete(u); };
+  c.on('error', end).on('close', end);
+  u.on('error', end).on('close', end);
+}
+
 export interface ApiBridge {
   /** host:port pairs listened on inside the namespace. */
   listens: string[];
@@ -40,14 +49,7 @@ export async function bridgeApi(opts: { nsPath: string; server: string; listens:
   const sock = path.join(opts.dir, `api-${process.pid}.sock`);
   fs.rmSync(sock, { force: true });
   const conns = new Set<net.Socket>();
-  const outer = net.createServer((c) => {
-    const u = net.connect(Number(target.port), target.hostname);
-    conns.add(c).add(u);
-    c.pipe(u).pipe(c);
-    const end = () => { c.destroy(); u.destroy(); conns.delete(c); conns.delete(u); };
-    c.on('error', end).on('close', end);
-    u.on('error', end).on('close', end);
-  });
+  const outer = net.createServer((c) => splice(c, net.connect(Number(target.port), target.hostname), conns));
   await new Promise<void>((res, rej) => { outer.once('error', rej); outer.listen(sock, () => res()); });
   const inner: ChildProcess = spawn('nsenter', [`--net=${opts.nsPath}`, '--', 'setpriv', '--pdeathsig', 'KILL', '--', process.execPath, '-e', INNER, sock, ...opts.listens],
     { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,14 +105,7 @@ export async function bridgeOut(opts: { nsPath: string; listen: string; target: 
   inner.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const conns = new Set<net.Socket>();
   const i = opts.listen.lastIndexOf(':');
-  const outer = net.createServer((c) => {
-    const u = net.connect(sock);
-    conns.add(c).add(u);
-    c.pipe(u).pipe(c);
-    const end = () => { c.destroy(); u.destroy(); conns.delete(c); conns.delete(u); };
-    c.on('error', end).on('close', end);
-    u.on('error', end).on('close', end);
-  });
+  const outer = net.createServer((c) => splice(c, net.connect(sock), conns));
   const close = async () => {
     if (inner.exitCode === null && inner.signalCode === null) {
       const gone = new Promise((r) => inner.once('exit', r));

@@ -5,7 +5,8 @@
 // the node's network namespace) serves the Services.
 //
 // End to end: helm install, an EmailRelay and a SenderDomain reconciled, the relay pod Ready by
-// its probes on a PersistentVolume, SMTP with STARTTLS+AUTH through the relay Service's
+// its probes on a PersistentVolume (its process as declared: uid, no capabilities,
+// no-new-privileges, seccomp, read-only root), SMTP with STARTTLS+AUTH through the relay Service's
 // ClusterIP, delivered DKIM-signed to a sink on the node, metrics scraped from the
 // pod, a pod deleted with mail queued and that mail delivered by its successor from the same
 // volume. Then everything goes away, and the machine's sysctls, iptables, links, mounts and
@@ -158,6 +159,20 @@ describe.skipIf(!tier)('real pods on a real node', { timeout: 300_000 }, () => {
       return podReady(p) ? p : undefined;
     }, 240_000);
     expect(pod.spec.nodeName).toBe(node!.name);
+    // The relay process as the kubelet and runc started it from the StatefulSet's pod template.
+    const declared = pod.spec.containers.find((c: any) => c.name === 'relay');
+    const uid = String(declared.securityContext?.runAsUser ?? pod.spec.securityContext.runAsUser);
+    const cid = pod.status.containerStatuses.find((c: any) => c.name === 'relay').containerID.replace(/^containerd:\/\//, '');
+    const task = (await node!.ctr(['tasks', 'ls'])).split('\n').find((l) => l.startsWith(cid));
+    const pid = Number(task?.split(/\s+/)[1]);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.split(/\s+/) ?? [];
+    expect(field('Uid')).toEqual(Array(4).fill(uid));
+    expect(field('CapEff')).toEqual(['0000000000000000']);
+    expect(field('NoNewPrivs')).toEqual(['1']);
+    expect(field('Seccomp')).toEqual(['2']);
+    const root = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/');
+    expect(root?.[5]?.split(',')).toContain('ro');
     const relay = await eventually('EmailRelay Ready', async () => {
       const o = await tryJson(['get', 'emailrelay', 'edge', '-n', NS]);
       return (o?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True') ? o : undefined;

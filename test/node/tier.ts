@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cacheBinDir, clusterBinariesOrSkip, pinnedVersions, type Binaries } from '../cluster/harness.ts';
 import { imageTierAvailable } from '../image/podman.ts';
-import { haveTools, inCI } from '../support/tools.ts';
+import { inCI, which } from '../support/tools.ts';
 import { CNI_PLUGINS, NODE_TOOLS } from './node.ts';
 
 export interface NodeTier { binaries: Binaries; kubelet: string; kubeProxy: string }
@@ -30,7 +30,9 @@ function nodeBinary(name: 'kubelet' | 'kube-proxy'): string | undefined {
 
 export function nodeTier(): NodeTier | undefined {
   if (!imageTierAvailable('node')) return undefined;
-  if (!haveTools('node', NODE_TOOLS)) return undefined;
+  // ip, iptables and mount live in /usr/sbin or /sbin, which a non-login PATH may lack
+  const missingTools = NODE_TOOLS.filter((t) => !which(t) && !['/usr/sbin', '/sbin'].some((d) => fs.existsSync(path.join(d, t))));
+  if (missingTools.length) return skip(`missing system tools: ${missingTools.join(', ')} (install them with .ci/install-deps)`);
   const missing = CNI_PLUGINS.filter((p) => !fs.existsSync(p));
   if (missing.length) return skip(`missing CNI plugins ${missing.join(', ')} (containernetworking-plugins; .ci/install-deps)`);
   if (!fs.existsSync('/bin/busybox')) return skip('missing /bin/busybox (busybox-static; .ci/install-deps), the pause image');
