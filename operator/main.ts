@@ -12,6 +12,8 @@
 //   --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
 //   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
 //   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
+//   --verify-interval SECONDS    default 3600: a verified domain's DNS proof of control is checked again this often
+//   --verify-grace SECONDS       default 86400: a domain whose proof disappeared is served this long, then not
 //   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
 //   --watch-namespaces NS,...    list, watch and write only in these namespaces (the namespace-scoped
 //                                install, under Roles); default: every namespace (a ClusterRole)
@@ -31,6 +33,7 @@ import { LeaderElector, kubeLeases } from './runtime/leader.ts';
 import { Manager } from './runtime/manager.ts';
 import { createOperatorMetrics } from './runtime/metrics.ts';
 import { OAuth2ProbeCache } from '../relay/delivery/oauth2/probe.ts';
+import { DomainVerifier } from './tenancy/verification.ts';
 import { describeScope, parseWatchNamespaces } from './runtime/watch-scope.ts';
 
 /** A flag that must be a number > 0; anything else stops the start with the flag's name. */
@@ -78,6 +81,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       'egress-recheck': { type: 'string', default: '900' },
       'watch-timeout': { type: 'string' },
       'cache-sync-timeout': { type: 'string', default: '120' },
+      'verify-interval': { type: 'string', default: '3600' },
+      'verify-grace': { type: 'string', default: '86400' },
       'log-level': { type: 'string' },
       'watch-namespaces': { type: 'string' },
       'allow-image-override': { type: 'string', default: 'false' },
@@ -88,6 +93,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const resyncMs = positive('resync', values.resync) * 1000;
   const workers = Math.max(1, Math.floor(positive('workers', values.workers)));
   const cacheSyncTimeoutMs = positive('cache-sync-timeout', values['cache-sync-timeout']) * 1000;
+  const verifyIntervalMs = positive('verify-interval', values['verify-interval']) * 1000;
+  const verifyGraceMs = positive('verify-grace', values['verify-grace']) * 1000;
   const namespaces = parseWatchNamespaces(values['watch-namespaces']);
   const allowImageOverride = boolean('allow-image-override', values['allow-image-override']);
   const egressRecheckMs = positive('egress-recheck', values['egress-recheck']) * 1000;
@@ -108,14 +115,16 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     ...(watchTimeout ? { watchSeconds: [watchTimeout, watchTimeout] as [number, number] } : {}),
   });
   const apply = new Applier({ kube, log, cache: manager.cache, identity, ...(namespaces ? { namespaces } : {}) });
+  // one verifier for both controllers: a relay serves a domain exactly when its SenderDomain reports it verified
+  const verifier = new DomainVerifier({ dnsServers, intervalMs: verifyIntervalMs, graceMs: verifyGraceMs });
   // one cache of identity-provider answers: a credential named by a relay and a domain is asked once
   const oauth2Probes = new OAuth2ProbeCache({ failedTtlMs: 300_000 });
   manager.add(new EmailRelayController({
-    kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes,
+    kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes, verifier,
     image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE, allowImageOverride,
     egressIdentity: new EgressIdentityChecker({ dnsServers, recheckMs: egressRecheckMs }),
   }));
-  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, ...(dnsServers ? { dnsServers } : {}) }));
+  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, verifier, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
     leases: kubeLeases(kube), log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',

@@ -58,6 +58,27 @@ export const port = z.number().int().meta(cel({
 export const objectName = z.string().min(1).max(253).regex(new RegExp(NAME_RE))
   .describe('Name of an object in the same namespace');
 
+/** A namespace name (a DNS-1123 label). */
+export const namespaceName = z.string().min(1).max(63).regex(new RegExp(NAME_RE)).describe('Namespace name');
+
+const labelKey = z.string().min(1).max(317).describe('Label key, e.g. team or mailfleet.io/tenant');
+const labelValue = z.string().max(63).describe('Label value');
+
+/** metav1.LabelSelector: every matchLabels pair and every expression must hold. */
+export const labelSelector = z.object({
+  matchLabels: z.record(z.string(), labelValue).optional().describe('Labels that must all be present with these values'),
+  matchExpressions: z.array(z.object({
+    key: labelKey,
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']).describe('In, NotIn, Exists or DoesNotExist'),
+    values: z.array(labelValue).max(64).optional().describe('Values for In and NotIn (at least one); none for Exists and DoesNotExist'),
+  }).meta(cel(
+    { rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)", message: 'In and NotIn need at least one value' },
+    { rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0", message: 'Exists and DoesNotExist take no values' },
+  )).refine((e) => (e.operator === 'In' || e.operator === 'NotIn') ? (e.values?.length ?? 0) > 0 : (e.values?.length ?? 0) === 0, {
+    message: 'In and NotIn need at least one value; Exists and DoesNotExist take none',
+  })).max(16).optional().describe('Expressions that must all hold'),
+}).describe('A label selector (metav1.LabelSelector); an empty one selects everything');
+
 export const secretKeyRef = (defaultKey: string, what: string) => z.object({
   name: objectName.describe(`Secret in the same namespace holding ${what}, labelled mailfleet.io/use: "true"`),
   key: z.string().min(1).default(defaultKey).describe(`Key in that Secret (default ${defaultKey})`),

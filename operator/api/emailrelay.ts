@@ -2,7 +2,7 @@
 // how this schema becomes the CRD and the TS types.
 import { z } from 'zod';
 import {
-  cel, conditions, credentialsSecretRef, domainName, duration, objectName, port, quantity, rateLimit, secretKeyRef, smarthost,
+  cel, conditions, credentialsSecretRef, domainName, duration, labelSelector, objectName, port, quantity, rateLimit, secretKeyRef, smarthost,
 } from './common.ts';
 import { parseCidr } from '../../relay/util/cidr.ts';
 import { webhookEventTypes } from '../../relay/webhooks/schema.ts';
@@ -75,9 +75,22 @@ export const emailRelaySpec = z.object({
     dnsNames: z.array(z.string().min(1).max(253)).max(32).optional().describe('Names for the cert-manager certificate (default: the hostname)'),
   }).optional().meta(cel({ rule: '!(has(self.secretName) && has(self.issuerRef))', message: 'set tls.secretName or tls.issuerRef, not both' }))
     .describe('Serving certificate; without it the relay makes a self-signed one (development only)'),
+  senderDomains: z.object({
+    namespaces: z.object({
+      from: z.enum(['Same', 'All', 'Selector']).default('Same')
+        .describe('Same: only SenderDomains in this EmailRelay\'s namespace; All: any namespace; Selector: namespaces whose labels match selector'),
+      selector: labelSelector.optional().describe('With from: Selector, the Namespace labels that admit a namespace (re-evaluated when a Namespace\'s labels change)'),
+    }).prefault({}).meta(cel(
+      { rule: "!has(self.from) || self.from != 'Selector' || has(self.selector)", message: 'from: Selector needs a selector' },
+      { rule: "!has(self.selector) || (has(self.from) && self.from == 'Selector')", message: 'selector is used only with from: Selector' },
+    )).refine((n) => (n.from === 'Selector') === (n.selector !== undefined), { message: 'set selector exactly when from is Selector' })
+      .describe('Which namespaces may attach SenderDomains to this relay (as Gateway API allowedRoutes); a SenderDomain from elsewhere gets RelayNotAllowed and nothing is rendered for it'),
+    requireVerification: z.boolean().optional()
+      .describe('Serve a domain only after its owner proved control in DNS (its DKIM record, or the _mailfleet TXT challenge in its status); default: true for SenderDomains from other namespaces, false for this namespace'),
+  }).prefault({}).describe('Who may attach SenderDomains, and what they must prove'),
   trustedNetworks: z.array(z.object({
     cidrs: z.array(z.string().min(2).max(43)).min(1).max(64).describe('Client networks (IP or CIDR) that may send without AUTH'),
-    domains: z.array(domainName).min(1).max(100).describe('Sender domains those clients may use'),
+    domains: z.array(domainName).min(1).max(100).describe('Sender domains those clients may use; a domain this relay does not serve (no Ready SenderDomain owning it) is left out and listed in status.unservedTrustedDomains'),
   })).max(16).optional().describe('Networks allowed to send without AUTH (legacy systems), each limited to domains'),
   delivery: z.object({
     mode: z.enum(['mx', 'smarthost']).default('mx').describe('mx: deliver to recipient MX hosts; smarthost: relay through a provider'),
@@ -165,7 +178,9 @@ export const emailRelayStatus = z.object({
     host: z.string().describe('Service DNS name'),
     ports: z.record(z.string(), z.number().int()).describe('Listener name to port'),
   }).optional().describe('Where applications connect'),
-  domains: z.number().int().optional().describe('SenderDomains attached'),
+  domains: z.number().int().optional().describe('SenderDomains served'),
+  unservedTrustedDomains: z.array(z.string()).optional()
+    .describe('trustedNetworks domains left out of the relay config because no SenderDomain is served for them here'),
 });
 
 export type EmailRelaySpec = z.output<typeof emailRelaySpec>;

@@ -1,13 +1,17 @@
 // SenderDomain: one domain an EmailRelay sends for, with its DKIM keys and SMTP login.
 import { z } from 'zod';
-import { cel, conditions, dkimSelector, domainNameWith, duration, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
+import { cel, conditions, dkimSelector, domainNameWith, duration, namespaceName, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
 
 export const DKIM_ALGORITHMS = ['rsa-2048', 'ed25519', 'both'] as const;
 
 export const senderDomainSpec = z.object({
   domain: domainNameWith({ rule: 'self == oldSelf', message: 'domain is immutable; create a new SenderDomain instead' })
     .describe('The sender domain, e.g. example.com (immutable)'),
-  relayRef: z.object({ name: objectName.describe('EmailRelay in the same namespace') }).describe('Relay that sends for this domain'),
+  relayRef: z.object({
+    name: objectName.describe('EmailRelay name'),
+    namespace: namespaceName.optional()
+      .describe("The EmailRelay's namespace (default: this SenderDomain's); the relay must admit this namespace in spec.senderDomains.namespaces"),
+  }).describe('Relay that sends for this domain'),
   dkim: z.object({
     selector: dkimSelector.default('mailfleet').describe('Selector of the first key; rotations add -2, -3, ...'),
     algorithm: z.enum(DKIM_ALGORITHMS).default('rsa-2048')
@@ -69,6 +73,18 @@ export const senderDomainStatus = z.object({
   }).optional().describe('DKIM keys'),
   dnsRecords: z.array(dnsRecord).optional().describe('Exactly what to publish in DNS'),
   credentialsSecret: z.string().optional().describe('Secret with host, port, username, password for envFrom'),
+  verification: z.object({
+    required: z.boolean().describe('Whether the relay requires proof of control before it serves the domain'),
+    state: z.enum(['NotRequired', 'Pending', 'Verified', 'GracePeriod', 'Lost']).describe('NotRequired; Pending: no proof yet; Verified; GracePeriod: proof gone, still served until graceEndsAt; Lost: proof gone past the grace period, not served'),
+    method: z.enum(['dkim', 'challenge']).optional().describe('What proved control: the published DKIM record, or the TXT challenge'),
+    challenge: z.object({
+      name: z.string().describe('Owner name of the TXT record, with the trailing dot'),
+      value: z.string().describe('The TXT value, exactly'),
+      zone: z.string().describe('The record as one zone-file line'),
+    }).optional().describe('The TXT record that proves control (publishing the DKIM records in status.dnsRecords works too)'),
+    verifiedAt: z.string().optional().describe('Since when control is proven (the first successful check after the proof was last missing)'),
+    graceEndsAt: z.string().optional().describe('While the proof is missing: when the domain stops being served'),
+  }).optional().describe('Proof of control over the domain (DNS)'),
 });
 
 export type SenderDomainSpec = z.output<typeof senderDomainSpec>;

@@ -66,3 +66,10 @@ export async function seenSelectors(domain: string, waiting: DkimState['keys'], 
   const found = await lookup(want, dnsServers);
   return Object.fromEntries(want.map((r) => [r.selector as string, found.get(r.name) === undefined]));
 }
+
+/** Whether the TXT record `name` holding exactly `value` is published (every resolver agrees); why not, else. */
+export async function txtPublished(name: string, value: string, dnsServers: string[] | undefined): Promise<DnsCheck> {
+  const found = await lookup([{ name, value }], dnsServers);
+  const problem = found.get(name);
+  return problem === undefined ? { ok: true, message: `${name} found` } : { ok: false, message: `${name} not published (${problem})` };
+}

@@ -3,10 +3,11 @@
 // it, applies what differs, deletes what is no longer wanted, and writes the status computed
 // from the workload's rollout.
 import type { Logger } from 'pino';
-import { resolveClaims } from '../render/claims.ts';
+import { claimKey, relayKeyOf, relayOwners } from '../render/claims.ts';
 import { findCondition } from '../render/conditions.ts';
 import { parseInternal } from '../render/domain-internal.ts';
-import { RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
+import { signingKeys } from '../render/dkim.ts';
+import { DOMAIN_LABEL, RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
 import { renderRelay, type AttachedDomain, type RelayOutput } from '../render/relay.ts';
 import { relayStatus, type Workload } from '../render/relay-status.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
@@ -14,7 +15,9 @@ import type { Cache } from '../runtime/cache.ts';
 import type { OptionalApis } from '../runtime/discovery.ts';
 import { ApiError, type Kube } from '../runtime/kube.ts';
 import type { Reconciler, Request } from '../runtime/manager.ts';
-import { parseRelay, validDomains } from './specs.ts';
+import { parseRelay } from './specs.ts';
+import { clusterClaims } from './attachment.ts';
+import { verificationRequired, type DomainVerifier } from '../tenancy/verification.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
@@ -38,6 +41,8 @@ export interface EmailRelayControllerOptions {
   oauth2Probes?: OAuth2ProbeCache;
   /** Checks the PTR records of MX-mode egress addresses (condition EgressIdentityVerified); off when absent. */
   egressIdentity?: EgressIdentityChecker;
+  /** Proof of control over domains, shared with the SenderDomain controller. */
+  verifier: DomainVerifier;
 }
 
 /** How soon a failed OAuth2 check is repeated (the probe cache answers from memory until then). */
@@ -57,19 +62,33 @@ export class EmailRelayController implements Reconciler {
   }
 
   /**
-   * The relay itself, the relay a SenderDomain names, the relay an owned object is labelled
-   * with, and for a user Secret (its consent label added or removed, it was created) the
-   * relays that name it or serve a SenderDomain that does.
+   * The relay itself; the relays of every SenderDomain claiming a SenderDomain's domain (the
+   * owner, and so the relay serving it, may move); the relays of a Namespace's SenderDomains
+   * (its labels may admit or refuse them); the relay an owned object belongs to; and for a
+   * user Secret (its consent label added or removed, it was created) the relays that name it
+   * or serve a SenderDomain that does.
    */
   requestsFor(obj: KubeObject): Request[] {
     const namespace = obj.metadata.namespace ?? '';
+    const relayOf = (sd: SenderDomain): Request => {
+      const [ns = '', name = ''] = relayKeyOf(sd).split('/');
+      return { namespace: ns, name };
+    };
+    const valid = (sd: SenderDomain) => !!sd.spec?.relayRef?.name && typeof sd.spec.domain === 'string';
     if (obj.kind === 'EmailRelay') return [{ namespace, name: obj.metadata.name }];
+    if (obj.kind === 'Namespace') return this.o.cache.domains.list(obj.metadata.name).filter(valid).map(relayOf);
     if (obj.kind === 'SenderDomain') {
-      const relay = (obj as SenderDomain).spec?.relayRef?.name;
-      return relay ? [{ namespace, name: relay }] : [];
+      const sd = obj as SenderDomain;
+      if (!valid(sd)) return [];
+      const domain = sd.spec.domain.toLowerCase();
+      const rivals = this.o.cache.domains.list().filter((o) => valid(o) && claimKey(o) !== claimKey(sd) && o.spec.domain.toLowerCase() === domain);
+      return [sd, ...rivals].map(relayOf);
     }
+    // a SenderDomain's own Secret: its relay may be in another namespace
+    const owner = obj.metadata.labels?.[DOMAIN_LABEL];
+    const sd = owner ? this.o.cache.domains.get(namespace, owner) : undefined;
     const relay = obj.metadata.labels?.[RELAY_LABEL];
-    const owned: Request[] = relay ? [{ namespace, name: relay }] : [];
+    const owned: Request[] = sd && valid(sd) ? [relayOf(sd)] : relay && !owner ? [{ namespace, name: relay }] : [];
     return obj.kind === 'Secret' ? [...owned, ...this.namingSecret(namespace, obj.metadata.name)] : owned;
   }
 
@@ -106,7 +125,6 @@ export class EmailRelayController implements Reconciler {
       return undefined;
     }
     const now = new Date();
-    const { owners } = resolveClaims(validDomains(cache.domains.list(ns)), name);
     // The relay's own Secrets, each only with its consent: a refused one stops the render
     // (its Secret is not read; what runs keeps running) until the label is added.
     const own = await this.secrets.readAll(ns, relaySecretRefs(relay.spec));
@@ -122,7 +140,7 @@ export class EmailRelayController implements Reconciler {
       await apply.degrade(raw, TARGET_NOT_ALLOWED, targets.join('; '));
       return undefined;
     }
-    const domains = await this.attachedDomains([...owners.values()], log);
+    const domains = await this.attachedDomains(relay, relayOwners(clusterClaims(cache), `${ns}/${name}`), now, log);
     const out = renderRelay({ relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now });
     if (out.errors.length) {
       log.warn({ errors: out.errors }, 'relay config not rendered');
@@ -154,7 +172,9 @@ export class EmailRelayController implements Reconciler {
     // A warning beside Ready, never part of it: the relay serves and queues whatever DNS says.
     const egress = await this.o.egressIdentity?.check(`${ns}/${name}`, relay.spec);
     const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : [])];
-    const { status, rolledOut } = relayStatus({ relay, workload, ports: out.ports, domains: owners.size, now, extra });
+    const { status, rolledOut } = relayStatus({
+      relay, workload, ports: out.ports, domains: domains.length, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
+    });
     await apply.status(raw, status);
     if (rolledOut && !wasReady) await apply.event(raw, 'Normal', 'RelayReady', `${status.readyReplicas}/${relay.spec.replicas} relay pods ready`);
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
@@ -173,14 +193,21 @@ export class EmailRelayController implements Reconciler {
    * consent). One whose keys do not exist yet is left out (its Secret's event brings us
    * back); so is one naming a Secret it may not use or a smarthost the relay never connects
    * to: its SenderDomain says why (SecretNotAllowed, TargetNotAllowed), and the other
-   * tenants' domains are served as before.
+   * tenants' domains are served as before. Left out as well, so that only a domain served
+   * whole is served at all (no domain entry, no login: the relay refuses its mail rather
+   * than send it unsigned or unchecked): one without a signing key, one its status reports
+   * Degraded (an unreadable key), one whose proof of control the relay requires and lacks.
    */
-  private async attachedDomains(owners: SenderDomain[], log: Logger): Promise<AttachedDomain[]> {
+  private async attachedDomains(relay: EmailRelay, owners: SenderDomain[], now: Date, log: Logger): Promise<AttachedDomain[]> {
     const out: AttachedDomain[] = [];
     for (const sd of owners) {
       const ns = sd.metadata.namespace ?? '';
-      const internal = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
-      if (!internal) continue;
+      const secret = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
+      if (!secret) continue;
+      const internal = parseInternal(decodeSecretData(secret as { data?: Record<string, string> }));
+      if (findCondition(sd.status?.conditions, 'Degraded')?.status === 'True') continue;
+      if (!signingKeys(internal.dkim, now.getTime()).some((k) => internal.pems[k.selector])) continue;
+      if (verificationRequired(relay, sd) && !(await this.o.verifier.verify(sd, internal, now.getTime())).serving) continue;
       // all its references, not only those the relay reads: a domain whose DKIM key Secret is
       // refused would otherwise be served unsigned
       const secrets = await this.secrets.readAll(ns, domainSecretRefs(sd.spec));
@@ -189,7 +216,7 @@ export class EmailRelayController implements Reconciler {
         log.info({ senderDomain: `${ns}/${sd.metadata.name}`, refused: secrets.refused.map((r) => `${r.ref.field}=${r.ref.name}`), targets }, 'SenderDomain left out: its spec names what it may not use');
         continue;
       }
-      out.push({ sd, internal: parseInternal(decodeSecretData(internal as { data?: Record<string, string> })), secrets: secrets.data });
+      out.push({ sd, internal, secrets: secrets.data });
     }
     return out;
   }

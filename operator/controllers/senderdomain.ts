@@ -3,7 +3,7 @@
 // asked to, applies its Secrets and writes the status the pure render computed.
 import type { Logger } from 'pino';
 import { emailRelaySpec } from '../api/emailrelay.ts';
-import { resolveClaims } from '../render/claims.ts';
+import { claimKey, relayKeyOf } from '../render/claims.ts';
 import { findCondition } from '../render/conditions.ts';
 import { detectAlgorithm, planDkim, waitingKeys, type KeyAlgorithm } from '../render/dkim.ts';
 import { parseInternal, type DomainInternal } from '../render/domain-internal.ts';
@@ -18,7 +18,10 @@ import type { Reconciler, Request } from '../runtime/manager.ts';
 import type { OperatorMetrics } from '../runtime/metrics.ts';
 import { seenSelectors, verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
 import { appPassword, generateDkimKey } from './domain-secrets.ts';
-import { parseDomain, validDomains } from './specs.ts';
+import { parseDomain } from './specs.ts';
+import { attachment, clusterClaims } from './attachment.ts';
+import { RELAY_NOT_ALLOWED } from '../tenancy/admission.ts';
+import { DomainVerifier, verificationRequired, type Verification } from '../tenancy/verification.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { oauth2CheckFromSecret, smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import type { ConditionInput } from '../render/conditions.ts';
@@ -37,6 +40,8 @@ export interface SenderDomainControllerOptions {
   /** Asks identity providers whether an oauth2 smarthost credential works (cached; shared with the EmailRelay controller). */
   oauth2Probes?: OAuth2ProbeCache;
   metrics?: OperatorMetrics;
+  /** Proof of control over domains, shared with the EmailRelay controller. */
+  verifier: DomainVerifier;
 }
 
 /** How soon a failed OAuth2 check is repeated. */
@@ -46,6 +51,13 @@ const secretData = (s: KubeObject | undefined) => decodeSecretData(s as { data?:
 
 /** DNS is checked again this often until the records are found. */
 const DNS_RECHECK_MS = 60_000;
+
+/** The verifiedAt this operator reported last (display only: never makes a domain verified). */
+function verifiedAtOf(raw: SenderDomain): number | undefined {
+  const at = raw.status?.verification?.verifiedAt;
+  const ms = at ? Date.parse(at) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
 
 export class SenderDomainController implements Reconciler {
   readonly kind = 'SenderDomain';
@@ -62,23 +74,31 @@ export class SenderDomainController implements Reconciler {
   }
 
   /**
-   * The SenderDomain itself, and every other one whose claim it may change (same domain,
-   * same relay); the SenderDomains of a relay; the SenderDomain an owned Secret belongs to,
-   * and those that name a user Secret (its consent label added or removed, it was created).
+   * The SenderDomain itself, and every other one whose claim it may change (same domain
+   * anywhere in the cluster, same relay); the SenderDomains of a relay (its admission rules
+   * may have changed) and of a Namespace (its labels may admit or refuse them); the
+   * SenderDomain an owned Secret belongs to, and those that name a user Secret (its consent
+   * label added or removed, it was created).
    */
   requestsFor(obj: KubeObject): Request[] {
     const namespace = obj.metadata.namespace ?? '';
-    const domains = this.o.cache.domains.list(namespace);
+    const req = (o: KubeObject) => ({ namespace: o.metadata.namespace ?? '', name: o.metadata.name });
+    const valid = (o: SenderDomain) => !!o.spec?.relayRef?.name && typeof o.spec.domain === 'string';
+    const all = () => this.o.cache.domains.list().filter(valid);
     if (obj.kind === 'EmailRelay') {
-      return domains.filter((sd) => sd.spec?.relayRef?.name === obj.metadata.name).map((sd) => ({ namespace, name: sd.metadata.name }));
+      const key = `${namespace}/${obj.metadata.name}`;
+      return all().filter((sd) => relayKeyOf(sd) === key).map(req);
     }
+    if (obj.kind === 'Namespace') return this.o.cache.domains.list(obj.metadata.name).map(req);
     if (obj.kind === 'SenderDomain') {
       const sd = obj as SenderDomain;
-      const relay = sd.spec?.relayRef?.name;
-      const rivals = domains.filter((o) => o.metadata.name !== sd.metadata.name
-        && (o.spec?.domain === sd.spec?.domain || (relay && o.spec?.relayRef?.name === relay)));
-      return [sd, ...rivals].map((o) => ({ namespace, name: o.metadata.name }));
+      if (!valid(sd)) return [req(sd)];
+      const domain = sd.spec.domain.toLowerCase();
+      const relay = relayKeyOf(sd);
+      const rivals = all().filter((o) => claimKey(o) !== claimKey(sd) && (o.spec.domain.toLowerCase() === domain || relayKeyOf(o) === relay));
+      return [sd, ...rivals].map(req);
     }
+    const domains = this.o.cache.domains.list(namespace);
     const owner = obj.metadata.labels?.[DOMAIN_LABEL];
     const naming = obj.kind === 'Secret'
       ? domains.filter((sd) => sd.metadata.name !== owner && namesSecret(domainSecretRefs(sd.spec), obj.metadata.name)).map((sd) => ({ namespace, name: sd.metadata.name }))
@@ -90,6 +110,7 @@ export class SenderDomainController implements Reconciler {
     const raw = this.o.cache.domains.get(req.namespace, req.name);
     if (!raw || raw.metadata.deletionTimestamp) {
       this.o.metrics?.dkimRotationBlocked.remove({ namespace: req.namespace, name: req.name });
+      if (raw) this.o.verifier.forget(raw);
       return undefined;
     }
     try {
@@ -114,10 +135,15 @@ export class SenderDomainController implements Reconciler {
     }
     const sd = parsed.sd;
     const spec = sd.spec;
-    const relay = cache.relays.get(ns, spec.relayRef.name);
-    const { host, port } = this.endpoint(spec.relayRef.name, relay, ns);
+    const { relay, relayNamespace, admission } = attachment(cache, sd);
+    const { host, port } = this.endpoint(spec.relayRef.name, relay, relayNamespace);
 
-    const refused = resolveClaims(validDomains(cache.domains.list(ns)), spec.relayRef.name).refused.get(name);
+    // A relay in another namespace that is missing or does not admit us: refused whole, and
+    // the same words either way (a tenant cannot probe which relays exist elsewhere).
+    const foreign = relayNamespace !== ns;
+    const refused = !admission.allowed && (relay || foreign)
+      ? { reason: RELAY_NOT_ALLOWED, message: relay ? admission.message : `EmailRelay ${relayNamespace}/${spec.relayRef.name} does not exist or does not admit SenderDomains from namespace ${ns}` } as const
+      : clusterClaims(cache).refused.get(claimKey(sd));
     if (refused) {
       const out = renderSenderDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now });
       await apply.degrade(raw, refused.reason, refused.message, out.status);
@@ -146,7 +172,10 @@ export class SenderDomainController implements Reconciler {
     internal.dkim = plan.state;
     for (const sel of Object.keys(internal.pems)) if (!plan.state.keys.some((k) => k.selector === sel)) delete internal.pems[sel];
 
-    const password = spec.credentials.enabled ? await this.password(sd, internal) : undefined;
+    // Proof of control, when the relay asks for it: until then no login exists for the domain.
+    const verification = relay && verificationRequired(relay, sd) ? await this.o.verifier.verify(sd, internal, now.getTime(), verifiedAtOf(raw)) : undefined;
+    const serving = !verification || verification.serving;
+    const password = spec.credentials.enabled && serving ? await this.password(sd, internal) : undefined;
 
     let dns: DnsCheck | undefined;
     let requeue = plan.nextAt !== undefined ? Math.max(1000, plan.nextAt - now.getTime()) : undefined;
@@ -162,12 +191,13 @@ export class SenderDomainController implements Reconciler {
 
     const smarthostAuth = await this.smarthostAuth(sd, secrets);
     if (smarthostAuth?.status === 'False') requeue = Math.min(requeue ?? Infinity, OAUTH2_RECHECK_MS);
+    if (verification) requeue = Math.min(requeue ?? Infinity, Math.max(1000, verification.nextAt - now.getTime()));
 
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
       specRefused,
-      rotationBlocked: plan.blocked,
+      rotationBlocked: plan.blocked, ...(verification ? { verification } : {}),
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
     await apply.status(raw, out.status);
@@ -178,6 +208,7 @@ export class SenderDomainController implements Reconciler {
     const was = findCondition(raw.status?.conditions, 'DNSVerified');
     const nowDns = findCondition(out.status.conditions, 'DNSVerified');
     if (nowDns && was?.status !== nowDns.status) await apply.event(raw, nowDns.status === 'True' ? 'Normal' : 'Warning', nowDns.reason, nowDns.message);
+    await this.verificationEvent(raw, verification);
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
     if (smarthostAuth?.status === 'False' && wasAuth?.message !== smarthostAuth.message) await apply.event(raw, 'Warning', smarthostAuth.reason, smarthostAuth.message);
     const wasBlocked = findCondition(raw.status?.conditions, 'DKIMRotationBlocked');
@@ -187,6 +218,23 @@ export class SenderDomainController implements Reconciler {
       await apply.event(raw, 'Warning', 'DKIMRotationBlocked', nowBlocked.message);
     }
     return requeue;
+  }
+
+  /** An Event when the proof of control appears, goes missing, or is lost past the grace period. */
+  private async verificationEvent(raw: SenderDomain, v: Verification | undefined): Promise<void> {
+    const was = raw.status?.verification?.state;
+    if (!v || v.state === was) return;
+    const log = this.o.log.child({ namespace: raw.metadata.namespace, name: raw.metadata.name, kind: this.kind });
+    if (v.state === 'Verified') await this.o.apply.event(raw, 'Normal', 'DomainVerified', v.message);
+    else if (v.state === 'GracePeriod') {
+      const msg = `proof of control is gone; the domain is still served until ${new Date(v.graceEndsAt ?? 0).toISOString()}: ${v.message}`;
+      log.warn({ reason: 'DomainVerificationMissing' }, msg);
+      await this.o.apply.event(raw, 'Warning', 'DomainVerificationMissing', msg);
+    } else if (v.state === 'Lost') {
+      const msg = `proof of control missing past the grace period: the domain is no longer served; ${v.message}`;
+      log.warn({ reason: 'DomainVerificationLost' }, msg);
+      await this.o.apply.event(raw, 'Warning', 'DomainVerificationLost', msg);
+    }
   }
 
   /** The identity provider's answer for this domain's own oauth2 smarthost (the Secret is read like the relay reads it). */
@@ -201,9 +249,8 @@ export class SenderDomainController implements Reconciler {
 
   /** Where apps connect: the relay's Service, on submission (or implicit TLS when submission is off). */
   private endpoint(relayName: string, relay: EmailRelay | undefined, ns: string): { host: string; port: number } {
-    const parsed = relay ? emailRelaySpec.safeParse(relay.spec) : undefined;
-    // Without a valid relay spec, the default listeners (a bare spec no longer parses: MX mode needs a hostname).
-    const listeners = parsed?.success ? parsed.data.listeners : emailRelaySpec.shape.listeners.parse(undefined);
+    // Without a relay (or a valid spec), the default listeners (a bare spec no longer parses: MX mode needs a hostname).
+    const listeners = relay?.spec.listeners ?? emailRelaySpec.shape.listeners.parse(undefined);
     const port = listeners.submission.enabled ? listeners.submission.port : listeners.implicitTls.port;
     return { host: relayHost(relayName, ns), port };
   }

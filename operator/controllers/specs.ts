@@ -9,14 +9,30 @@ import type { EmailRelay, SenderDomain } from '../render/objects.ts';
 
 const issuesText = (error: z.ZodError) => formatIssues(error).join('; ');
 
+// Every reconcile now looks at the cluster's SenderDomains (domain ownership is cluster-wide)
+// and at the relays they name: parses are remembered per cached object (the cache replaces
+// an object on every change, so identity is the version).
+const relayParses = new WeakMap<EmailRelay, { relay: EmailRelay } | { error: string }>();
+const domainParses = new WeakMap<SenderDomain, { sd: SenderDomain } | { error: string }>();
+
 export function parseRelay(raw: EmailRelay): { relay: EmailRelay } | { error: string } {
-  const parsed = emailRelaySpec.safeParse(raw.spec);
-  return parsed.success ? { relay: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+  let out = relayParses.get(raw);
+  if (!out) {
+    const parsed = emailRelaySpec.safeParse(raw.spec);
+    out = parsed.success ? { relay: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+    relayParses.set(raw, out);
+  }
+  return out;
 }
 
 export function parseDomain(raw: SenderDomain): { sd: SenderDomain } | { error: string } {
-  const parsed = senderDomainSpec.safeParse(raw.spec);
-  return parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+  let out = domainParses.get(raw);
+  if (!out) {
+    const parsed = senderDomainSpec.safeParse(raw.spec);
+    out = parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+    domainParses.set(raw, out);
+  }
+  return out;
 }
 
 /** The SenderDomains whose spec parses (the others are Degraded and claim nothing). */

@@ -1,19 +1,26 @@
-// SenderDomains on one relay claim two things that must be unique there: their domain and,
-// with credentials on, their SMTP login. The first claimant (creationTimestamp, then name)
-// keeps each; a later one is refused as a whole (no Secrets, not in the relay config),
-// whichever the operator happens to see first, so the outcome never depends on event order.
-import type { CustomObject } from './objects.ts';
-
+// Who owns a domain, and a login. A domain has one owner in the whole cluster: among the
+// SenderDomains whose relay admits them, the first claimant (creationTimestamp, then
+// namespace/name) keeps it, whichever relay it is on. A login (credentials on) is unique per
+// relay, among the domains' owners. A later claimant is refused as a whole (no Secrets, not
+// in any relay config), whichever the operator happens to see first, so the outcome never
+// depends on event order. A refusal never names another namespace's objects: a tenant learns
+// that its domain is taken, not by whom.
 interface Claimant {
-  metadata: { name: string; creationTimestamp?: string };
-  spec: { domain: string; relayRef: { name: string }; credentials?: { enabled: boolean; username?: string | undefined } };
+  metadata: { name: string; namespace?: string; creationTimestamp?: string };
+  spec: { domain: string; relayRef: { name: string; namespace?: string | undefined }; credentials?: { enabled: boolean; username?: string | undefined } };
 }
+
+/** namespace/name of a SenderDomain. */
+export const claimKey = (sd: Claimant) => `${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
+
+/** namespace/name of the relay a SenderDomain names (its own namespace unless relayRef.namespace says otherwise). */
+export const relayKeyOf = (sd: Claimant) => `${sd.spec.relayRef.namespace ?? sd.metadata.namespace ?? ''}/${sd.spec.relayRef.name}`;
 
 function before(a: Claimant, b: Claimant): boolean {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
   if (ta !== tb) return ta < tb; // RFC 3339 UTC with seconds: string order is time order
-  return a.metadata.name < b.metadata.name;
+  return claimKey(a) < claimKey(b);
 }
 
 /** The SMTP login a SenderDomain asks for on its relay, if it has one. */
@@ -22,54 +29,62 @@ export function loginName(sd: Claimant): string | undefined {
 }
 
 export interface Refusal {
-  reason: 'DomainConflict' | 'UsernameConflict';
-  /** The SenderDomain that keeps the claim. */
-  with: string;
+  reason: 'DomainConflict' | 'UsernameConflict' | 'RelayNotAllowed';
+  /** namespace/name of the SenderDomain that keeps the claim (never shown to another namespace). */
+  with?: string;
   message: string;
 }
 
 export interface Claims<T> {
-  /** Domain (lower case) → the SenderDomain serving it on the relay. */
+  /** Domain (lower case) → the SenderDomain that owns it, cluster-wide. */
   owners: Map<string, T>;
-  /** SenderDomain name → why it is refused. */
+  /** namespace/name of a SenderDomain → why it is refused. */
   refused: Map<string, Refusal>;
 }
 
-/** Resolves every claim on `relay`: domains first, then logins among the domains' owners. */
-export function resolveClaims<T extends Claimant>(all: readonly T[], relay: string): Claims<T> {
-  const mine = all.filter((sd) => sd.spec.relayRef.name === relay).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+/** The holder, by name when it is in the claimant's namespace; otherwise only that it exists. */
+function holderText(claimant: Claimant, holder: Claimant): string {
+  return holder.metadata.namespace === claimant.metadata.namespace ? `SenderDomain ${holder.metadata.name}` : 'a SenderDomain in another namespace';
+}
+
+/**
+ * Resolves every claim among `all` (the cluster's SenderDomains; those `admitted` refuses
+ * claim nothing): domains first, then logins per relay among the domains' owners.
+ */
+export function resolveClaims<T extends Claimant>(all: readonly T[], admitted: (sd: T) => boolean = () => true): Claims<T> {
+  const sorted = all.filter(admitted).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
   const owners = new Map<string, T>();
-  const logins = new Map<string, T>();
+  const logins = new Map<string, T>(); // relay key + login → holder
   const refused = new Map<string, Refusal>();
-  for (const sd of mine) {
+  for (const sd of sorted) {
     const domain = sd.spec.domain.toLowerCase();
     const cur = owners.get(domain);
     if (cur) {
-      refused.set(sd.metadata.name, {
-        reason: 'DomainConflict', with: cur.metadata.name,
-        message: `domain ${sd.spec.domain} is already served by relay ${relay} for SenderDomain ${cur.metadata.name} (created earlier); this one is refused`,
+      refused.set(claimKey(sd), {
+        reason: 'DomainConflict', with: claimKey(cur),
+        message: `domain ${sd.spec.domain} is already claimed by ${holderText(sd, cur)} (created earlier); this one is refused. `
+          + 'A domain has one owner in the cluster: ask the relay\'s owners if it should be yours',
       });
       continue;
     }
     const login = loginName(sd);
-    const holder = login === undefined ? undefined : logins.get(login);
+    const loginKey = `${relayKeyOf(sd)}\n${login ?? ''}`;
+    const holder = login === undefined ? undefined : logins.get(loginKey);
     if (login !== undefined && holder) {
-      refused.set(sd.metadata.name, {
-        reason: 'UsernameConflict', with: holder.metadata.name,
-        message: `SMTP username ${login} is already used on relay ${relay} by SenderDomain ${holder.metadata.name} (created earlier); `
+      refused.set(claimKey(sd), {
+        reason: 'UsernameConflict', with: claimKey(holder),
+        message: `SMTP username ${login} is already used on relay ${sd.spec.relayRef.name} by ${holderText(sd, holder)} (created earlier); `
           + 'set a different credentials.username; this one is refused',
       });
       continue;
     }
     owners.set(domain, sd);
-    if (login !== undefined) logins.set(login, sd);
+    if (login !== undefined) logins.set(loginKey, sd);
   }
   return { owners, refused };
 }
 
-/** For every domain claimed on `relay`, the SenderDomain that owns it (login conflicts removed too). */
-export function domainOwners<T extends Claimant>(all: readonly T[], relay: string): Map<string, T> {
-  return resolveClaims(all, relay).owners;
+/** The owners whose relay is `relayKey` (namespace/name). */
+export function relayOwners<T extends Claimant>(claims: Claims<T>, relayKey: string): T[] {
+  return [...claims.owners.values()].filter((sd) => relayKeyOf(sd) === relayKey);
 }
-
-export type AnySenderDomain = CustomObject<{ domain: string; relayRef: { name: string } }>;

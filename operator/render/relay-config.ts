@@ -45,6 +45,8 @@ export interface RenderedConfig {
   errors: string[];
   /** OAuth2 smarthost credentials the controller may check with the identity provider. */
   oauth2Checks: OAuth2Check[];
+  /** trustedNetworks domains left out because this relay serves no SenderDomain for them. */
+  unservedTrustedDomains: string[];
 }
 
 /** The TLS Secret the pod mounts, if any: the user's, or the one cert-manager fills. */
@@ -146,20 +148,22 @@ function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNul
   for (const { sd, internal, secrets } of sorted) {
     const d = sd.spec;
     const entry: NonNullable<Config['domains']>[number] = { domain: d.domain, allowedSenders: d.allowedSenders, fromAlignment: d.fromAlignment };
+    // files are named by SenderDomain: a SenderDomain from another namespace may share a name
+    const fileId = (sd.metadata.namespace ?? '') === (input.relay.metadata.namespace ?? '') ? sd.metadata.name : `${sd.metadata.namespace}.${sd.metadata.name}`;
     const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
     if (keys.length) {
       entry.dkim = {
         keys: keys.map((k) => ({
           selector: k.selector, algorithm: k.algorithm,
-          privateKeyFile: files.put(`dkim-${sd.metadata.name}-${k.selector}.pem`, internal.pems[k.selector] as string),
+          privateKeyFile: files.put(`dkim-${fileId}-${k.selector}.pem`, internal.pems[k.selector] as string),
         })),
       };
     }
     if (d.rateLimit) entry.rateLimit = d.rateLimit;
-    if (d.smarthost) entry.smarthost = smarthostConfig(files.reading(secrets), d.smarthost, `smarthost-${sd.metadata.name}`, `SenderDomain ${sd.metadata.name} smarthost`);
+    if (d.smarthost) entry.smarthost = smarthostConfig(files.reading(secrets), d.smarthost, `smarthost-${fileId}`, `SenderDomain ${sd.metadata.name} smarthost`);
     domains.push(entry);
     if (d.credentials.enabled && internal.passwordHash) {
-      credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${sd.metadata.name}.hash`, internal.passwordHash), domains: [d.domain] });
+      credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${fileId}.hash`, internal.passwordHash), domains: [d.domain] });
     }
   }
   return { domains, credentials };
@@ -203,12 +207,31 @@ function webhooksConfig(webhooks: NonNullable<EmailRelaySpec['webhooks']>, files
   });
 }
 
+/**
+ * Trusted networks may send only for domains this relay serves (the relay refuses anything
+ * else): a domain whose SenderDomain is missing, refused or not servable is left out (a
+ * network left with none is dropped), so one tenant's broken domain never stops the relay's
+ * config from rendering for the others, and an EmailRelay cannot hand a network a domain
+ * nobody proved.
+ */
+function servedTrustedNetworks(spec: EmailRelaySpec, domains: NonNullable<Config['domains']>): { networks: NonNullable<Config['trustedNetworks']>; unserved: string[] } {
+  const served = new Set(domains.map((d) => d.domain.toLowerCase()));
+  const unserved = new Set<string>();
+  const networks = (spec.trustedNetworks ?? []).flatMap((t) => {
+    const keep = t.domains.filter((d) => served.has(d.toLowerCase()));
+    for (const d of t.domains) if (!served.has(d.toLowerCase())) unserved.add(d);
+    return keep.length ? [{ ...t, domains: keep }] : [];
+  });
+  return { networks, unserved: [...unserved].sort() };
+}
+
 export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const spec = input.relay.spec;
   const files = new SecretFiles(input.userSecrets);
   const { listeners, ports } = listenersConfig(spec);
   const { domains, credentials } = domainsConfig(input, files);
   const { delivery, paces } = deliveryConfig(input.relay, files);
+  const trusted = servedTrustedNetworks(spec, domains);
   const config: Config = {
     hostname: relayHostname(input.relay),
     dataDir: DATA_DIR,
@@ -216,7 +239,7 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
     tls: tlsSecretName(input.relay) ? { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` } : { selfSigned: true },
     limits: { drainTimeout: spec.drainTimeout },
     credentials,
-    trustedNetworks: spec.trustedNetworks ?? [],
+    trustedNetworks: trusted.networks,
     domains,
     rateLimits: {
       ...(spec.rateLimits?.perDomain ? { perDomain: spec.rateLimits.perDomain } : {}),
@@ -233,5 +256,5 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));
-  return { config, secretData: files.data, ports, errors, oauth2Checks: files.oauth2Checks };
+  return { config, secretData: files.data, ports, errors, oauth2Checks: files.oauth2Checks, unservedTrustedDomains: trusted.unserved };
 }

@@ -3,7 +3,7 @@
 // keep waiting), the scale subresource's replicas and selector, the endpoint, and the number
 // of SenderDomains it serves. Pure, like the SenderDomain's.
 import type { EmailRelayStatus } from '../api/emailrelay.ts';
-import { mergeConditions, summaryConditions, type ConditionInput } from './conditions.ts';
+import { condition, mergeConditions, summaryConditions, type ConditionInput } from './conditions.ts';
 import { relayHost, relaySelector, selectorString, type EmailRelay, type KubeObject } from './objects.ts';
 
 export type Workload = KubeObject & {
@@ -18,6 +18,8 @@ export interface RelayStatusInput {
   ports: Record<string, number>;
   /** SenderDomains served (conflicts removed). */
   domains: number;
+  /** trustedNetworks domains left out of the config. */
+  unservedTrustedDomains?: string[];
   /** Conditions beside the summary ones (e.g. SmarthostAuthenticated). */
   extra?: ConditionInput[];
   now: Date;
@@ -32,17 +34,22 @@ export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus
   const current = (workload?.metadata.generation ?? 0) === (ws.observedGeneration ?? -1);
   const readyN = ws.readyReplicas ?? 0;
   const rolledOut = !!workload && current && readyN >= want && (ws.updatedReplicas ?? 0) >= want && (ws.replicas ?? 0) === want;
+  const unserved = input.unservedTrustedDomains ?? [];
+  const trusted = (relay.spec.trustedNetworks ?? []).length === 0 ? [] : [condition('TrustedNetworksServed', unserved.length === 0,
+    unserved.length ? 'TrustedDomainNotServed' : 'AllServed',
+    unserved.length ? `trustedNetworks name domains this relay serves no SenderDomain for; left out: ${unserved.join(', ')}` : 'every trustedNetworks domain is served')];
   const conds = rolledOut
     ? summaryConditions('Ready', 'Ready', `${readyN}/${want} pods ready`)
     : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
   const status: EmailRelayStatus = {
     observedGeneration: gen,
-    conditions: mergeConditions(relay.status?.conditions, [...conds, ...(input.extra ?? [])], gen, now),
+    conditions: mergeConditions(relay.status?.conditions, [...conds, ...trusted, ...(input.extra ?? [])], gen, now),
     replicas: ws.replicas ?? 0,
     readyReplicas: readyN,
     selector: selectorString(relaySelector(name)),
     endpoint: { host: relayHost(name, namespace), ports: input.ports },
     domains: input.domains,
+    ...(input.unservedTrustedDomains?.length ? { unservedTrustedDomains: input.unservedTrustedDomains } : {}),
   };
   return { status, rolledOut };
 }

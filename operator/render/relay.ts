@@ -27,14 +27,16 @@ export interface RelayOutput {
   ports: Record<string, number>;
   /** OAuth2 smarthost credentials the controller may check with the identity provider. */
   oauth2Checks: OAuth2Check[];
+  /** trustedNetworks domains left out of the config (no SenderDomain served for them). */
+  unservedTrustedDomains: string[];
 }
 
 export function renderRelay(input: RelayInput): RelayOutput {
   const { relay } = input;
   const spec = relay.spec;
   const n = relayNames(relay.metadata.name);
-  const { config, secretData, ports, errors, oauth2Checks } = renderRelayConfig(input);
-  if (errors.length) return { objects: [], absent: [], errors, ports, oauth2Checks: [] };
+  const { config, secretData, ports, errors, oauth2Checks, unservedTrustedDomains } = renderRelayConfig(input);
+  if (errors.length) return { objects: [], absent: [], errors, ports, oauth2Checks: [], unservedTrustedDomains };
 
   const objects: KubeObject[] = [configMap(relay, config), secret(relay, secretData)];
   const absent: RelayOutput['absent'] = [];
@@ -63,5 +65,5 @@ export function renderRelay(input: RelayInput): RelayOutput {
   if (spec.metrics.serviceMonitor.enabled && input.apis.serviceMonitor) objects.push(serviceMonitor(relay));
   else if (input.apis.serviceMonitor) absent.push({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', name: n.serviceMonitor });
 
-  return { objects, absent, config, errors, ports, oauth2Checks };
+  return { objects, absent, config, errors, ports, oauth2Checks, unservedTrustedDomains };
 }

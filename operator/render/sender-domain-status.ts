@@ -10,6 +10,7 @@ import { dnsRecords } from './dns-records.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import { domainNames, type KubeObject, type SenderDomain } from './objects.ts';
 import { SPF_LOOKUP_LIMIT, spfRecord, type SpfInput } from './spf.ts';
+import { challengeRecord, DOMAIN_NOT_VERIFIED, type Verification } from '../tenancy/verification.ts';
 
 export interface DomainInput {
   sd: SenderDomain;
@@ -39,6 +40,8 @@ export interface DomainInput {
   smarthostAuth?: ConditionInput | undefined;
   /** Selectors of a rotation whose records did not appear in DNS within publishWithin. */
   rotationBlocked?: string[];
+  /** Proof of control, when the relay requires it (undefined: not required). */
+  verification?: Verification;
   now: Date;
 }
 
@@ -47,6 +50,7 @@ function relaySpec(relay: KubeObject | undefined): SpfInput['relay'] {
   const parsed = emailRelaySpec.safeParse((relay as { spec?: unknown }).spec);
   return parsed.success ? parsed.data : 'invalid';
 }
+const iso = (ms: number | undefined) => new Date(ms ?? 0).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export function senderDomainStatus(input: DomainInput): { status: SenderDomainStatus; ready: boolean } {
   const { sd, internal, now } = input;
@@ -94,12 +98,25 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       ? `signing stays with the current key until these records are in DNS: ${overdue.map((r) => r.zone).join(' ; ')}`
       : 'no rotation waits on DNS beyond publishWithin'));
   }
-  const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.specRefused;
+  const v = input.verification;
+  const challenge = challengeRecord(sd);
+  const publish = `publish ${challenge.zone} or the DKIM record in status.dnsRecords`;
+  if (v) {
+    const why = v.state === 'Verified' ? v.message
+      : v.state === 'GracePeriod' ? `proof of control is gone; still served until ${iso(v.graceEndsAt)}; ${publish}`
+      : v.state === 'Lost' ? `proof of control missing past the grace period: not served; ${publish}`
+      : `the relay serves this domain once you prove control of it in DNS: ${publish}`;
+    conds.push(condition('DomainVerified', v.serving, v.state === 'Verified' ? 'Verified' : v.state === 'GracePeriod' ? 'ProofMissing' : DOMAIN_NOT_VERIFIED, why));
+  }
+  const verified = !v || v.serving;
+  const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.specRefused && verified;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
   // something that will come by itself (the relay, a key, DNS): Progressing.
   const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
     : input.specRefused ? ['Degraded', input.specRefused.reason, input.specRefused.message]
     : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
+    : v?.state === 'Lost' ? ['Degraded', DOMAIN_NOT_VERIFIED, `proof of control missing past the grace period: not served; ${publish}`]
+    : !verified ? ['Progressing', DOMAIN_NOT_VERIFIED, `not served until you prove control of ${spec.domain}: ${publish}`]
     : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
     : awaitingDns ? ['Progressing', 'DNSNotVerified', 'DNS records not verified']
     : !keyReady ? ['Progressing', 'KeyPending', 'DKIM key not ready']
@@ -118,7 +135,14 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       }),
     },
     dnsRecords: records,
-    ...(spec.credentials.enabled ? { credentialsSecret: domainNames(sd.metadata.name, spec.credentials.secretName).credentials } : {}),
+    ...(spec.credentials.enabled && verified ? { credentialsSecret: domainNames(sd.metadata.name, spec.credentials.secretName).credentials } : {}),
+    ...(v ? {
+      verification: {
+        required: true, state: v.state, challenge,
+        ...(v.method ? { method: v.method } : {}), ...(v.verifiedAt !== undefined ? { verifiedAt: iso(v.verifiedAt) } : {}),
+        ...(v.graceEndsAt !== undefined && v.state !== 'Verified' ? { graceEndsAt: iso(v.graceEndsAt) } : {}),
+      },
+    } : {}),
   };
   return { status, ready };
 }

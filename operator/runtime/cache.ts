@@ -67,6 +67,11 @@ export class Cache {
   readonly namespaces: WatchScope;
   private readonly owned = new Map<string, ReflectorGroup<KubeObject>>();
   private readonly consented: ReflectorGroup<KubeObject>[];
+  /**
+   * Namespaces, for their labels (a relay admitting SenderDomains by namespace selector);
+   * watched only cluster-wide: a namespace-scoped install may not read Namespace objects.
+   */
+  readonly namespaceObjects: ReflectorGroup<KubeObject> | undefined;
   private readonly kube: Kube;
 
   constructor(o: CacheOptions) {
@@ -91,10 +96,11 @@ export class Cache {
     this.domains = mk<SenderDomain>(API_VERSION, 'SenderDomain');
     for (const [apiVersion, kind] of OWNED_KINDS) this.owned.set(kind, mk<KubeObject>(apiVersion, kind, `${MANAGED_BY}=${FIELD_MANAGER}`));
     this.consented = CONSENT_SELECTORS.map((s) => mk<KubeObject>('v1', 'Secret', s.label, s.field));
+    this.namespaceObjects = this.namespaces === undefined ? new ReflectorGroup('Namespace', new Map([['', one<KubeObject>('v1', 'Namespace', undefined, undefined)]])) : undefined;
   }
 
   private get all(): ReflectorGroup<KubeObject>[] {
-    return [this.relays, this.domains, ...this.owned.values(), ...this.consented] as ReflectorGroup<KubeObject>[];
+    return [this.relays, this.domains, ...this.owned.values(), ...this.consented, ...(this.namespaceObjects ? [this.namespaceObjects] : [])] as ReflectorGroup<KubeObject>[];
   }
 
   /** A user Secret that consents to MailFleet's use, as last seen by its watch (else undefined). */

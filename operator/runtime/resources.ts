@@ -25,6 +25,7 @@ export const RESOURCES: Resource[] = [
   R('monitoring.coreos.com', 'v1', 'ServiceMonitor', 'servicemonitors'),
   R('cert-manager.io', 'v1', 'Certificate', 'certificates'),
   R('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+  R('', 'v1', 'Namespace', 'namespaces', false),
   R('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false),
 ];
 

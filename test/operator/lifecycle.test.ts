@@ -131,7 +131,7 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
       const o = await tryGetJson(c, ['get', 'senderdomain', 'example-copy', '-n', NS]);
       return readyCondition(o)?.reason === 'DomainConflict' ? o : undefined;
     });
-    expect(readyCondition(sd).message).toMatch(/already served by relay edge for SenderDomain example/);
+    expect(readyCondition(sd).message).toMatch(/already claimed by SenderDomain example \(created earlier\)/);
     expect(cond(sd, 'Degraded')).toMatchObject({ status: 'True', reason: 'DomainConflict', observedGeneration: sd.metadata.generation });
     expect(cond(sd, 'Stalled')).toMatchObject({ status: 'True', reason: 'DomainConflict' });
     expect(await tryGetJson(c, ['get', 'secret', 'example-copy-smtp', '-n', NS])).toBeUndefined();

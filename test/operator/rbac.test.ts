@@ -18,7 +18,7 @@ const NEEDS: [string, string[]][] = [
   ['emailrelays', ['get', 'list', 'watch']], ['senderdomains', ['get', 'list', 'watch']],
   ['emailrelays/status', ['patch']], ['senderdomains/status', ['patch']],
   ['servicemonitors', ['get', 'create', 'patch', 'delete']], ['certificates', ['get', 'create', 'patch', 'delete']],
-  ['events', ['create']], ['leases', ['get', 'create', 'update']],
+  ['events', ['create']], ['leases', ['get', 'create', 'update']], ['namespaces', ['list', 'watch']],
 ];
 
 describe('deploy/rbac.yaml', () => {

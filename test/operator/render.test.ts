@@ -9,7 +9,7 @@ import { txtStrings } from '../../operator/render/dns-records.ts';
 import { parseInternal, type DomainInternal } from '../../operator/render/domain-internal.ts';
 import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
 import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
-import { domainOwners, resolveClaims } from '../../operator/render/claims.ts';
+import { resolveClaims } from '../../operator/render/claims.ts';
 import { summaryConditions } from '../../operator/render/conditions.ts';
 import { decodeSecretData } from '../../operator/render/objects.ts';
 import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
@@ -127,16 +127,16 @@ describe('domain claims', () => {
     const b = domainObject('a-later', { domain: 'x.example', relayRef: { name: 'r' } }, 'mail', '2025-01-02T00:00:00Z');
     const c = domainObject('a-same', { domain: 'y.example', relayRef: { name: 'r' } }, 'mail', '2025-01-01T00:00:00Z');
     const d = domainObject('b-same', { domain: 'y.example', relayRef: { name: 'r' } }, 'mail', '2025-01-01T00:00:00Z');
-    const owners = domainOwners([b, a, d, c], 'r');
+    const owners = resolveClaims([b, a, d, c]).owners;
     expect(owners.get('x.example')?.metadata.name).toBe('b-first');
     expect(owners.get('y.example')?.metadata.name).toBe('a-same');
-    const refusal = resolveClaims([b, a, d, c], 'r').refused.get('a-later');
-    expect(refusal).toMatchObject({ reason: 'DomainConflict', with: 'b-first' });
-    expect([...resolveClaims([b, a, d, c], 'r').refused.keys()].sort()).toEqual(['a-later', 'b-same']);
+    const refusal = resolveClaims([b, a, d, c]).refused.get('mail/a-later');
+    expect(refusal).toMatchObject({ reason: 'DomainConflict', with: 'mail/b-first' });
+    expect([...resolveClaims([b, a, d, c]).refused.keys()].sort()).toEqual(['mail/a-later', 'mail/b-same']);
     const refused = renderSenderDomain({ sd: b, relay: undefined, refused: refusal!, internal: parseInternal({}), host: 'h', port: 587, now });
     expect(refused.objects).toEqual([]);
     expect(refused.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'DomainConflict', observedGeneration: 1 });
-    expect(refused.status.conditions?.[0]?.message).toMatch(/already served .* b-first/);
+    expect(refused.status.conditions?.[0]?.message).toMatch(/already claimed by SenderDomain b-first/);
     // a permanent error: Degraded for Argo CD, Stalled for kstatus, nothing in progress
     const byType = Object.fromEntries(refused.status.conditions!.map((x) => [x.type, x.status]));
     expect(byType).toMatchObject({ Degraded: 'True', Stalled: 'True', Progressing: 'False', Reconciling: 'False' });
@@ -151,18 +151,19 @@ describe('domain claims', () => {
     // same username on another relay, or without credentials: no conflict
     const elsewhere = domainObject('elsewhere', { domain: 'e.example', relayRef: { name: 'other' }, credentials: { username: 'apps' } }, 'mail', '2025-01-01T00:00:00Z');
     const noLogin = domainObject('nologin', { domain: 'f.example', relayRef: { name: 'r' }, credentials: { enabled: false, username: 'apps' } }, 'mail', '2025-01-01T00:00:00Z');
-    const claims = resolveClaims([third, second, elsewhere, first, squatter, noLogin], 'r');
-    expect([...claims.owners.values()].map((o) => o.metadata.name).sort()).toEqual(['first', 'nologin', 'squatter']);
+    const claims = resolveClaims([third, second, elsewhere, first, squatter, noLogin]);
+    const onR = [...claims.owners.values()].filter((o) => o.spec.relayRef.name === 'r');
+    expect(onR.map((o) => o.metadata.name).sort()).toEqual(['first', 'nologin', 'squatter']);
     expect(Object.fromEntries([...claims.refused].map(([k, v]) => [k, [v.reason, v.with]]))).toEqual({
-      second: ['UsernameConflict', 'first'], third: ['UsernameConflict', 'squatter'],
+      'mail/second': ['UsernameConflict', 'mail/first'], 'mail/third': ['UsernameConflict', 'mail/squatter'],
     });
-    expect(claims.refused.get('second')!.message).toMatch(/SMTP username apps is already used on relay r by SenderDomain first/);
-    const out = renderSenderDomain({ sd: second, relay: undefined, refused: claims.refused.get('second')!, internal: parseInternal({}), host: 'h', port: 587, now });
+    expect(claims.refused.get('mail/second')!.message).toMatch(/SMTP username apps is already used on relay r by SenderDomain first/);
+    const out = renderSenderDomain({ sd: second, relay: undefined, refused: claims.refused.get('mail/second')!, internal: parseInternal({}), host: 'h', port: 587, now });
     expect(out.objects).toEqual([]);
     expect(out.status.conditions?.find((x) => x.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'UsernameConflict' });
 
     // the relay config then lists each login once (the relay refuses a config naming one twice)
-    const domains = [...claims.owners.values()].map((sd) => ({ sd, internal: internalFor('mailfleet') }));
+    const domains = onR.map((sd) => ({ sd, internal: internalFor('mailfleet') }));
     const rendered = renderRelay(input({ domains }));
     expect(rendered.errors).toEqual([]);
     expect(rendered.config!.credentials!.map((c) => c.username).sort()).toEqual(['apps', 'c.example']);
