@@ -95,7 +95,7 @@ describe.skipIf(!cluster.available)('tenant isolation in the operator (real cont
     await admin({
       apiVersion: GROUP, kind: 'EmailRelay', metadata: { name: 'edge', namespace: MAIL },
       spec: {
-        replicas: 1, queue: { persistence: { enabled: false } },
+        hostname: 'mail.example.net', replicas: 1, queue: { persistence: { enabled: false } },
         senderDomains: { namespaces: { from: 'Selector', selector: { matchLabels: { 'mailfleet.io/tenant': 'true' } } } },
       },
     });
@@ -207,7 +207,7 @@ describe.skipIf(!cluster.available)('tenant isolation in the operator (real cont
     // problem 3: no SenderDomains at all, a trusted network naming someone else's domain
     await admin({
       apiVersion: GROUP, kind: 'EmailRelay', metadata: { name: 'lonely', namespace: MAIL },
-      spec: { replicas: 1, queue: { persistence: { enabled: false } }, trustedNetworks: [{ cidrs: ['10.0.0.0/8'], domains: ['someone-else.com'] }] },
+      spec: { hostname: 'lonely.example.net', replicas: 1, queue: { persistence: { enabled: false } }, trustedNetworks: [{ cidrs: ['10.0.0.0/8'], domains: ['someone-else.com'] }] },
     });
     const lonely = await waitReady(c, MAIL, 'emailrelay', 'lonely');
     expect(lonely.status.unservedTrustedDomains).toEqual(['someone-else.com']);
