@@ -98,7 +98,9 @@ export const emailRelaySpec = z.object({
     destinations: z.record(z.string(), z.object({
       maxConnections: z.number().int().min(1).optional().describe('Concurrent connections to this destination'),
       messagesPerMinute: z.number().int().min(1).optional().describe('Delivery pace; mail waits in the queue beyond it'),
-    })).optional().describe('Per-destination limits keyed by recipient domain (MX mode) or smarthost name, e.g. gmail.com'),
+      tls: z.enum(['require', 'opportunistic']).optional().describe(
+        "TLS to this destination, overriding its MTA-STS policy and the smarthost's own TLS settings: require (a verified certificate, else the mail waits) or opportunistic (TLS when offered, certificate not checked)"),
+    })).optional().describe('Per-destination limits and TLS keyed by recipient domain (MX mode) or smarthost name, e.g. gmail.com'),
     dnsServers: z.array(z.string().min(1).max(64)).max(8).optional().describe("Resolvers for MX lookups as 'IP' or 'IP:PORT' (default: the pod's)"),
     egress: z.strictObject({
       addresses: z.array(egressAddress).min(1).max(32)

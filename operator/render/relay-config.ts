@@ -169,13 +169,15 @@ function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNul
   return { domains, credentials };
 }
 
-/** Delivery (mode, smarthosts, per-destination connections) and per-destination pacing. */
+/** Delivery (mode, smarthosts, per-destination connections and TLS) and per-destination pacing. */
 function deliveryConfig(relay: EmailRelay, files: SecretFiles): { delivery: Config['delivery']; paces: Record<string, { perMinute: number }> } {
   const spec = relay.spec;
-  const destinations: Record<string, { maxConnections?: number }> = {};
+  const destinations: Record<string, { maxConnections?: number; tls?: 'require' | 'opportunistic' }> = {};
   const paces: Record<string, { perMinute: number }> = {};
   for (const [dest, lim] of Object.entries(spec.delivery.destinations ?? {})) {
-    if (lim.maxConnections !== undefined) destinations[dest] = { maxConnections: lim.maxConnections };
+    if (lim.maxConnections !== undefined || lim.tls !== undefined) {
+      destinations[dest] = { ...(lim.maxConnections !== undefined ? { maxConnections: lim.maxConnections } : {}), ...(lim.tls ? { tls: lim.tls } : {}) };
+    }
     if (lim.messagesPerMinute !== undefined) paces[dest] = { perMinute: lim.messagesPerMinute };
   }
   const delivery: Config['delivery'] = {

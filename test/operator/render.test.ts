@@ -82,12 +82,13 @@ describe('renderRelay', () => {
   it('keeps the pod template identical when domains and limits change (the relay hot-reloads)', () => {
     const a = renderRelay(input());
     const sd = domainObject('example', { domain: 'example.com', relayRef: { name: 'edge' } });
-    const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, rateLimits: { perDomain: { perHour: 100 } }, delivery: { destinations: { 'gmail.com': { maxConnections: 3, messagesPerMinute: 100 } } } });
+    const relay = relayObject('edge', { tls: { secretName: 'edge-cert' }, rateLimits: { perDomain: { perHour: 100 } }, delivery: { destinations: { 'gmail.com': { maxConnections: 3, messagesPerMinute: 100 }, 'partner.example': { tls: 'require' } } } });
     const b = renderRelay(input({ relay, domains: [{ sd, internal: internalFor('mailfleet') }] }));
     expect(kindOf(b, 'StatefulSet').spec.template).toEqual(kindOf(a, 'StatefulSet').spec.template);
     expect(kindOf(b, 'ConfigMap')).not.toEqual(kindOf(a, 'ConfigMap'));
     const cfg = relayConfigSchema.parse(YAML.parse(kindOf(b, 'ConfigMap').data['relay.yaml']));
     expect(cfg.delivery.destinations['gmail.com']).toEqual({ maxConnections: 3 });
+    expect(cfg.delivery.destinations['partner.example']).toEqual({ tls: 'require' });
     expect(cfg.rateLimits.destinations['gmail.com']).toEqual({ perMinute: 100 });
   });
 
