@@ -16,7 +16,7 @@ import type { RelayConfigInput } from '../../relay/config/schema.ts';
 
 // the "test CA": a self-signed CA certificate naming every policy host and MX host the
 // tests verify; the relay trusts it through mx.caFile
-const names = ['enf-ok', 'enf-mismatch', 'enf-badcert', 'enf-notls', 'testing', 'metadata', 'require-ok', 'require-notls']
+const names = ['enf-ok', 'enf-mismatch', 'enf-badcert', 'enf-notls', 'testing', 'metadata', 'require-ok', 'require-notls', 'rotate']
   .flatMap((d) => [`mta-sts.${d}.test`, `mx.${d}.test`]);
 const ca = testCert(['sts-test-ca.test', ...names]);
 
@@ -29,6 +29,9 @@ let good: Sink;
 let badcert: Sink;
 let notls: Sink;
 let policies: PolicyServer;
+// a policy host whose certificate does not come from the trusted CA
+let untrustedPolicies: PolicyServer;
+let rotateId = '1';
 let relay: TestRelay;
 let dir: string;
 
@@ -49,6 +52,8 @@ function zone(): Zone {
   domain('testing', NOTLS, { sts: '1' });
   // the policy host resolves to the cloud metadata address: never fetched
   domain('metadata', GOOD, { sts: '1', stsHost: '169.254.169.254' });
+  domain('rotate', GOOD, { sts: rotateId });
+  domain('badhost', GOOD, { sts: '1', stsHost: BADCERT });
   domain('require-ok', GOOD);
   domain('require-notls', NOTLS);
   domain('plain', NOTLS);
@@ -66,7 +71,8 @@ function config(): RelayConfigInput {
     delivery: {
       mode: 'mx',
       mx: { port: good.port, dnsServers: [dns.address], caFile: ca.certPath },
-      mtaSts: { port: policies.port },
+      // every delivery asks the TXT record again, so a new policy id is seen at once
+      mtaSts: { port: policies.port, recheckIntervalMs: 1 },
       destinations: { 'require-ok.test': { tls: 'require' }, 'require-notls.test': { tls: 'require' } },
       hostDownBackoffMs: 100,
     },
@@ -103,6 +109,10 @@ beforeAll(async () => {
   policies.setPolicy('enf-notls.test', policyText('enforce', ['mx.enf-notls.test']));
   policies.setPolicy('testing.test', policyText('testing', ['mx.elsewhere.test']));
   policies.setPolicy('metadata.test', policyText('enforce', ['mx.nowhere.test']));
+  policies.setPolicy('rotate.test', policyText('enforce', ['mx.rotate.test']));
+  const untrusted = testCert();
+  untrustedPolicies = await startPolicyServer({ host: BADCERT, port: policies.port, key: untrusted.key, cert: untrusted.cert });
+  untrustedPolicies.setPolicy('badhost.test', policyText('enforce', ['mx.nowhere.test']));
   dns = await startDnsServer(zone());
   dir = tempDir('mailfleet-mta-sts-');
   relay = await startRelay(config(), { dir });
@@ -110,7 +120,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await relay?.stop();
-  await Promise.all([good?.close(), badcert?.close(), notls?.close(), policies?.close(), dns?.close()]);
+  await Promise.all([good?.close(), badcert?.close(), notls?.close(), policies?.close(), untrustedPolicies?.close(), dns?.close()]);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -171,6 +181,30 @@ describe('MTA-STS in MX mode', () => {
     const log = fs.readFileSync(relay.logFile, 'utf8');
     expect(log).toMatch(/policy host mta-sts\.metadata\.test resolves to 169\.254\.169\.254 \(link-local\), which this relay may not connect to/);
     expect(metricValue(await scrape(relay.httpPort), 'mailfleet_mta_sts_lookups_total', { result: 'error' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a policy host whose certificate does not verify gives no policy: the mail goes out as before, the failure logged', async () => {
+    const id = await send('l@badhost.test');
+    expect(await firstAttempt(id)).toEqual({ gone: true });
+    expect(received(good, 'l@badhost.test')).toHaveLength(1);
+    expect(fs.readFileSync(relay.logFile, 'utf8')).toMatch(/MTA-STS policy of badhost\.test \(id 1\) could not be fetched: [^"]*certificate/);
+  });
+
+  it('a new TXT id fetches the policy again; the same id keeps the cached policy even if the file changed', async () => {
+    expect(await firstAttempt(await send('m@rotate.test'))).toEqual({ gone: true });
+    // the file changes but the id does not: the cached policy stays (no fetch)
+    policies.setPolicy('rotate.test', policyText('enforce', ['mx1.elsewhere.test']));
+    const fetches = () => policies.requests.filter((h) => h === 'mta-sts.rotate.test').length;
+    expect(fetches()).toBe(1);
+    expect(await firstAttempt(await send('n@rotate.test'))).toEqual({ gone: true });
+    expect(fetches()).toBe(1);
+    // a new id: fetched again, and the new policy no longer lists the MX
+    rotateId = '2';
+    dns.setZone(zone());
+    const r = await firstAttempt(await send('o@rotate.test'));
+    expect(fetches()).toBe(2);
+    expect(r.gone).toBe(false);
+    expect(r.lastResponse).toMatch(/MTA-STS policy of rotate\.test \(enforce, id 2\) lists none of its MX hosts/);
   });
 
   it('a domain without MTA-STS goes out opportunistically as before', async () => {
