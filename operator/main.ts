@@ -19,11 +19,15 @@
 //                                install, under Roles); default: every namespace (a ClusterRole)
 //   --allow-image-override=true  honour EmailRelay spec.image; default false: such a relay is not
 //                                rendered and reports Degraded ImageOverrideNotAllowed
+//   --test-only-pod-status-urls FILE  TEST SEAM: read relay pods' /status from the URLs in FILE
+//                                ({"ns/pod": "http://..."}) instead of through pods/proxy; for a test
+//                                control plane whose pods run no containers (test/operator/scale-down.test.ts)
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { EmailRelayController } from './controllers/emailrelay.ts';
 import { EgressIdentityChecker } from './controllers/egress-identity.ts';
+import { TestOnlyUrlStatusReader } from './controllers/drain.ts';
 import { SenderDomainController } from './controllers/senderdomain.ts';
 import { DEFAULT_IMAGE } from './render/relay-pod.ts';
 import { Applier } from './runtime/apply.ts';
@@ -86,6 +90,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       'log-level': { type: 'string' },
       'watch-namespaces': { type: 'string' },
       'allow-image-override': { type: 'string', default: 'false' },
+      'test-only-pod-status-urls': { type: 'string' },
     },
   });
   const leaseSeconds = positive('lease-duration', values['lease-duration']);
@@ -123,6 +128,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     kube, log, apply, cache: manager.cache, apis: () => manager.apis, oauth2Probes, verifier,
     image: values.image ?? process.env.MAILFLEET_IMAGE ?? DEFAULT_IMAGE, allowImageOverride,
     egressIdentity: new EgressIdentityChecker({ dnsServers, recheckMs: egressRecheckMs }),
+    ...(values['test-only-pod-status-urls'] ? { podStatus: new TestOnlyUrlStatusReader(values['test-only-pod-status-urls']) } : {}),
   }));
   manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, verifier, ...(dnsServers ? { dnsServers } : {}) }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({

@@ -199,22 +199,26 @@ export class Relay {
   private async startHandoff(cfg: RelayConfig, tlsPair: { key: Buffer; cert: Buffer } | undefined): Promise<void> {
     // The schema demands TLS material with handoff: AUTH only ever happens over TLS.
     if (!tlsPair) throw new Error('handoff needs TLS (tls.certFile/keyFile or tls.selfSigned)');
+    // A reload that drops the block keeps the listener as started (it changes at the next restart).
+    const handoff = cfg.handoff!;
     this.handoffReceiver = new HandoffReceiver({
-      config: () => this.config.handoff!, hostname: cfg.hostname, tls: tlsPair, minTlsVersion: cfg.tls.minVersion, ciphers: cfg.tls.ciphers,
+      config: () => this.config.handoff ?? handoff, hostname: cfg.hostname, tls: tlsPair, minTlsVersion: cfg.tls.minVersion, ciphers: cfg.tls.ciphers,
       maxMessageSize: () => this.config.limits.maxMessageSize, store: this.store, onQueued: (q) => this.runner.enqueue(q),
       draining: () => this.drainRequest !== undefined, log: this.log,
     });
     await this.handoffReceiver.start();
     this.handoffSender = new HandoffSender({
-      config: () => this.config.handoff!, hostname: cfg.hostname, store: this.store,
+      config: () => this.config.handoff ?? handoff, hostname: cfg.hostname, store: this.store,
       reserve: (id) => this.runner.reserve(id), unreserve: (id) => this.runner.unreserve(id), log: this.log,
     });
   }
 
   /** What /status says about a drain: the operator reads it before it lets a pod go. */
-  private drainStatus(): { draining: boolean; queued: number; drainRequested?: string; handedOff?: number } {
+  private drainStatus(): { draining: boolean; queued: number; sessions: number; drainRequested?: string; handedOff?: number } {
     return {
+      // sessions: a transaction open when the drain began (a client's, or a peer's hand-off) may still commit a message
       draining: this.drainRequest !== undefined, queued: this.store.size,
+      sessions: (this.intake?.openSessions ?? 0) + (this.handoffReceiver?.openSessions ?? 0),
       ...(this.drainRequest ? { drainRequested: this.drainRequest, handedOff: this.handoffSender?.handedOff ?? 0 } : {}),
     };
   }

@@ -119,6 +119,7 @@ export const emailRelaySpec = z.object({
     }).prefault({}).describe('Queue storage'),
     retrySchedule: z.array(duration('Wait')).min(1).optional().describe('Waits between delivery attempts; the last repeats'),
     maxLifetime: duration('Time a message may stay queued before it bounces').default('5d'),
+    maxDrainTime: duration('How long a scale-down or deletion waits for the leaving pods to hand over or deliver their queues before it reports Stalled (DrainStalled); it keeps waiting after that, a volume with mail is never deleted').default('1h'),
   }).prefault({}).describe('The durable queue'),
   drainTimeout: duration('How long open SMTP sessions may finish on shutdown').default('30s'),
   rateLimits: z.object({

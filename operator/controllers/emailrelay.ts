@@ -4,7 +4,7 @@
 // from the workload's rollout.
 import type { Logger } from 'pino';
 import { claimKey, relayKeyOf, relayOwners } from '../render/claims.ts';
-import { findCondition } from '../render/conditions.ts';
+import { findCondition, mergeConditions, summaryConditions } from '../render/conditions.ts';
 import { parseInternal } from '../render/domain-internal.ts';
 import { signingKeys } from '../render/dkim.ts';
 import { DOMAIN_LABEL, RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
@@ -26,6 +26,10 @@ import { UserSecrets, refusalCondition } from './user-secrets.ts';
 import { TARGET_NOT_ALLOWED, domainTargetRefusals, relayTargetRefusals } from '../tenancy/outbound-targets.ts';
 import { EGRESS_CONDITION } from '../render/egress-identity.ts';
 import type { EgressIdentityChecker } from './egress-identity.ts';
+import { randomBytes } from 'node:crypto';
+import { DRAIN_FINALIZER, planDrain, type DrainPlan } from '../render/drain.ts';
+import { FLEET_TOKEN_KEY } from '../render/relay-paths.ts';
+import { DrainIO, ProxyStatusReader, type PodStatusReader } from './drain.ts';
 
 export interface EmailRelayControllerOptions {
   cache: Cache;
@@ -43,6 +47,8 @@ export interface EmailRelayControllerOptions {
   egressIdentity?: EgressIdentityChecker;
   /** Proof of control over domains, shared with the SenderDomain controller. */
   verifier: DomainVerifier;
+  /** How the relay pods' /status is read during a drain; default through the API server's pods/proxy. */
+  podStatus?: PodStatusReader;
 }
 
 /** How soon a failed OAuth2 check is repeated (the probe cache answers from memory until then). */
@@ -55,8 +61,11 @@ export class EmailRelayController implements Reconciler {
   private readonly probes: OAuth2ProbeCache;
   private readonly secrets: UserSecrets;
 
+  private readonly drain: DrainIO;
+
   constructor(o: EmailRelayControllerOptions) {
     this.o = o;
+    this.drain = new DrainIO(o.kube, o.podStatus ?? new ProxyStatusReader(o.kube), o.log);
     this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
     this.secrets = new UserSecrets({ cache: o.cache, kube: o.kube });
   }
@@ -108,9 +117,11 @@ export class EmailRelayController implements Reconciler {
     const { cache, apply } = this.o;
     const log = this.o.log.child({ namespace: ns, name, kind: this.kind });
     const raw = cache.relays.get(ns, name);
-    if (!raw || raw.metadata.deletionTimestamp) { // children go by garbage collection
+    if (!raw) { this.o.egressIdentity?.forget(`${ns}/${name}`); return undefined; }
+    // Children go by garbage collection, once the finalizer saw the queues empty.
+    if (raw.metadata.deletionTimestamp) {
       this.o.egressIdentity?.forget(`${ns}/${name}`);
-      return undefined;
+      return this.finalize(raw);
     }
     const parsed = parseRelay(raw);
     if ('error' in parsed) {
@@ -125,6 +136,10 @@ export class EmailRelayController implements Reconciler {
       return undefined;
     }
     const now = new Date();
+    const plan = await this.drainPlan(raw, relay, now);
+    // Before anything else: a deletion from here on waits for the queues.
+    if (plan.finalizer === 'add') await this.drain.finalizer(raw, 'add');
+    await this.drain.annotate(relay, plan, now);
     // The relay's own Secrets, each only with its consent: a refused one stops the render
     // (its Secret is not read; what runs keeps running) until the label is added.
     const own = await this.secrets.readAll(ns, relaySecretRefs(relay.spec));
@@ -141,13 +156,20 @@ export class EmailRelayController implements Reconciler {
       return undefined;
     }
     const domains = await this.attachedDomains(relay, relayOwners(clusterClaims(cache), `${ns}/${name}`), now, log);
-    const out = renderRelay({ relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now });
+    const out = renderRelay({
+      relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now,
+      fleetToken: await this.fleetToken(relay), workloadReplicas: plan.workloadReplicas,
+    });
     if (out.errors.length) {
       log.warn({ errors: out.errors }, 'relay config not rendered');
       await apply.degrade(raw, 'ConfigInvalid', out.errors.join('; '));
       return undefined;
     }
     try {
+      // The drained pods' volumes go before the StatefulSet lets the pods go (the PVC protection
+      // finalizer holds each until its pod is gone): a failure or a restart between the two
+      // then finds the pods still there, still empty, and does both again.
+      if (plan.deleteClaims.length) await this.drain.deleteClaims(relay, plan.deleteClaims);
       const changed = await this.applyAll(raw, out);
       if (changed) log.info({ changed }, 'reconciled');
     } catch (e) {
@@ -174,8 +196,13 @@ export class EmailRelayController implements Reconciler {
     const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : [])];
     const { status, rolledOut } = relayStatus({
       relay, workload, ports: out.ports, domains: domains.length, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
+      ...(plan.condition ? { drain: plan.condition } : {}),
     });
     await apply.status(raw, status);
+    if (plan.condition?.phase === 'Degraded' && findCondition(raw.status?.conditions, 'Degraded')?.reason !== plan.condition.reason) {
+      await apply.event(raw, 'Warning', plan.condition.reason, plan.condition.message);
+    }
+    if (plan.finalizer === 'remove') await this.drain.finalizer(raw, 'remove');
     if (rolledOut && !wasReady) await apply.event(raw, 'Normal', 'RelayReady', `${status.readyReplicas}/${relay.spec.replicas} relay pods ready`);
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
     if (auth?.status === 'False' && wasAuth?.message !== auth.message) await apply.event(raw, 'Warning', auth.reason, auth.message);
@@ -184,8 +211,52 @@ export class EmailRelayController implements Reconciler {
       log.warn({ reason: egress.condition.reason }, egress.condition.message);
       await apply.event(raw, 'Warning', egress.condition.reason, egress.condition.message);
     }
-    const requeue = Math.min(auth?.status === 'False' ? OAUTH2_RECHECK_MS : Infinity, egress?.recheckInMs ?? Infinity);
+    const requeue = Math.min(auth?.status === 'False' ? OAUTH2_RECHECK_MS : Infinity, egress?.recheckInMs ?? Infinity, plan.requeueMs ?? Infinity);
     return Number.isFinite(requeue) ? requeue : undefined;
+  }
+
+  /**
+   * The drain plan's inputs: the StatefulSet's replicas as they are, and — when pods would
+   * leave, or a drain was under way at the last look (to withdraw it after a scale back up)
+   * — the pods and their /status.
+   */
+  private async drainPlan(raw: EmailRelay, relay: EmailRelay, now: Date): Promise<DrainPlan> {
+    const ns = relay.metadata.namespace ?? 'default';
+    if (!relay.spec.queue.persistence.enabled) return planDrain({ relay, liveReplicas: undefined, pods: [], progress: new Map(), now });
+    const sts = this.o.cache.ownedObject('StatefulSet', ns, relayNames(relay.metadata.name).workload) as { spec?: { replicas?: number } } | undefined;
+    const live = sts?.spec?.replicas;
+    const target = relay.metadata.deletionTimestamp ? 0 : relay.spec.replicas;
+    const was = findCondition(raw.status?.conditions, 'Progressing')?.reason;
+    const look = live !== undefined && (live > target || was === 'DrainingPods' || was === 'DrainStalled') ? Math.max(live, relay.spec.replicas) : 0;
+    const { pods, progress } = look ? await this.drain.observe(relay, look) : { pods: [], progress: new Map() };
+    return planDrain({ relay, liveReplicas: live, pods, progress, now });
+  }
+
+  /** An EmailRelay being deleted while it holds our finalizer: every pod drains, by delivery. */
+  private async finalize(raw: EmailRelay): Promise<number | undefined> {
+    if (!raw.metadata.finalizers?.includes(DRAIN_FINALIZER)) return undefined;
+    const parsed = parseRelay(raw);
+    // Nothing was ever rendered from a spec that does not parse: nothing to wait for.
+    if ('error' in parsed) { await this.drain.finalizer(raw, 'remove'); return undefined; }
+    const relay = parsed.relay;
+    const now = new Date();
+    const plan = await this.drainPlan(raw, relay, now);
+    await this.drain.annotate(relay, plan, now);
+    if (plan.deleteClaims.length) await this.drain.deleteClaims(relay, plan.deleteClaims);
+    if (plan.condition) {
+      const current = raw.status ?? {};
+      const gen = raw.metadata.generation ?? 0;
+      const { phase, reason, message } = plan.condition;
+      await this.o.apply.status(raw, { ...current, observedGeneration: gen, conditions: mergeConditions(current.conditions, summaryConditions(phase, reason, message), gen, now) });
+    }
+    if (plan.finalizer === 'remove') await this.drain.finalizer(raw, 'remove');
+    return plan.requeueMs;
+  }
+
+  /** The fleet token in the relay's Secret, or a new one for a relay that has none yet. */
+  private async fleetToken(relay: EmailRelay): Promise<string> {
+    const secret = await this.o.cache.getOrFetch('v1', 'Secret', relay.metadata.namespace ?? 'default', relayNames(relay.metadata.name).secrets);
+    return decodeSecretData(secret as { data?: Record<string, string> } | undefined)[FLEET_TOKEN_KEY] || randomBytes(32).toString('base64url');
   }
 
   /**

@@ -9,7 +9,7 @@ import type { EmailRelaySpec } from '../api/emailrelay.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import { relayHost, relayNames, type EmailRelay, type SenderDomain } from './objects.ts';
-import { DATA_DIR, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
+import { ANNOTATIONS_FILE, DATA_DIR, FLEET_TOKEN_KEY, HANDOFF_PORT, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
 import { renderSmarthostOAuth2, type OAuth2Check } from './smarthost-oauth2.ts';
 
 export interface AttachedDomain {
@@ -33,6 +33,13 @@ export interface RelayInput {
   /** Optional APIs installed in the cluster. */
   apis: { serviceMonitor: boolean; certManager: boolean };
   now: Date;
+  /**
+   * The fleet token of the scale-down hand-off (kept in the relay's Secret; the controller
+   * reads it from there or makes a new one). Without it no hand-off is rendered.
+   */
+  fleetToken?: string;
+  /** The StatefulSet's replicas while a scale-down drains (else spec.replicas): operator/render/drain.ts. */
+  workloadReplicas?: number;
 }
 
 export interface RenderedConfig {
@@ -227,6 +234,20 @@ function servedTrustedNetworks(spec: EmailRelaySpec, domains: NonNullable<Config
   return { networks, unserved: [...unserved].sort() };
 }
 
+/**
+ * The scale-down hand-off (docs/operator.md): with a persistent queue every pod runs the
+ * internal hand-off listener, watches its annotations for a drain request, and knows the
+ * pods that stay (ordinals below spec.replicas) through the headless Service's pod names.
+ */
+function handoffConfig(relay: EmailRelay, token: string, files: SecretFiles): NonNullable<Config['handoff']> {
+  const n = relayNames(relay.metadata.name);
+  const ns = relay.metadata.namespace ?? 'default';
+  return {
+    annotationsFile: ANNOTATIONS_FILE, host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(FLEET_TOKEN_KEY, token),
+    peers: Array.from({ length: relay.spec.replicas }, (_, i) => `${n.workload}-${i}.${n.headless}.${ns}.svc:${HANDOFF_PORT}`),
+  };
+}
+
 export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const spec = input.relay.spec;
   const files = new SecretFiles(input.userSecrets);
@@ -254,7 +275,10 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   };
   if (spec.redis) config.redis = redisConfig(spec.redis, files);
   if (spec.webhooks?.length) config.webhooks = webhooksConfig(spec.webhooks, files);
+  if (spec.queue.persistence.enabled && input.fleetToken) config.handoff = handoffConfig(input.relay, input.fleetToken, files);
   const errors = [...files.errors];
+  const clash = config.handoff && Object.entries(ports).find(([, p]) => p === HANDOFF_PORT);
+  if (clash) errors.push(`listeners.${clash[0]}: port ${HANDOFF_PORT} is the fleet's hand-off listener (with a persistent queue); choose another port`);
   if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));

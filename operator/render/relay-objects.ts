@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { API_VERSION } from '../api/common.ts';
 import { SERVICE_ROLE_LABEL, encodeSecretData, ownerRef, relayLabels, relayNames, relaySelector, type EmailRelay, type KubeObject } from './objects.ts';
-import { HTTP_PORT } from './relay-paths.ts';
+import { HANDOFF_PORT, HTTP_PORT } from './relay-paths.ts';
 
 /** The part of an owned object's metadata every relay object shares. */
 function meta(relay: EmailRelay, name: string) {
@@ -56,8 +56,12 @@ export function headlessService(relay: EmailRelay, ports: Record<string, number>
   };
 }
 
-/** With a persistent queue: one PVC per pod, kept on scale-down and delete. */
-export function statefulSet(relay: EmailRelay, template: Record<string, unknown>): KubeObject {
+/**
+ * With a persistent queue: one PVC per pod. The StatefulSet itself never deletes one: the
+ * operator does, once the pod's queue was handed over (scale-down) or delivered (deletion).
+ * `replicas` is more than spec.replicas while leaving pods drain (operator/render/drain.ts).
+ */
+export function statefulSet(relay: EmailRelay, template: Record<string, unknown>, replicas = relay.spec.replicas): KubeObject {
   const spec = relay.spec;
   const n = names(relay);
   const pvcSpec: Record<string, unknown> = { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: spec.queue.persistence.size } } };
@@ -65,7 +69,7 @@ export function statefulSet(relay: EmailRelay, template: Record<string, unknown>
   return {
     apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: meta(relay, n.workload),
     spec: {
-      replicas: spec.replicas, serviceName: n.headless, podManagementPolicy: 'Parallel',
+      replicas, serviceName: n.headless, podManagementPolicy: 'Parallel',
       selector: { matchLabels: relaySelector(relay.metadata.name) }, template,
       updateStrategy: { type: 'RollingUpdate' },
       // Queued mail lives on these volumes: keep them when scaling down or deleting.
@@ -105,9 +109,12 @@ export function horizontalPodAutoscaler(relay: EmailRelay, autoscaling: NonNulla
   };
 }
 
-/** SMTP ports from allowFrom (or anyone), metrics from anyone. */
+/** SMTP ports from allowFrom (or anyone), metrics from anyone, the hand-off listener from the fleet's own pods only. */
 export function networkPolicy(relay: EmailRelay, ports: Record<string, number>): KubeObject {
   const from = relay.spec.networkPolicy.allowFrom?.map((cidr) => ({ ipBlock: { cidr } }));
+  const handoff = relay.spec.queue.persistence.enabled
+    ? [{ from: [{ podSelector: { matchLabels: relaySelector(relay.metadata.name) } }], ports: [{ protocol: 'TCP', port: HANDOFF_PORT }] }]
+    : [];
   return {
     apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta(relay, names(relay).networkPolicy),
     spec: {
@@ -115,6 +122,7 @@ export function networkPolicy(relay: EmailRelay, ports: Record<string, number>):
       ingress: [
         { ...(from ? { from } : {}), ports: Object.values(ports).map((port) => ({ protocol: 'TCP', port })) },
         { ports: [{ protocol: 'TCP', port: HTTP_PORT }] },
+        ...handoff,
       ],
     },
   };

@@ -8,3 +8,11 @@ export const DATA_DIR = '/var/lib/mailfleet';
 export const HTTP_PORT = 9464;
 
 export const secretFile = (key: string) => `${SECRETS_DIR}/${key}`;
+
+/** The internal hand-off listener (scale-down): only the fleet's pods reach it (NetworkPolicy). */
+export const HANDOFF_PORT = 2526;
+/** The pod's own annotations, from the downward API: where the relay sees a drain request. */
+export const PODINFO_DIR = '/var/run/mailfleet/podinfo';
+export const ANNOTATIONS_FILE = `${PODINFO_DIR}/annotations`;
+/** The fleet token's file in the relay's Secret: hand-off sessions authenticate with it. */
+export const FLEET_TOKEN_KEY = 'fleet.token';

@@ -5,7 +5,7 @@
 // files change, so adding a domain never rolls pods.
 import { parseDuration } from '../../relay/util/duration.ts';
 import { relayLabels, relayNames, type EmailRelay } from './objects.ts';
-import { CONFIG_DIR, CONFIG_FILE, DATA_DIR, HTTP_PORT, SECRETS_DIR, TLS_DIR } from './relay-paths.ts';
+import { CONFIG_DIR, CONFIG_FILE, DATA_DIR, HANDOFF_PORT, HTTP_PORT, PODINFO_DIR, SECRETS_DIR, TLS_DIR } from './relay-paths.ts';
 
 export const DEFAULT_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
 const RUN_AS = 65532;
@@ -35,8 +35,14 @@ function volumes({ relay, tlsSecret }: PodInput): { volumes: Record<string, unkn
     volumes.push({ name: 'tls', secret: { secretName: tlsSecret, defaultMode: 0o440 } });
     mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
   }
-  // With persistence the StatefulSet's volumeClaimTemplates provide "data".
+  // With persistence the StatefulSet's volumeClaimTemplates provide "data", and the pod sees
+  // its own annotations (a drain request on scale-down) through the downward API. Not under
+  // CONFIG_DIR: that is a read-only ConfigMap mount, no place for a nested mount point.
   if (!relay.spec.queue.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
+  else {
+    volumes.push({ name: 'podinfo', downwardAPI: { items: [{ path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } });
+    mounts.push({ name: 'podinfo', mountPath: PODINFO_DIR, readOnly: true });
+  }
   return { volumes, mounts };
 }
 
@@ -49,6 +55,7 @@ function container(input: PodInput, mounts: Record<string, unknown>[]): Record<s
     ports: [
       ...Object.entries(input.ports).map(([p, port]) => ({ name: p, containerPort: port, protocol: 'TCP' })),
       { name: 'metrics', containerPort: HTTP_PORT, protocol: 'TCP' },
+      ...(spec.queue.persistence.enabled ? [{ name: 'handoff', containerPort: HANDOFF_PORT, protocol: 'TCP' }] : []),
     ],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },

@@ -4,6 +4,7 @@
 // of SenderDomains it serves. Pure, like the SenderDomain's.
 import type { EmailRelayStatus } from '../api/emailrelay.ts';
 import { condition, mergeConditions, summaryConditions, type ConditionInput } from './conditions.ts';
+import type { DrainCondition } from './drain.ts';
 import { relayHost, relaySelector, selectorString, type EmailRelay, type KubeObject } from './objects.ts';
 
 export type Workload = KubeObject & {
@@ -22,6 +23,8 @@ export interface RelayStatusInput {
   unservedTrustedDomains?: string[];
   /** Conditions beside the summary ones (e.g. SmarthostAuthenticated). */
   extra?: ConditionInput[];
+  /** A scale-down waiting for leaving pods to hand over their queues (operator/render/drain.ts). */
+  drain?: DrainCondition;
   now: Date;
 }
 
@@ -38,9 +41,11 @@ export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus
   const trusted = (relay.spec.trustedNetworks ?? []).length === 0 ? [] : [condition('TrustedNetworksServed', unserved.length === 0,
     unserved.length ? 'TrustedDomainNotServed' : 'AllServed',
     unserved.length ? `trustedNetworks name domains this relay serves no SenderDomain for; left out: ${unserved.join(', ')}` : 'every trustedNetworks domain is served')];
-  const conds = rolledOut
-    ? summaryConditions('Ready', 'Ready', `${readyN}/${want} pods ready`)
-    : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
+  const conds = input.drain
+    ? summaryConditions(input.drain.phase, input.drain.reason, input.drain.message)
+    : rolledOut
+      ? summaryConditions('Ready', 'Ready', `${readyN}/${want} pods ready`)
+      : summaryConditions('Progressing', 'PodsNotReady', `${readyN}/${want} pods ready${workload ? '' : ' (workload not created yet)'}`);
   const status: EmailRelayStatus = {
     observedGeneration: gen,
     conditions: mergeConditions(relay.status?.conditions, [...conds, ...trusted, ...(input.extra ?? [])], gen, now),

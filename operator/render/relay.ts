@@ -45,7 +45,7 @@ export function renderRelay(input: RelayInput): RelayOutput {
 
   const template = relayPodTemplate({ relay, image: input.image, tlsSecret: tlsSecretName(relay), ports });
   if (spec.queue.persistence.enabled) {
-    objects.push(statefulSet(relay, template));
+    objects.push(statefulSet(relay, template, input.workloadReplicas));
     absent.push({ apiVersion: 'apps/v1', kind: 'Deployment', name: n.workload });
   } else {
     objects.push(deployment(relay, template));

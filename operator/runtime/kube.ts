@@ -55,7 +55,13 @@ export class Kube {
     await this.kc.applyToHTTPSOptions(reqOpts);
     reqOpts.agent = url.protocol === 'https:' ? this.agent : undefined;
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    if (payload !== undefined) (reqOpts.headers as Record<string, string>)['content-type'] = opts.contentType ?? 'application/json';
+    if (payload !== undefined) {
+      const headers = reqOpts.headers as Record<string, string>;
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      // Not chunked: the API server does not read a chunked DELETE body, and the bytes left
+      // on a kept-alive connection turned the next request into a 400 Bad Request.
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
     const verb = opts.verb ?? method.toLowerCase();
     const resource = opts.resource ?? resourceOfPath(url.pathname);
     const lib = url.protocol === 'https:' ? https : http;

@@ -17,6 +17,9 @@ export const RESOURCES: Resource[] = [
   R('', 'v1', 'Secret', 'secrets'),
   R('', 'v1', 'Service', 'services'),
   R('', 'v1', 'Event', 'events'),
+  // The pods and volumes of a StatefulSet that scales down: drain annotation, /status, emptied volumes.
+  R('', 'v1', 'Pod', 'pods'),
+  R('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims'),
   R('apps', 'v1', 'StatefulSet', 'statefulsets'),
   R('apps', 'v1', 'Deployment', 'deployments'),
   R('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),

@@ -138,6 +138,11 @@ export class HandoffReceiver {
     return { host: a.address, port: a.port };
   }
 
+  /** Hand-off sessions open now: one may still commit a message here. */
+  get openSessions(): number {
+    return this.smtp?.connections.size ?? 0;
+  }
+
   updateTls(tls: { key: Buffer; cert: Buffer }): void {
     this.smtp.updateSecureContext({ key: tls.key, cert: tls.cert });
   }

@@ -77,7 +77,11 @@ describe.skipIf(!cluster.available)('chart on a real control plane', { timeout: 
     expect(await can('update', 'leases.coordination.k8s.io', NS)).toBe('yes');
     expect(await can('update', 'leases.coordination.k8s.io', 'default')).toBe('no');
     expect(await can('delete', 'emailrelays.mailfleet.io')).toBe('no');
-    expect(await can('patch', 'emailrelays.mailfleet.io')).toBe('no'); // spec belongs to users; only status is written
+    // patch only for the finalizer mailfleet.io/drain-queue (docs/operator.md); create/delete stay with users
+    expect(await can('patch', 'emailrelays.mailfleet.io')).toBe('yes');
+    expect(await can('update', 'emailrelays.mailfleet.io')).toBe('no');
+    expect(await can('get', 'pods/proxy')).toBe('yes');
+    expect(await can('delete', 'pods')).toBe('no');
   });
 
   it('upgrade with changed values rolls out the new pod template', async () => {

@@ -19,6 +19,8 @@ const NEEDS: [string, string[]][] = [
   ['emailrelays/status', ['patch']], ['senderdomains/status', ['patch']],
   ['servicemonitors', ['get', 'create', 'patch', 'delete']], ['certificates', ['get', 'create', 'patch', 'delete']],
   ['events', ['create']], ['leases', ['get', 'create', 'update']], ['namespaces', ['list', 'watch']],
+  // the drain (operator/controllers/drain.ts): finalizer, pod annotation and /status, emptied volumes
+  ['emailrelays', ['patch']], ['pods', ['get', 'patch']], ['pods/proxy', ['get']], ['persistentvolumeclaims', ['get', 'delete']],
 ];
 
 describe('deploy/rbac.yaml', () => {
@@ -28,7 +30,13 @@ describe('deploy/rbac.yaml', () => {
     expect(r, `${plural} in operator/runtime/resources.ts`).toBeDefined();
     for (const v of verbs) expect(allowed(r!.group, res, v), `${v} ${r!.group || 'core'}/${res}`).toBe(true);
   });
-  it('grants nothing on the custom resources beyond reading them and writing status', () => {
-    for (const v of ['create', 'update', 'patch', 'delete']) expect(allowed('mailfleet.io', 'emailrelays', v)).toBe(false);
+  it('grants nothing on the custom resources beyond reading them, writing status and patching an EmailRelay (its finalizer)', () => {
+    for (const v of ['create', 'update', 'delete']) expect(allowed('mailfleet.io', 'emailrelays', v)).toBe(false);
+    for (const v of ['create', 'update', 'patch', 'delete']) expect(allowed('mailfleet.io', 'senderdomains', v)).toBe(false);
+  });
+  it('reaches pods only to annotate them and read /status, volumes only to delete emptied ones', () => {
+    for (const v of ['list', 'watch', 'create', 'update', 'delete']) expect(allowed('', 'pods', v)).toBe(false);
+    for (const v of ['create', 'update', 'patch', 'list']) expect(allowed('', 'persistentvolumeclaims', v)).toBe(false);
+    expect(allowed('', 'pods/exec', 'create')).toBe(false);
   });
 });

@@ -115,6 +115,29 @@ describe('renderRelay', () => {
     expect(kindOf(scaled, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge' });
   });
 
+  it('with a persistent queue: the hand-off listener, its fleet token, the pods that stay as peers, the annotations file, and a NetworkPolicy rule letting only the fleet reach it', () => {
+    const relay = relayObject('edge', { replicas: 3, tls: { secretName: 'edge-cert' }, networkPolicy: { enabled: true, allowFrom: ['10.0.0.0/8'] } });
+    const out = renderRelay(input({ relay, fleetToken: 'fleet-secret', workloadReplicas: 5 }));
+    expect(out.errors).toEqual([]);
+    const cfg = relayConfigSchema.parse(YAML.parse(kindOf(out, 'ConfigMap').data['relay.yaml']));
+    expect(cfg.handoff).toEqual({
+      annotationsFile: '/var/run/mailfleet/podinfo/annotations', host: '0.0.0.0', port: 2526, tokenFile: '/var/run/mailfleet/secrets/fleet.token', connections: 4,
+      peers: ['edge-0.edge-headless.mail.svc:2526', 'edge-1.edge-headless.mail.svc:2526', 'edge-2.edge-headless.mail.svc:2526'],
+    });
+    expect(decodeSecretData(kindOf(out, 'Secret'))['fleet.token']).toBe('fleet-secret');
+    const sts = kindOf(out, 'StatefulSet');
+    expect(sts.spec.replicas).toBe(5); // leaving pods drain before the StatefulSet lets them go
+    expect(sts.spec.template.spec.volumes).toContainEqual({ name: 'podinfo', downwardAPI: { items: [{ path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } });
+    expect(sts.spec.template.spec.containers[0].ports).toContainEqual({ name: 'handoff', containerPort: 2526, protocol: 'TCP' });
+    const np = kindOf(out, 'NetworkPolicy');
+    expect(np.spec.ingress).toContainEqual({ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'mailfleet-relay', 'app.kubernetes.io/instance': 'edge' } } }], ports: [{ protocol: 'TCP', port: 2526 }] });
+    // the hand-off port is no Service port, and the SMTP rule (allowFrom) does not open it
+    for (const svc of out.objects.filter((o) => o.kind === 'Service') as any[]) expect(svc.spec.ports.map((p: any) => p.port)).not.toContain(2526);
+    expect(np.spec.ingress[0].ports.map((p: any) => p.port)).not.toContain(2526);
+    const clash = renderRelay(input({ relay: relayObject('edge', { tls: { secretName: 'edge-cert' }, listeners: { submission: { port: 2526 } } }), fleetToken: 't' }));
+    expect(clash.errors).toEqual(["listeners.submission: port 2526 is the fleet's hand-off listener (with a persistent queue); choose another port"]);
+  });
+
   it('sets controller ownerReferences on everything', () => {
     for (const o of renderRelay(input()).objects) {
       expect(o.metadata.ownerReferences).toEqual([{ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', name: 'edge', uid: 'uid-edge', controller: true, blockOwnerDeletion: true }]);

@@ -1,0 +1,136 @@
+// Scale-down and deletion with queued mail, as a pure plan (docs/operator.md, "Scale-down,
+// deletion and queued mail"): from the EmailRelay, its StatefulSet's replicas as they are,
+// the pods that would leave and what each of them reports on /status, decide which pods
+// are asked to drain (annotation), how many replicas the StatefulSet keeps, which volumes
+// may go, what the status says and whether the deletion finalizer stays. The controller
+// does the reading and writing (operator/controllers/drain.ts).
+import { parseDuration } from '../../relay/util/duration.ts';
+import { DRAIN_ANNOTATION } from '../../relay/handoff/annotations.ts';
+import { relayNames, type EmailRelay } from './objects.ts';
+
+export { DRAIN_ANNOTATION };
+export const SKIP_DRAIN_ANNOTATION = 'mailfleet.io/skip-drain';
+export const DRAIN_FINALIZER = 'mailfleet.io/drain-queue';
+/** How soon a drain in progress is looked at again. */
+export const DRAIN_RECHECK_MS = 5_000;
+
+/** A relay pod's own words on /status; `error` when it could not be asked. */
+export type PodProgress = { draining: boolean; queued: number; sessions?: number } | { error: string };
+
+export interface DrainPod {
+  ordinal: number;
+  name: string;
+  exists: boolean;
+  /** The value of its drain annotation (the time it was asked), if it has one. */
+  drainRequested?: string | undefined;
+}
+
+export interface DrainInput {
+  relay: EmailRelay;
+  /** The StatefulSet's spec.replicas as it is now; undefined when there is none yet. */
+  liveReplicas: number | undefined;
+  /** Pods by ordinal, for every ordinal below max(liveReplicas, spec.replicas) the controller looked at. */
+  pods: DrainPod[];
+  /** What the pods asked to drain report, by pod name. */
+  progress: Map<string, PodProgress>;
+  now: Date;
+}
+
+export interface DrainCondition {
+  phase: 'Progressing' | 'Degraded';
+  reason: 'DrainingPods' | 'DrainStalled';
+  message: string;
+}
+
+export interface DrainPlan {
+  /** Replicas to render into the StatefulSet (spec.replicas unless leaving pods still hold mail). */
+  workloadReplicas: number;
+  /** Pods to ask to drain (annotate with the time). */
+  annotate: string[];
+  /** Pods whose drain request is withdrawn (scaled back up before they left). */
+  withdraw: string[];
+  /** PVCs whose queues were seen empty: deleted once the StatefulSet no longer wants their pods. */
+  deleteClaims: string[];
+  finalizer: 'add' | 'remove' | 'keep';
+  condition?: DrainCondition;
+  requeueMs?: number;
+  /** A drain is under way or stalled: the controller reads the pods again next time. */
+  active: boolean;
+}
+
+export const claimName = (relay: string, ordinal: number) => `data-${relayNames(relay).workload}-${ordinal}`;
+export const podName = (relay: string, ordinal: number) => `${relayNames(relay).workload}-${ordinal}`;
+
+/** Empty and quiet: draining, nothing queued, no SMTP session that could still commit a message. */
+export function drained(p: PodProgress | undefined): boolean {
+  return !!p && !('error' in p) && p.draining && p.queued === 0 && (p.sessions ?? 0) === 0;
+}
+
+export function planDrain(input: DrainInput): DrainPlan {
+  const { relay, now } = input;
+  const spec = relay.spec;
+  const name = relay.metadata.name;
+  const deleting = !!relay.metadata.deletionTimestamp;
+  const hasFinalizer = relay.metadata.finalizers?.includes(DRAIN_FINALIZER) ?? false;
+  const none = { annotate: [], withdraw: [], deleteClaims: [], active: false };
+  // Without volumes there is nothing to hand over: an emptyDir queue goes with its pod.
+  if (!spec.queue.persistence.enabled) return { ...none, workloadReplicas: spec.replicas, finalizer: hasFinalizer ? 'remove' : 'keep' };
+  if (deleting && !hasFinalizer) return { ...none, workloadReplicas: input.liveReplicas ?? 0, finalizer: 'keep' };
+  if (deleting && relay.metadata.annotations?.[SKIP_DRAIN_ANNOTATION] === 'true') {
+    // Let it go at once; the volumes stay (whenDeleted: Retain) for `mailfleet queue import`.
+    return { ...none, workloadReplicas: input.liveReplicas ?? 0, finalizer: 'remove' };
+  }
+  const finalizer = deleting || hasFinalizer ? 'keep' : 'add';
+  const target = deleting ? 0 : spec.replicas;
+  const current = input.liveReplicas ?? target;
+  const byOrdinal = new Map(input.pods.map((p) => [p.ordinal, p]));
+
+  if (target >= current) {
+    // Scaling up, or back up before a drain finished: nobody leaves.
+    const withdraw = input.pods.filter((p) => p.ordinal < target && p.exists && p.drainRequested).map((p) => p.name);
+    return { ...none, withdraw, workloadReplicas: target, finalizer: deleting ? 'remove' : finalizer };
+  }
+
+  const leaving = Array.from({ length: current - target }, (_, i) => target + i);
+  const annotate: string[] = [];
+  const requested: number[] = [];
+  for (const ord of leaving) {
+    const pod = byOrdinal.get(ord);
+    if (pod?.exists && !pod.drainRequested) annotate.push(pod.name);
+    const at = pod?.drainRequested ? Date.parse(pod.drainRequested) : now.getTime();
+    requested.push(Number.isFinite(at) ? at : now.getTime());
+  }
+  const withdraw = input.pods.filter((p) => p.ordinal < target && p.exists && p.drainRequested).map((p) => p.name);
+  const pending = leaving.filter((ord) => !drained(input.progress.get(podName(name, ord))));
+  if (pending.length === 0) {
+    const deleteClaims = leaving.map((ord) => claimName(name, ord));
+    return { annotate, withdraw, deleteClaims, workloadReplicas: target, finalizer: deleting ? 'remove' : finalizer, active: false };
+  }
+
+  let queued = 0;
+  const unknown: string[] = [];
+  const holding: string[] = [];
+  for (const ord of pending) {
+    const pod = podName(name, ord);
+    const p = input.progress.get(pod);
+    if (!p || 'error' in p) unknown.push(pod);
+    else { queued += p.queued; holding.push(`${pod} (${p.queued})`); }
+  }
+  const since = Math.min(...requested);
+  const waited = now.getTime() - since;
+  const what = deleting ? 'deletion' : `scale-down ${current}→${target}`;
+  const parts = [
+    holding.length ? `${queued} messages still queued on ${holding.join(', ')}` : '',
+    unknown.length ? `no progress from ${unknown.join(', ')}` : '',
+  ].filter(Boolean).join('; ');
+  const counts = `${leaving.length - pending.length}/${leaving.length} leaving pods drained`;
+  const stalled = waited > parseDuration(spec.queue.maxDrainTime);
+  const condition: DrainCondition = stalled
+    ? {
+      phase: 'Degraded', reason: 'DrainStalled',
+      message: `${what}: ${counts} after ${Math.round(waited / 60_000)} min (queue.maxDrainTime ${spec.queue.maxDrainTime}): ${parts}; the pods and their volumes stay until their queues are empty`
+        + (deleting ? ` (annotate mailfleet.io/skip-drain="true" to delete now and keep the volumes for mailfleet queue import)` : ''),
+    }
+    : { phase: 'Progressing', reason: 'DrainingPods', message: `${what}: ${counts}; ${parts}` };
+  return { annotate, withdraw, deleteClaims: [], workloadReplicas: current, finalizer, condition, requeueMs: DRAIN_RECHECK_MS, active: true };
+}

@@ -1,0 +1,78 @@
+// The scale-down/deletion drain as a pure plan (operator/render/drain.ts): who is asked to
+// drain, when the StatefulSet shrinks, which volumes may go, what the status says.
+import { describe, expect, it } from 'vitest';
+import { DRAIN_FINALIZER, SKIP_DRAIN_ANNOTATION, planDrain, type DrainPod, type PodProgress } from '../../../operator/render/drain.ts';
+import type { EmailRelay } from '../../../operator/render/objects.ts';
+import { relayObject } from '../../operator/fixtures.ts';
+
+const NOW = new Date('2026-12-01T12:00:00Z');
+const relay = (replicas: number, meta: Partial<EmailRelay['metadata']> = {}): EmailRelay => {
+  const r = relayObject('queue', { replicas, queue: { maxDrainTime: '30m' } });
+  return { ...r, metadata: { ...r.metadata, finalizers: [DRAIN_FINALIZER], ...meta } };
+};
+const pods = (n: number, drain: Record<number, string> = {}): DrainPod[] =>
+  Array.from({ length: n }, (_, i) => ({ ordinal: i, name: `queue-${i}`, exists: true, drainRequested: drain[i] }));
+const progress = (p: Record<string, PodProgress>) => new Map(Object.entries(p));
+
+describe('planDrain', () => {
+  it('adds the finalizer to a persistent relay and does nothing else while nobody leaves', () => {
+    const r = relayObject('queue', { replicas: 3 });
+    expect(planDrain({ relay: r, liveReplicas: 3, pods: [], progress: new Map(), now: NOW }))
+      .toEqual({ annotate: [], withdraw: [], deleteClaims: [], workloadReplicas: 3, finalizer: 'add', active: false });
+  });
+
+  it('3→1: asks pods 1 and 2 to drain and keeps the StatefulSet at 3 until both report an empty queue', () => {
+    const first = planDrain({ relay: relay(1), liveReplicas: 3, pods: pods(3), progress: new Map(), now: NOW });
+    expect(first).toMatchObject({ annotate: ['queue-1', 'queue-2'], workloadReplicas: 3, deleteClaims: [], finalizer: 'keep', active: true });
+    expect(first.condition).toMatchObject({ phase: 'Progressing', reason: 'DrainingPods' });
+
+    const asked = pods(3, { 1: '2026-12-01T11:59:00Z', 2: '2026-12-01T11:59:00Z' });
+    const busy = planDrain({ relay: relay(1), liveReplicas: 3, pods: asked, progress: progress({ 'queue-1': { draining: true, queued: 0 }, 'queue-2': { draining: true, queued: 7 } }), now: NOW });
+    expect(busy).toMatchObject({ annotate: [], workloadReplicas: 3, deleteClaims: [] });
+    expect(busy.condition?.message).toBe('scale-down 3→1: 1/2 leaving pods drained; 7 messages still queued on queue-2 (7)');
+
+    // an open SMTP session could still commit a message: not drained yet
+    const session = planDrain({ relay: relay(1), liveReplicas: 3, pods: asked, progress: progress({ 'queue-1': { draining: true, queued: 0 }, 'queue-2': { draining: true, queued: 0, sessions: 1 } }), now: NOW });
+    expect(session.workloadReplicas).toBe(3);
+
+    const done = planDrain({ relay: relay(1), liveReplicas: 3, pods: asked, progress: progress({ 'queue-1': { draining: true, queued: 0 }, 'queue-2': { draining: true, queued: 0, sessions: 0 } }), now: NOW });
+    expect(done).toMatchObject({ workloadReplicas: 1, deleteClaims: ['data-queue-1', 'data-queue-2'], active: false });
+    expect(done.condition).toBeUndefined();
+  });
+
+  it('a pod that cannot be asked counts as holding mail; past maxDrainTime the relay is Stalled, never shrunk', () => {
+    const asked = pods(2, { 1: '2026-12-01T11:00:00Z' });
+    const plan = planDrain({ relay: relay(1), liveReplicas: 2, pods: asked, progress: progress({ 'queue-1': { error: 'connection refused' } }), now: NOW });
+    expect(plan).toMatchObject({ workloadReplicas: 2, deleteClaims: [], condition: { phase: 'Degraded', reason: 'DrainStalled' } });
+    expect(plan.condition?.message).toContain('no progress from queue-1');
+    expect(plan.condition?.message).toContain('the pods and their volumes stay until their queues are empty');
+  });
+
+  it('scaled back up before the drain finished: the requests are withdrawn and nothing is deleted', () => {
+    const asked = pods(3, { 1: '2026-12-01T11:59:00Z', 2: '2026-12-01T11:59:00Z' });
+    expect(planDrain({ relay: relay(3), liveReplicas: 3, pods: asked, progress: new Map(), now: NOW }))
+      .toMatchObject({ withdraw: ['queue-1', 'queue-2'], deleteClaims: [], workloadReplicas: 3, active: false });
+    expect(planDrain({ relay: relay(2), liveReplicas: 3, pods: asked, progress: new Map(), now: NOW }))
+      .toMatchObject({ withdraw: ['queue-1'], annotate: [], workloadReplicas: 3 });
+  });
+
+  it('deletion: every pod drains; the finalizer goes only when all are empty (then their volumes too); skip-drain lets it go at once, volumes kept', () => {
+    const deleting = relay(2, { deletionTimestamp: '2026-12-01T11:59:30Z' });
+    const waiting = planDrain({ relay: deleting, liveReplicas: 2, pods: pods(2), progress: new Map(), now: NOW });
+    expect(waiting).toMatchObject({ annotate: ['queue-0', 'queue-1'], finalizer: 'keep', condition: { reason: 'DrainingPods' } });
+    expect(waiting.condition?.message).toMatch(/^deletion: 0\/2 leaving pods drained/);
+    const asked = pods(2, { 0: '2026-12-01T11:59:30Z', 1: '2026-12-01T11:59:30Z' });
+    const empty = progress({ 'queue-0': { draining: true, queued: 0 }, 'queue-1': { draining: true, queued: 0 } });
+    expect(planDrain({ relay: deleting, liveReplicas: 2, pods: asked, progress: empty, now: NOW }))
+      .toMatchObject({ finalizer: 'remove', deleteClaims: ['data-queue-0', 'data-queue-1'] });
+    const skip = relay(2, { deletionTimestamp: '2026-12-01T11:59:30Z', annotations: { [SKIP_DRAIN_ANNOTATION]: 'true' } });
+    expect(planDrain({ relay: skip, liveReplicas: 2, pods: asked, progress: new Map(), now: NOW }))
+      .toMatchObject({ finalizer: 'remove', deleteClaims: [], annotate: [] });
+  });
+
+  it('an emptyDir relay has nothing to hand over: no finalizer (an old one is removed)', () => {
+    const r = relayObject('queue', { replicas: 1, queue: { persistence: { enabled: false } } });
+    expect(planDrain({ relay: { ...r, metadata: { ...r.metadata, finalizers: [DRAIN_FINALIZER] } }, liveReplicas: undefined, pods: [], progress: new Map(), now: NOW }))
+      .toMatchObject({ finalizer: 'remove', workloadReplicas: 1 });
+  });
+});
