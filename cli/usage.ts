@@ -58,6 +58,8 @@ in brackets.
   --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
+  --verify-interval SECONDS    default 3600: a verified domain's DNS proof of control is checked again this often
+  --verify-grace SECONDS       default 86400: a domain whose proof disappeared is served this long, then not
   --log-level LEVEL            [MAILFLEET_LOG_LEVEL] default info
   --watch-namespaces NS,...    list, watch and write only in these namespaces (namespace-scoped
                                install, docs/tenancy.md); default: every namespace

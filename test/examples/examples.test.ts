@@ -130,7 +130,9 @@ describe.skipIf(!cluster.available)('examples/k8s on a real control plane', { ti
     const outbound = await ready('emailrelay', 'outbound');
     const via = await ready('emailrelay', 'via-provider');
     const shop = await ready('senderdomain', 'shop-example');
-    expect(outbound.status).toMatchObject({ replicas: 2, readyReplicas: 2, domains: 1 });
+    // example.com's first key waits for its DKIM record (nothing in DNS here): not served yet, so
+    // the relay serves no domain (mail would otherwise leave unsigned)
+    expect(outbound.status).toMatchObject({ replicas: 2, readyReplicas: 2, domains: 0 });
     expect(shop.status.dkim.activeSelectors).toEqual(['s2024']);
 
     // example.com: key made and login written, but not Ready until its DKIM record is in DNS
