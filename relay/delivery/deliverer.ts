@@ -54,6 +54,9 @@ interface Resolved {
   mtaSts?: MtaSts;
 }
 
+/** 4.7.4 / 4.7.5: the TLS a policy required could not be had (outcome.ts hostFailure). */
+const TLS_FAILURE = /^4\.7\.[45]$/;
+
 /** Recipients per transaction (RFC 5321 §4.5.3.1.8 guarantees servers take at least 100). */
 const MAX_RCPTS_PER_TRANSACTION = 100;
 
@@ -358,6 +361,8 @@ export class Deliverer {
             if (failures.length === 0) {
               const what = route === 'mx' ? (targets.length > 1 ? 'every MX address' : 'the MX address') : (targets.length > 1 ? 'every smarthost' : 'the smarthost');
               done = deferAll(chunk, signal?.aborted ? 'relay is shutting down' : `${what} of ${destination} is marked down after failures (last: ${pick.reason})`, pick.enhanced);
+              // down because the TLS its policy requires failed (at a probe, or earlier): a TLS failure too
+              if (TLS_FAILURE.test(pick.enhanced) && left[0]) this.countTls(tlsOf(left[0].pool), 'failed');
             }
             break;
           }
@@ -399,8 +404,7 @@ export class Deliverer {
   ): Promise<AttemptResult> {
     const r = await this.attemptOn(job, destination, rcpts, configured, signals, tls);
     if (r.kind === 'answer') this.countTls(tls, answeredResult(tls));
-    // 4.7.4 / 4.7.5: the TLS a policy required could not be had (outcome.ts hostFailure)
-    else if (r.kind === 'unreachable' && /^4\.7\.[45]$/.test(r.failure.enhanced)) this.countTls(tls, 'failed');
+    else if (r.kind === 'unreachable' && TLS_FAILURE.test(r.failure.enhanced)) this.countTls(tls, 'failed');
     return r;
   }
 
