@@ -151,12 +151,18 @@ export class LeaderElector {
     if (!this.isLeader) return;
     this.isLeader = false;
     const { leases, namespace, name, identity } = this.o;
-    try {
-      const l = await leases.get(namespace, name);
-      if (l?.spec.holderIdentity !== identity) return;
-      await leases.update({ ...l, spec: { ...l.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(this.clock.now()) } });
-    } catch (e) {
-      this.o.log.warn({ err: (e as Error).message }, 'could not release the lease');
+    // A renewal already in flight may land between our read and our write (409): read again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const l = await leases.get(namespace, name);
+        if (l?.spec.holderIdentity !== identity) return;
+        await leases.update({ ...l, spec: { ...l.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(this.clock.now()) } });
+        return;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409 && attempt < 3) continue;
+        this.o.log.warn({ err: (e as Error).message }, 'could not release the lease');
+        return;
+      }
     }
   }
 }

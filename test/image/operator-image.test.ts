@@ -151,8 +151,10 @@ describe.skipIf(!available || !bins)('the operator image against the test contro
     // podman stop sends the image's stop signal (SIGTERM) and waits the pod's grace period.
     const stopped = await podman(['stop', op!.name], { timeoutMs: 60_000 });
     expect(stopped.code, stopped.stderr).toBe(0);
-    expect(await op!.wait()).toBe(0);
+    const code = await op!.wait();
+    const logs = (await op!.logs()).split('\n').slice(-30).join('\n');
+    expect(code, logs).toBe(0);
     const lease = await getJson(['get', 'lease', 'mailfleet', '-n', NS]);
-    expect(lease.spec.holderIdentity ?? '').toBe('');
+    expect(lease.spec.holderIdentity ?? '', logs).toBe('');
   });
 });

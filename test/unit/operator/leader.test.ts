@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../../operator/runtime/leader.ts';
 import { FakeClock, FakeLeases, silentLog } from './fakes.ts';
+import type { Lease } from '../../../operator/runtime/leader.ts';
 
 const LEASE_S = 15;
 const RENEW_DEADLINE_MS = 10_000;
@@ -108,5 +109,29 @@ describe('LeaderElector', () => {
     expect(b.leading()).toBe(true);
     expect(a.lost).toEqual([]);
     await b.e.release();
+  });
+
+  it('releases the Lease even when a renewal in flight lands between its read and its write', async () => {
+    // what a busy API server does to a SIGTERM that arrives mid-renewal: the renewal's write
+    // bumps the resourceVersion after release() read the Lease
+    class RacingLeases extends FakeLeases {
+      race = false;
+      override async get(): Promise<Lease | undefined> {
+        const seen = await super.get();
+        if (this.race && this.lease) {
+          this.race = false;
+          this.lease = { ...this.lease, metadata: { ...this.lease.metadata, resourceVersion: `${this.lease.metadata.resourceVersion}-renewed` } };
+        }
+        return seen;
+      }
+    }
+    const clock = new FakeClock();
+    const leases = new RacingLeases();
+    const a = elector('a', leases, clock);
+    await clock.advance(0);
+    expect(a.leading()).toBe(true);
+    leases.race = true;
+    await a.e.release();
+    expect(leases.lease?.spec.holderIdentity).toBeNull();
   });
 });
