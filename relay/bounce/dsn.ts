@@ -1,6 +1,7 @@
 // RFC 3464 delivery status notifications, built as plain text: a human part, the
-// machine-readable message/delivery-status part and the original headers (never the
-// body, so a bounce of a 25 MB message stays small; RET=FULL gets the headers too).
+// machine-readable message/delivery-status part and the original headers — or, when the
+// client asked with RET=FULL and the message is small (FULL_RETURN_MAX), the whole message,
+// so a bounce of a 25 MB message still stays small.
 // One notice may report failed, delayed and relayed recipients (RFC 3461 §6); the
 // client's ENVID and ORCPT come back as Original-Envelope-Id and Original-Recipient.
 import crypto from 'node:crypto';
@@ -24,6 +25,8 @@ export interface DsnInput {
   arrivalDate: Date;
   failures: DsnReport[];
   originalHeaders: Buffer;
+  /** The whole original message, to attach instead of the headers (RET=FULL, failures only). */
+  originalMessage?: Buffer;
   /** The client's ENVID, decoded. */
   envid?: string;
   /** For delayed recipients: when the relay gives up. */
@@ -73,7 +76,7 @@ export function buildDsn(input: DsnInput): Buffer {
     ...section(delayed, `Your message could not be delivered yet; it stays queued and is retried${input.willRetryUntil ? ` until ${input.willRetryUntil.toUTCString()}` : ''}. No action is needed:`),
     ...section(relayed, 'Your message was handed to a next hop that does not return delivery notifications (no further notice will follow):'),
     '',
-    'The headers of your message are attached.',
+    input.originalMessage ? 'Your message is attached.' : 'The headers of your message are attached.',
   ];
   const perRecipient = input.failures.map((f) => [
     ...(f.orcpt ? [`Original-Recipient: ${originalRecipient(f.orcpt)}`] : []),
@@ -114,9 +117,19 @@ export function buildDsn(input: DsnInput): Buffer {
     perRecipient.join('\r\n\r\n'),
     '',
     `--${boundary}`,
-    'Content-Type: text/rfc822-headers',
-    '',
   ];
+  if (input.originalMessage) {
+    // the message as received (CRLF already); 8bit, as it came
+    const msg = input.originalMessage;
+    const end = msg.subarray(-2).equals(Buffer.from('\r\n')) ? '' : '\r\n';
+    return Buffer.concat([
+      Buffer.from(`${[...lines, 'Content-Type: message/rfc822', 'Content-Transfer-Encoding: 8bit', ''].join('\r\n')}\r\n`, 'utf8'),
+      msg, Buffer.from(`${end}\r\n--${boundary}--\r\n`),
+    ]);
+  }
   const headers = input.originalHeaders.toString('utf8').replace(/\r?\n/g, '\r\n').replace(/(\r\n)+$/, '');
-  return Buffer.from(`${lines.join('\r\n')}\r\n${headers}\r\n\r\n--${boundary}--\r\n`, 'utf8');
+  return Buffer.from(`${[...lines, 'Content-Type: text/rfc822-headers', ''].join('\r\n')}\r\n${headers}\r\n\r\n--${boundary}--\r\n`, 'utf8');
 }
+
+/** The largest message a RET=FULL failure notice carries whole; larger ones get their headers. */
+export const FULL_RETURN_MAX = 256 * 1024;

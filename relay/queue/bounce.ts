@@ -2,7 +2,7 @@
 // recipients' NOTIFY asked (RFC 3461 §4.1; without NOTIFY: failures only): used by the
 // delivery runner and by queue control (`queue delete --dsn`).
 import type { Logger } from '../log.ts';
-import { buildDsn, type DsnReport } from '../bounce/dsn.ts';
+import { buildDsn, FULL_RETURN_MAX, type DsnReport } from '../bounce/dsn.ts';
 import { wantsNotice } from './dsn.ts';
 import type { DeliveryState, QueuedMessage, QueueStore, RecipientResult } from './store.ts';
 
@@ -50,10 +50,14 @@ async function queueNotice(
     log.warn({ queueId: q.meta.id, reports: reports.length }, 'no DSN: null sender');
     return undefined;
   }
+  // RET=FULL: the whole message comes back with failures (RFC 3461 §4.3), if it is small
+  const full = q.meta.dsn?.ret === 'FULL' && reports.some((r) => (r.action ?? 'failed') === 'failed')
+    ? await store.readMessage(q.meta.id, FULL_RETURN_MAX) : undefined;
   const dsn = buildDsn({
     reportingMta: hostname, queueId: q.meta.id, originalSender: q.meta.from,
     arrivalDate: new Date(q.meta.receivedAt), failures: reports, originalHeaders: await store.readHeaders(q.meta.id),
     ...(q.meta.dsn?.envid ? { envid: q.meta.dsn.envid } : {}), ...(willRetryUntil ? { willRetryUntil } : {}),
+    ...(full ? { originalMessage: full } : {}),
   });
   const queued = await store.acceptBuffer({ from: '', recipients: [q.meta.from], isDsn: true }, dsn);
   const actions = [...new Set(reports.map((r) => r.action ?? 'failed'))];

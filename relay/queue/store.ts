@@ -408,6 +408,21 @@ export class QueueStore {
     return oldest;
   }
 
+  /** The whole message as received (no prepend), for a RET=FULL notice; undefined when larger than `limit`. */
+  async readMessage(id: string, limit: number): Promise<Buffer | undefined> {
+    const q = this.index.get(id);
+    if (!q) throw new Error(`queue id ${id} not found`);
+    if (q.meta.size > limit) return undefined;
+    const fh = await fsp.open(q.path, 'r');
+    try {
+      const buf = Buffer.alloc(q.meta.size);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Reads the start of a message (its header block) for DSNs, without loading the body. */
   async readHeaders(id: string, limit = 64 * 1024): Promise<Buffer> {
     const q = this.index.get(id);

@@ -89,6 +89,20 @@ describe('DSN parameters at delivery', () => {
     expect(metricValue(await scrape(x.relay.httpPort), 'mailfleet_dsn_generated_total')).toBe(1);
   });
 
+  it('returns the whole message for RET=FULL and only the headers for RET=HDRS', async () => {
+    const x = await world({ rcptReply: (rcpt) => (rcpt.startsWith('gone') ? { code: 550, message: '5.1.1 no such user' } : undefined) });
+    await submit(x, 'RET=FULL', ['<gone-full@dest.test>'], 'full return');
+    await submit(x, 'RET=HDRS', ['<gone-hdrs@dest.test>'], 'headers return');
+    await waitUntil('two notices', () => notices(x).length === 2 && x.relay.relay.queue.size === 0);
+    const full = notices(x).find((m) => m.data!.includes('gone-full@dest.test'))!.data!.toString();
+    const hdrs = notices(x).find((m) => m.data!.includes('gone-hdrs@dest.test'))!.data!.toString();
+    expect(full).toMatch(/Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n[^]*Subject: full return\r\n\r\nbody\r\n/);
+    expect(full).toContain('Your message is attached.');
+    expect(hdrs).toContain('Content-Type: text/rfc822-headers');
+    expect(hdrs).toContain('Subject: headers return');
+    expect(hdrs).not.toMatch(/\r\n\r\nbody\r\n/);
+  });
+
   it('sends one "delayed" notice to a NOTIFY=DELAY recipient that is deferred, none to the others', async () => {
     const x = await world({ rcptReply: (rcpt, attempt) => (rcpt.startsWith('slow') && attempt < 3 ? { code: 451, message: '4.3.0 try again' } : undefined) });
     await submit(x, 'ENVID=d1', ['<slow-delay@dest.test> NOTIFY=DELAY,FAILURE', '<slow-plain@dest.test>'], 'slow');
