@@ -76,9 +76,15 @@ export function planDrain(input: DrainInput): DrainPlan {
   // Without volumes there is nothing to hand over: an emptyDir queue goes with its pod.
   if (!spec.queue.persistence.enabled) return { ...none, workloadReplicas: spec.replicas, finalizer: hasFinalizer ? 'remove' : 'keep' };
   if (deleting && !hasFinalizer) return { ...none, workloadReplicas: input.liveReplicas ?? 0, finalizer: 'keep' };
-  if (deleting && relay.metadata.annotations?.[SKIP_DRAIN_ANNOTATION] === 'true') {
+  const skip = relay.metadata.annotations?.[SKIP_DRAIN_ANNOTATION] === 'true';
+  if (deleting && skip) {
     // Let it go at once; the volumes stay (whenDeleted: Retain) for `mailfleet queue import`.
     return { ...none, workloadReplicas: input.liveReplicas ?? 0, finalizer: 'remove' };
+  }
+  if (skip) {
+    // A person's way out of a drain that cannot finish (a pod that never comes back): the
+    // StatefulSet follows spec.replicas at once and every volume stays for `mailfleet queue import`.
+    return { ...none, workloadReplicas: spec.replicas, finalizer: hasFinalizer ? 'keep' : 'add' };
   }
   const finalizer = deleting || hasFinalizer ? 'keep' : 'add';
   const target = deleting ? 0 : spec.replicas;
@@ -129,7 +135,7 @@ export function planDrain(input: DrainInput): DrainPlan {
     ? {
       phase: 'Degraded', reason: 'DrainStalled',
       message: `${what}: ${counts} after ${Math.round(waited / 60_000)} min (queue.maxDrainTime ${spec.queue.maxDrainTime}): ${parts}; the pods and their volumes stay until their queues are empty`
-        + (deleting ? ` (annotate mailfleet.io/skip-drain="true" to delete now and keep the volumes for mailfleet queue import)` : ''),
+        + ` (annotate the EmailRelay mailfleet.io/skip-drain="true" to ${deleting ? 'delete' : 'scale down'} now and keep the volumes for mailfleet queue import)`,
     }
     : { phase: 'Progressing', reason: 'DrainingPods', message: `${what}: ${counts}; ${parts}` };
   return { annotate, withdraw, deleteClaims: [], workloadReplicas: current, finalizer, condition, requeueMs: DRAIN_RECHECK_MS, active: true };

@@ -48,6 +48,15 @@ describe('planDrain', () => {
     expect(plan.condition?.message).toContain('the pods and their volumes stay until their queues are empty');
   });
 
+  it('skip-drain on a scale-down: the StatefulSet follows spec.replicas at once and no volume is deleted', () => {
+    const asked = pods(3, { 1: '2026-12-01T11:00:00Z', 2: '2026-12-01T11:00:00Z' });
+    const skip = relay(1, { annotations: { [SKIP_DRAIN_ANNOTATION]: 'true' } });
+    expect(planDrain({ relay: skip, liveReplicas: 3, pods: asked, progress: progress({ 'queue-1': { draining: true, queued: 4 } }), now: NOW }))
+      .toMatchObject({ workloadReplicas: 1, deleteClaims: [], annotate: [], active: false, finalizer: 'keep' });
+    expect(planDrain({ relay: relay(1), liveReplicas: 3, pods: asked, progress: new Map(), now: NOW }).condition?.message)
+      .toContain('annotate the EmailRelay mailfleet.io/skip-drain="true" to scale down now and keep the volumes');
+  });
+
   it('scaled back up before the drain finished: the requests are withdrawn and nothing is deleted', () => {
     const asked = pods(3, { 1: '2026-12-01T11:59:00Z', 2: '2026-12-01T11:59:00Z' });
     expect(planDrain({ relay: relay(3), liveReplicas: 3, pods: asked, progress: new Map(), now: NOW }))
