@@ -63,6 +63,9 @@ describe('graceful shutdown', () => {
     relay = await spawnRelay(configFile);
     await sink.waitFor(1, 20_000);
     expect(sink.messages[0]!.data!.toString()).toContain('Subject: in flight');
+    // the next test reassigns `relay`: this one must not outlive the file
+    relay.child.kill('SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 });
 
