@@ -18,6 +18,7 @@ import type { Reconciler, Request } from '../runtime/manager.ts';
 import { parseRelay } from './specs.ts';
 import { clusterClaims } from './attachment.ts';
 import { verificationRequired, type DomainVerifier } from '../tenancy/verification.ts';
+import { selectorCondition } from '../tenancy/admission.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
 import { smarthostAuthCondition } from '../render/smarthost-oauth2.ts';
 import { IMAGE_OVERRIDE_NOT_ALLOWED, imageOverrideRefusal } from '../tenancy/image-override.ts';
@@ -193,7 +194,8 @@ export class EmailRelayController implements Reconciler {
     const auth = smarthostAuthCondition(await Promise.all(out.oauth2Checks.map(async (c) => ({ what: c.what, result: await this.probes.check(c.config, c.secrets, c.user) }))));
     // A warning beside Ready, never part of it: the relay serves and queues whatever DNS says.
     const egress = await this.o.egressIdentity?.check(`${ns}/${name}`, relay.spec);
-    const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : [])];
+    const admission = selectorCondition(relay, cache.namespaceObjects !== undefined);
+    const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : []), ...(admission ? [admission] : [])];
     const { status, rolledOut } = relayStatus({
       relay, workload, ports: out.ports, domains: domains.length, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
       ...(plan.condition ? { drain: plan.condition } : {}),

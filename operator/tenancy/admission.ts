@@ -4,6 +4,7 @@
 // caller hands in the Namespace labels it watches, or says it cannot read them (a
 // namespace-scoped install holds no cluster-wide read on Namespaces).
 import type { EmailRelay } from '../render/objects.ts';
+import type { ConditionInput } from '../render/conditions.ts';
 
 export const RELAY_NOT_ALLOWED = 'RelayNotAllowed';
 
@@ -48,4 +49,19 @@ export function admits(relay: EmailRelay, namespace: string, labels: NamespaceLa
   }
   if (selector && l && selectorMatches(selector, l)) return { allowed: true };
   return { allowed: false, message: `${id} does not admit namespace ${namespace}: its labels do not match spec.senderDomains.namespaces.selector` };
+}
+
+/**
+ * For a relay admitting by namespace selector: whether this operator can apply the selector
+ * at all (condition NamespaceSelectorUsable), so the platform team sees on its own object,
+ * not only on its tenants', that a namespace-scoped install cannot read Namespace labels.
+ */
+export function selectorCondition(relay: EmailRelay, namespacesReadable: boolean): ConditionInput | undefined {
+  if (relay.spec.senderDomains.namespaces.from !== 'Selector') return undefined;
+  return namespacesReadable
+    ? { type: 'NamespaceSelectorUsable', status: 'True', reason: 'NamespacesWatched', message: 'Namespace labels are watched; matching namespaces may attach SenderDomains' }
+    : {
+      type: 'NamespaceSelectorUsable', status: 'False', reason: 'NamespacesUnreadable',
+      message: 'this operator runs namespace-scoped and cannot read Namespace labels: only SenderDomains in this namespace attach; use spec.senderDomains.namespaces.from: All or Same',
+    };
 }

@@ -10,7 +10,7 @@ import { resolveClaims } from '../../operator/render/claims.ts';
 import type { DomainInternal } from '../../operator/render/domain-internal.ts';
 import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
 import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
-import { admits, selectorMatches } from '../../operator/tenancy/admission.ts';
+import { admits, selectorCondition, selectorMatches } from '../../operator/tenancy/admission.ts';
 import { DomainVerifier, challengeRecord, verificationRequired } from '../../operator/tenancy/verification.ts';
 import { dnsRecords } from '../../operator/render/dns-records.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
@@ -52,6 +52,12 @@ describe('which namespaces a relay admits', () => {
     expect(admits(relay, 'unknown', labels({})).allowed).toBe(false);
     const blind = admits(relay, 'tenant-a', () => 'unreadable');
     expect(!blind.allowed && blind.message).toMatch(/cannot read Namespace labels \(namespace-scoped install\).*from: All or Same/);
+    // the platform sees it on its relay too
+    expect(selectorCondition(relay, false)).toMatchObject({ type: 'NamespaceSelectorUsable', status: 'False', reason: 'NamespacesUnreadable' });
+    expect(selectorCondition(relay, true)).toMatchObject({ status: 'True' });
+    expect(selectorCondition(relayObject('edge'), false)).toBeUndefined();
+    // and its own namespace still attaches
+    expect(admits(relay, 'mail', () => 'unreadable')).toEqual({ allowed: true });
   });
 
   it('matches label selectors as Kubernetes does', () => {
