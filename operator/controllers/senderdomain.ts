@@ -110,7 +110,7 @@ export class SenderDomainController implements Reconciler {
     const raw = this.o.cache.domains.get(req.namespace, req.name);
     if (!raw || raw.metadata.deletionTimestamp) {
       this.o.metrics?.dkimRotationBlocked.remove({ namespace: req.namespace, name: req.name });
-      if (raw) this.o.verifier.forget(raw);
+      this.o.verifier.forget(req.namespace, req.name);
       return undefined;
     }
     try {

@@ -56,6 +56,8 @@ export interface Verification {
 }
 
 interface Entry {
+  /** The object the result belongs to: a SenderDomain deleted and created again proves again. */
+  uid: string;
   domain: string;
   checkedAt: number;
   okAt?: number;
@@ -82,7 +84,7 @@ export class DomainVerifier {
   }
 
   private key(sd: SenderDomain): string {
-    return sd.metadata.uid ?? `${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
+    return `${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
   }
 
   private view(e: Entry, now: number): Verification {
@@ -100,7 +102,7 @@ export class DomainVerifier {
   }
 
   private due(e: Entry | undefined, sd: SenderDomain, now: number): boolean {
-    return !e || e.domain !== sd.spec.domain || now >= this.view(e, now).nextAt;
+    return !e || e.uid !== (sd.metadata.uid ?? '') || e.domain !== sd.spec.domain || now >= this.view(e, now).nextAt;
   }
 
   /**
@@ -114,7 +116,7 @@ export class DomainVerifier {
     if (!this.due(cur, sd, now)) return this.view(cur as Entry, now);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.check(sd, internal, now, cur?.domain === sd.spec.domain ? cur : undefined, previousVerifiedAt)
+      p = this.check(sd, internal, now, cur?.domain === sd.spec.domain && cur.uid === (sd.metadata.uid ?? '') ? cur : undefined, previousVerifiedAt)
         .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
@@ -124,12 +126,13 @@ export class DomainVerifier {
   }
 
   /** Forgets a deleted SenderDomain. */
-  forget(sd: SenderDomain): void {
-    this.entries.delete(this.key(sd));
+  forget(namespace: string, name: string): void {
+    this.entries.delete(`${namespace}/${name}`);
   }
 
   private async check(sd: SenderDomain, internal: DomainInternal, now: number, prev: Entry | undefined, previousVerifiedAt?: number): Promise<Entry> {
     const domain = sd.spec.domain;
+    const uid = sd.metadata.uid ?? '';
     const ch = challengeRecord(sd);
     const keys = internal.dkim.keys.filter((k) => internal.pems[k.selector]);
     const [challenge, dkim] = await Promise.all([
@@ -142,12 +145,12 @@ export class DomainVerifier {
       const wasLost = prev?.okAt !== undefined && prev.lostAt !== undefined && now >= prev.lostAt + this.o.graceMs;
       const okAt = prev?.okAt !== undefined && !wasLost ? prev.okAt : prev ? now : previousVerifiedAt ?? now;
       return {
-        domain, checkedAt: now, okAt, method,
+        uid, domain, checkedAt: now, okAt, method,
         message: method === 'dkim' ? `control of ${domain} proven by its DKIM record (${dkimSeen.join(', ')})` : `control of ${domain} proven by ${ch.name}`,
       };
     }
     const message = `publish ${ch.zone} (or the DKIM record in status.dnsRecords) to prove control of ${domain}; ${challenge.message}`;
-    if (prev?.okAt === undefined) return { domain, checkedAt: now, message };
-    return { domain, checkedAt: now, okAt: prev.okAt, lostAt: prev.lostAt ?? now, message, ...(prev.method ? { method: prev.method } : {}) };
+    if (prev?.okAt === undefined) return { uid, domain, checkedAt: now, message };
+    return { uid, domain, checkedAt: now, okAt: prev.okAt, lostAt: prev.lostAt ?? now, message, ...(prev.method ? { method: prev.method } : {}) };
   }
 }
