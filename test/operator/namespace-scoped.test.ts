@@ -75,7 +75,9 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
       expect(await canI(verb!, res!, B), `${verb} ${res} in ${B}`).toBe('no');
       expect(await canI(verb!, res!), `${verb} ${res} cluster-wide`).toBe('no');
     }
-    expect(await canI('patch', 'emailrelays.mailfleet.io', A)).toBe('no');
+    // its custom resources: status, and the EmailRelay's drain finalizer (patch); never created, replaced or deleted
+    for (const verb of ['create', 'update', 'delete']) expect(await canI(verb, 'emailrelays.mailfleet.io', A), verb).toBe('no');
+    expect(await canI('patch', 'senderdomains.mailfleet.io', A)).toBe('no');
   });
 
   it("the admission policy refuses the operator's ServiceAccount every write to a tenant's unlabelled Secret and Deployment, though RBAC allows it", async () => {
@@ -174,6 +176,17 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     expect(cfg.metadata.labels['app.kubernetes.io/managed-by']).toBe('mailfleet-operator');
     expect(await getJson(c, ['get', 'lease', 'mf-mailfleet', '-n', SYS])).toMatchObject({ spec: { holderIdentity: expect.any(String) } });
     expect((await op.get('/readyz')).status).toBe(200);
+
+    // the scale-down drain request (a pod annotation) passes on a relay pod, not on a tenant's pod
+    const pod = async (selector: string) => (await getJson(c, ['get', 'pods', '-n', A, '-l', selector])).items[0]?.metadata.name as string;
+    const relayPod = await eventually('a relay pod', () => pod('app.kubernetes.io/instance=edge'));
+    const tenantPod = await eventually('a tenant pod', () => pod('app=web'));
+    const drain = (name: string) => asOperator(['annotate', 'pod', name, '-n', A, 'mailfleet.io/drain-requested=probe', '--dry-run=server']);
+    const ok = await drain(relayPod);
+    expect(ok.code, ok.stderr).toBe(0);
+    const refused = await drain(tenantPod);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(DENIED);
 
     // under the policy it still repairs what it controls: a label someone removed is put back
     await c.kubectl(['label', 'secret', sd.status.credentialsSecret, '-n', A, 'app.kubernetes.io/managed-by-']);
