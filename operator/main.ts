@@ -10,6 +10,7 @@
 //   --resync SECONDS             default 300: every object is reconciled again this often
 //   --workers N                  default 4
 //   --dns-servers IP[:PORT],...  [MAILFLEET_DNS_SERVERS] resolvers for SenderDomain DNS verification
+//   --egress-recheck SECONDS     default 900: MX relays' egress PTR records are checked again this often
 //   --watch-timeout SECONDS      server-side watch timeout (default 240-300)
 //   --cache-sync-timeout SECONDS default 120: a leader whose caches cannot list everything by then exits 1
 //   --verify-interval SECONDS    default 3600: a verified domain's DNS proof of control is checked again this often
