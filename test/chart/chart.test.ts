@@ -110,7 +110,7 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
     const rbac = find(parseObjects(fs.readFileSync(path.join(repoRoot, 'deploy/rbac.yaml'), 'utf8')), 'ClusterRole').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     for (const args of [[], ['--set', 'watchNamespaces={team-a}']]) {
       const objs = await render(args);
-      const vap = find(objs, 'ValidatingAdmissionPolicy');
+      const vap = find(objs, 'ValidatingAdmissionPolicy', 'mf-mailfleet-managed-objects-only');
       expect(vap.apiVersion).toBe('admissionregistration.k8s.io/v1');
       expect(vap.spec.failurePolicy).toBe('Fail');
       expect(vap.spec.matchConditions).toEqual([{ name: 'is-the-operator', expression: `request.userInfo.username == "system:serviceaccount:mailfleet-system:${find(objs, 'ServiceAccount').metadata.name}"` }]);
@@ -125,8 +125,14 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
       const text = JSON.stringify(vap.spec.validations) + JSON.stringify(vap.spec.variables);
       expect(text).toContain(MANAGED_BY);
       expect(text).toContain(`'${FIELD_MANAGER}'`);
-      const binding = find(objs, 'ValidatingAdmissionPolicyBinding');
+      const binding = find(objs, 'ValidatingAdmissionPolicyBinding', vap.metadata.name);
       expect(binding.spec).toEqual({ policyName: vap.metadata.name, validationActions: ['Deny'] });
+      // its own custom resources: the spec is never changed (the EmailRelay patch is for the drain finalizer)
+      const crs = find(objs, 'ValidatingAdmissionPolicy', 'mf-mailfleet-custom-resources-spec-unchanged');
+      expect(crs.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['mailfleet.io'], apiVersions: ['*'], resources: ['emailrelays', 'senderdomains'], operations: ['UPDATE'] }]);
+      expect(crs.spec.matchConditions).toEqual(vap.spec.matchConditions);
+      expect(crs.spec.validations[0].expression).toBe('object.spec == oldObject.spec');
+      expect(find(objs, 'ValidatingAdmissionPolicyBinding', crs.metadata.name).spec).toEqual({ policyName: crs.metadata.name, validationActions: ['Deny'] });
     }
     expect((await render(['--set', 'admissionPolicy.enabled=false'])).filter((o) => o.kind.startsWith('ValidatingAdmission'))).toEqual([]);
   });

@@ -40,7 +40,7 @@ describe.skipIf(!cluster.available)('chart on a real control plane', { timeout: 
     const kinds = objs.map((o) => o.kind).sort();
     expect(kinds).toEqual(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment',
       'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceMonitor',
-      'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+      'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicyBinding']);
     const out = await c.kubectl(['apply', '--dry-run=server', '--server-side', '--field-manager=chart-test', '-f', '-'], { input: r.stdout, check: false });
     expect(out.code, out.stderr).toBe(0);
     // one line per object, each accepted by the server

@@ -62,7 +62,8 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     const r = await c.helm(['template', 'mf', chartDir, '-n', SYS, '--kube-version', KUBE_VERSION, '--set', `watchNamespaces={${A}}`]);
     // what the chart installs for the operator's identity; the operator itself runs here as a process
     const objs = parseObjects(r.stdout).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind));
-    expect(objs.map((o) => o.kind).sort()).toEqual(['Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    expect(objs.map((o) => o.kind).sort()).toEqual(['Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount',
+      'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicyBinding']);
     await c.kubectl(['apply', '--server-side', '-f', '-'], { input: objs.map((o) => JSON.stringify(o)).join('\n---\n') });
     const policy = await getJson(c, ['get', 'validatingadmissionpolicy', 'mf-mailfleet-managed-objects-only']);
     expect(policy.spec.failurePolicy).toBe('Fail');
@@ -138,7 +139,7 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     await c.kubectl(['create', 'namespace', sys]);
     const r = await c.helm(['template', 'mfc', chartDir, '-n', sys, '--kube-version', KUBE_VERSION]);
     const objs = parseObjects(r.stdout).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind));
-    expect(objs).toHaveLength(5);
+    expect(objs).toHaveLength(7);
     await c.kubectl(['apply', '--server-side', '-f', '-'], { input: objs.map((o) => JSON.stringify(o)).join('\n---\n') });
     await c.kubectl(['create', 'secret', 'generic', 'db', '-n', B, '--from-literal=password=b-secret']);
     const as = (args: string[]) => c.kubectl([...args, `--as=${user}`], { check: false });
@@ -176,6 +177,13 @@ describe.skipIf(!cluster.available || helmMissing)('least privilege: namespace-s
     expect(cfg.metadata.labels['app.kubernetes.io/managed-by']).toBe('mailfleet-operator');
     expect(await getJson(c, ['get', 'lease', 'mf-mailfleet', '-n', SYS])).toMatchObject({ spec: { holderIdentity: expect.any(String) } });
     expect((await op.get('/readyz')).status).toBe(200);
+
+    // its EmailRelay patch is for the drain finalizer: a spec change is refused
+    const spec = await asOperator(['patch', 'emailrelay', 'edge', '-n', A, '--type=merge', '-p', '{"spec":{"replicas":5}}', '--dry-run=server']);
+    expect(spec.code).not.toBe(0);
+    expect(spec.stderr).toMatch(/denied request: the MailFleet operator may not change the spec of emailrelays team-a\/edge/);
+    const fin = await asOperator(['patch', 'emailrelay', 'edge', '-n', A, '--type=merge', '-p', '{"metadata":{"finalizers":["mailfleet.io/drain-queue"]}}', '--dry-run=server']);
+    expect(fin.code, fin.stderr).toBe(0);
 
     // the scale-down drain request (a pod annotation) passes on a relay pod, not on a tenant's pod
     const pod = async (selector: string) => (await getJson(c, ['get', 'pods', '-n', A, '-l', selector])).items[0]?.metadata.name as string;
