@@ -126,7 +126,21 @@ export function podRun(input: PodRunInput): PodRun {
     };
     if (v?.configMap) writeFiles(decode(byName('ConfigMap', v.configMap.name)), v.configMap.defaultMode ?? 0o644);
     else if (v?.secret) writeFiles(decode(byName('Secret', v.secret.secretName)), v.secret.defaultMode ?? 0o644);
-    else if (v?.emptyDir) {
+    else if (v?.downwardAPI) {
+      // As the kubelet projects them: a map field is one `key="value"` line per entry, sorted
+      // by key, values quoted as Go's %q does (JSON quoting agrees for the values a test sets).
+      const meta = { ...(input.workload.spec?.template?.metadata ?? {}), name: input.podName, namespace: input.workload.metadata?.namespace ?? 'default' } as Obj;
+      const files: Record<string, Buffer> = {};
+      for (const item of (v.downwardAPI.items ?? []) as Obj[]) {
+        const field = item.fieldRef?.fieldPath as string | undefined;
+        const value = field === 'metadata.annotations' ? meta.annotations ?? {} : field === 'metadata.labels' ? meta.labels ?? {}
+          : field === 'metadata.name' ? meta.name : field === 'metadata.namespace' ? meta.namespace
+          : (() => { throw new Error(`pod-runner: downwardAPI field ${field} is not translated`); })();
+        files[item.path as string] = Buffer.from(typeof value === 'string' ? value
+          : Object.keys(value as Record<string, string>).sort().map((k) => `${k}=${JSON.stringify((value as Record<string, string>)[k])}\n`).join(''));
+      }
+      writeFiles(files, v.downwardAPI.defaultMode ?? 0o644);
+    } else if (v?.emptyDir) {
       fs.rmSync(hostDir, { recursive: true, force: true });
       fs.mkdirSync(hostDir, { recursive: true });
       fs.chmodSync(hostDir, 0o777); // as the kubelet makes an emptyDir
