@@ -36,6 +36,25 @@ describe('small attacks', () => {
     talk.close();
   });
 
+  it('refuses DSN parameters that would smuggle control characters, oversized or contradictory values into notices', async () => {
+    const talk = await w.session();
+    const mail = async (params: string) => (await talk.cmd(`MAIL FROM:<x@b.test> ${params}`)).code;
+    expect(await mail('ENVID=a+0Db')).toBe(501); // a CR, xtext-encoded, would land in Original-Envelope-Id
+    expect(await mail(`ENVID=${'e'.repeat(101)}`)).toBe(501);
+    expect(await mail('RET=BOTH')).toBe(501);
+    expect((await talk.cmd('RSET')).code).toBe(250);
+    expect(await mail('RET=HDRS ENVID=ok-1')).toBe(250);
+    const rcpt = async (params: string) => (await talk.cmd(`RCPT TO:<v@d.test> ${params}`)).code;
+    expect(await rcpt('NOTIFY=NEVER,SUCCESS')).toBe(501);
+    expect(await rcpt('NOTIFY=FAILURE,FAILURE')).toBe(501);
+    expect(await rcpt('NOTIFY=')).toBe(501);
+    expect(await rcpt('ORCPT=rfc822;a+0D+0ABcc:+20x@d.test')).toBe(501); // a header line folded into the notice
+    expect(await rcpt('ORCPT=nosemicolon')).toBe(501);
+    expect(await rcpt(`ORCPT=rfc822;${'o'.repeat(600)}@d.test`)).toBe(501);
+    expect(await rcpt('NOTIFY=FAILURE,DELAY ORCPT=rfc822;v@d.test')).toBe(250);
+    talk.close();
+  });
+
   it('offers only ECDHE with AEAD ciphers on TLS 1.2 and nothing older than TLS 1.2', async () => {
     const handshake = (opts: tls.ConnectionOptions) => new Promise<string>((resolve) => {
       const s = tls.connect({ host: '127.0.0.1', port: w.ports.smtps, rejectUnauthorized: false, ...opts });
