@@ -57,11 +57,7 @@ export async function bridgeApi(opts: { nsPath: string; server: string; listens:
   inner.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   inner.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const close = async () => {
-    if (inner.exitCode === null && inner.signalCode === null) {
-      const gone = new Promise((r) => inner.once('exit', r));
-      inner.kill('SIGKILL');
-      await gone;
-    }
+    await killAndWait(inner);
     for (const c of conns) c.destroy();
     await new Promise<void>((r) => outer.close(() => r()));
     fs.rmSync(sock, { force: true });
@@ -107,11 +103,7 @@ export async function bridgeOut(opts: { nsPath: string; listen: string; target: 
   const i = opts.listen.lastIndexOf(':');
   const outer = net.createServer((c) => splice(c, net.connect(sock), conns));
   const close = async () => {
-    if (inner.exitCode === null && inner.signalCode === null) {
-      const gone = new Promise((r) => inner.once('exit', r));
-      inner.kill('SIGKILL');
-      await gone;
-    }
+    await killAndWait(inner);
     for (const c of conns) c.destroy();
     if (outer.listening) await new Promise<void>((r) => outer.close(() => r()));
     fs.rmSync(sock, { force: true });
@@ -127,4 +119,12 @@ export async function bridgeOut(opts: { nsPath: string; listen: string; target: 
     throw e;
   }
   return { listens: [opts.listen], close };
+}
+
+/** SIGKILLs a bridge's inner process (if still running) and waits for its exit. */
+async function killAndWait(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
 }
