@@ -20,6 +20,7 @@ import { TargetHealth, type HealthPolicy } from './target-health.ts';
 import { OutboundPolicy, OutboundRefused } from '../outbound/targets.ts';
 import type { DeliveryJob, RecipientOutcome } from './types.ts';
 import { domainOf } from '../util/address.ts';
+import { AbortFanout } from '../util/abort-fanout.ts';
 import type { Metrics } from '../metrics.ts';
 import { MtaSts, StsPolicyStore } from './mta-sts.ts';
 import { answeredResult, explicitDecision, mxAllowed, mxDecision, type TlsDecision, type TlsResult } from './tls-policy.ts';
@@ -107,6 +108,7 @@ export class Deliverer {
   /** Concurrency per recipient domain (MX mode); per-host caps live in the pools. */
   private readonly destinations = new Map<string, Semaphore>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly aborts = new AbortFanout();
   private readonly health: TargetHealth<Candidate>;
   private readonly probe = new HopProbe();
   private closed = false;
@@ -198,15 +200,14 @@ export class Deliverer {
       if (!signal) return await p;
       // Whatever is still waiting (a DNS answer, a probe) must not hold a shutdown past its
       // deadline: the abort answers for it; a send it might still start sees the aborted signal.
-      let onAbort: (() => void) | undefined;
+      let cancel = () => {};
       const cut = new Promise<RecipientOutcome[]>((resolve) => {
-        onAbort = () => resolve(job.recipients.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'delivery aborted: relay is shutting down', route })));
-        signal.addEventListener('abort', onAbort, { once: true });
+        cancel = this.aborts.on(signal, () => resolve(job.recipients.map((recipient) => ({ recipient, status: 'deferred', enhanced: '4.3.2', response: 'delivery aborted: relay is shutting down', route }))));
       });
       try {
         return await Promise.race([p, cut]);
       } finally {
-        signal.removeEventListener('abort', onAbort!);
+        cancel();
       }
     } finally {
       this.inFlight.delete(p);

@@ -160,7 +160,7 @@ export class PoolRegistry {
   async send(target: PoolTarget, mail: OutgoingMail, signals: { waitSignal?: AbortSignal; signal?: AbortSignal } = {}): Promise<SendInfo> {
     const pool = this.poolFor(target);
     const { waitSignal, signal } = signals;
-    const release = await pool.slots.acquire(waitSignal && signal ? AbortSignal.any([waitSignal, signal]) : waitSignal ?? signal);
+    const release = await pool.slots.acquire(waitSignal, signal);
     try {
       pool.lastUsed = Date.now();
       return await sendRaw(pool.transport, mail, signal);

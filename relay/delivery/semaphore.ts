@@ -20,21 +20,26 @@ export class Semaphore {
   get idle(): boolean { return this.active === 0 && this.waiters.length === 0; }
 
   /**
-   * Resolves with a release function once a slot is free; release is idempotent. An
-   * aborted signal takes the caller out of the line and rejects with the signal's reason.
+   * Resolves with a release function once a slot is free; release is idempotent. Any of
+   * the signals aborting takes the caller out of the line and rejects with its reason.
+   * Listeners go on the signals only when the caller has to wait: a free slot (the common
+   * case, once per delivered message) costs no listener and no combined signal.
    */
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    signal?.throwIfAborted();
+  async acquire(...signals: Array<AbortSignal | undefined>): Promise<() => void> {
+    for (const s of signals) s?.throwIfAborted();
     if (this.active >= this.limit) {
+      const watched = signals.filter((s): s is AbortSignal => s !== undefined);
       await new Promise<void>((resolve, reject) => {
-        const waiter = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
-        const onAbort = () => {
+        const detach = () => { for (const s of watched) s.removeEventListener('abort', onAbort); };
+        const waiter = () => { detach(); resolve(); };
+        const onAbort = (event: Event) => {
           const at = this.waiters.indexOf(waiter);
           if (at >= 0) this.waiters.splice(at, 1);
-          reject(signal!.reason);
+          detach();
+          reject((event.target as AbortSignal).reason);
         };
         this.waiters.push(waiter);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        for (const s of watched) s.addEventListener('abort', onAbort, { once: true });
       });
     } else {
       this.active++;

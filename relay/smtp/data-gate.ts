@@ -78,12 +78,13 @@ export class DataGate {
       }
       if (this.#error) continue;
       const chunk = this.#lineEndings(raw as Buffer, false);
-      if (!chunk) continue;
-      yield* this.#route(chunk);
+      const out = chunk && this.#route(chunk);
+      if (out) yield out;
     }
     if (!this.#error) {
       const tail = this.#lineEndings(Buffer.alloc(0), true);
-      if (tail) yield* this.#route(tail);
+      const out = tail && this.#route(tail);
+      if (out) yield out;
     }
     if (!this.#error && this.#inHeaders) {
       // No blank line: the whole message is header (RFC 5322 §3.5), the body empty.
@@ -94,11 +95,12 @@ export class DataGate {
     if (this.#error) throw this.#error;
   }
 
-  *#route(chunk: Buffer): Generator<Buffer> {
+  // What to pass on for this chunk: at most one buffer (a plain return, not a generator:
+  // this runs for every chunk of every message).
+  #route(chunk: Buffer): Buffer | undefined {
     if (!this.#inHeaders) {
       this.onBody?.(chunk);
-      yield chunk;
-      return;
+      return chunk;
     }
     // Where the block ends is searched in the held bytes plus this chunk: the blank line
     // may straddle chunks. The held part is bounded by maxHeaderBytes.
@@ -110,11 +112,10 @@ export class DataGate {
     if (end === -1) {
       if (this.#headBytes > this.#opts.maxHeaderBytes) this.#refuseHeaderSize();
       else this.#head = [all];
-      return;
+      return undefined;
     }
     const blockEnd = end + 2; // past the CRLF of the last field; -2 → 0 for an empty block
-    const out = this.#finishHeaders(all, blockEnd);
-    if (out) yield out;
+    return this.#finishHeaders(all, blockEnd);
   }
 
   #refuseHeaderSize(): void {

@@ -223,13 +223,15 @@ export class Intake {
         if (!this.accepting) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
         // AUTH is not even announced before TLS, so no client is tempted to send a password in clear.
         if (config.mode === 'starttls') session.disabledCommands = ['AUTH'];
-        if (plain && !this.sourceless.has(session.id) && !this.deps.runtime().isTrusted(session.remoteAddress)) {
+        const rt = this.deps.runtime();
+        const sourceless = this.sourceless.has(session.id);
+        const trusted = !sourceless && rt.isTrusted(session.remoteAddress);
+        if (plain && !sourceless && !trusted) {
           metrics.refusals.inc({ reason: 'untrusted_network' });
           llog.warn({ client: session.remoteAddress }, 'plain listener refused an untrusted client');
           return cb(smtpError(554, '5.7.1', `${session.remoteAddress} is not in a trusted network; use the submission port with AUTH`));
         }
-        const rt = this.deps.runtime();
-        const exempt = this.sourceless.has(session.id) || rt.isTrusted(session.remoteAddress);
+        const exempt = sourceless || trusted;
         if (!exempt) {
           const refusal = this.addressLimits.admit(session.remoteAddress, session.id, rt.config.limits.maxConnectionsPerAddress, rt.config.limits.maxNewConnectionsPerMinutePerAddress);
           if (refusal) {
