@@ -14,7 +14,7 @@ export const handoffSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).describe(
     'TCP port of the internal hand-off listener: SMTP with STARTTLS and AUTH CRAM-MD5 with the fleet token, only for the fleet\'s own pods (0 picks a free one, for tests)'),
   tokenFile: z.string().min(1).describe(
-    'File holding the fleet token (a Secret shared by the fleet): hand-off sessions authenticate with it, both ways. Read per session, so a rotated Secret applies at once'),
+    'File holding the fleet token (a Secret shared by the fleet): the sending pod authenticates to the receiving one with it (CRAM-MD5, never sent). Read per session, so a rotated Secret applies at once'),
   peers: z.array(peer).max(1000).default([]).describe(
     'Hand-off listeners of the pods that stay (host:port); a draining relay hands its queue to them. A peer that is draining itself refuses, so the list may include leaving pods'),
   connections: z.number().int().min(1).max(32).default(4).describe('Messages handed off at once while draining'),
