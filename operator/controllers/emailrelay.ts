@@ -166,6 +166,9 @@ export class EmailRelayController implements Reconciler {
       await apply.degrade(raw, 'ConfigInvalid', out.errors.join('; '));
       return undefined;
     }
+    // what failed for one tenant (its smarthost Secret lacks a key, ...) leaves out that
+    // tenant alone; its SenderDomain says why (condition SecretUnusable or ConfigInvalid)
+    for (const l of out.leftOut) log.warn({ senderDomain: l.senderDomain, errors: l.errors }, 'SenderDomain left out: it does not render');
     try {
       // The drained pods' volumes go before the StatefulSet lets the pods go (the PVC protection
       // finalizer holds each until its pod is gone): a failure or a restart between the two
@@ -197,7 +200,7 @@ export class EmailRelayController implements Reconciler {
     const admission = selectorCondition(relay, cache.namespaceObjects !== undefined);
     const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : []), ...(admission ? [admission] : [])];
     const { status, rolledOut } = relayStatus({
-      relay, workload, ports: out.ports, domains: domains.length, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
+      relay, workload, ports: out.ports, domains: out.config?.domains?.length ?? 0, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
       ...(plan.condition ? { drain: plan.condition } : {}),
     });
     await apply.status(raw, status);

@@ -11,6 +11,7 @@ import {
   DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
 } from '../render/objects.ts';
 import { renderSenderDomain } from '../render/sender-domain.ts';
+import { domainEntryRefusal } from '../render/relay-config.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
 import type { Kube } from '../runtime/kube.ts';
@@ -176,6 +177,10 @@ export class SenderDomainController implements Reconciler {
     const verification = relay && verificationRequired(relay, sd) ? await this.o.verifier.verify(sd, internal, now.getTime(), verifiedAtOf(raw)) : undefined;
     const serving = !verification || verification.serving;
     const password = spec.credentials.enabled && serving ? await this.password(sd, internal) : undefined;
+    // What its relay's render leaves this domain out for (a smarthost Secret without the key
+    // the spec names, ...): the same code, so this condition says exactly why.
+    const unrenderable = relay && !specRefused ? domainEntryRefusal({ sd, internal, secrets: secrets.data }, now) : undefined;
+    if (unrenderable) log.warn({ reason: unrenderable.reason }, unrenderable.message);
 
     let dns: DnsCheck | undefined;
     let requeue = plan.nextAt !== undefined ? Math.max(1000, plan.nextAt - now.getTime()) : undefined;
@@ -196,11 +201,16 @@ export class SenderDomainController implements Reconciler {
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
-      specRefused,
+      specRefused: specRefused ?? unrenderable,
       rotationBlocked: plan.blocked, ...(verification ? { verification } : {}),
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
     await apply.status(raw, out.status);
+    const refusal = specRefused ?? unrenderable;
+    const wasDegraded = findCondition(raw.status?.conditions, 'Degraded');
+    if (refusal && (wasDegraded?.status !== 'True' || wasDegraded.reason !== refusal.reason || wasDegraded.message !== refusal.message)) {
+      await apply.event(raw, 'Warning', refusal.reason, refusal.message);
+    }
     for (const ev of plan.events) {
       log.info({ reason: ev.reason }, ev.message);
       await apply.event(raw, 'Normal', ev.reason, ev.message);

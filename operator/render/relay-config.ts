@@ -1,7 +1,7 @@
 // EmailRelay → relay.yaml (rendered THROUGH relay/config/schema.ts, the contract, and
 // validated before anything is applied) and the Secret data its *File fields point at. Pure:
 // the controller gathers the SenderDomains' internal data and the user Secrets referenced.
-import { relayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
+import { credentialSchema, relayConfigSchema, senderDomainSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
 import type { SmarthostConfigInput } from '../../relay/delivery/schema.ts';
 import type { RedisLimiterConfigInput } from '../../relay/limits/schema.ts';
 import { formatIssues } from '../../relay/util/zod-issues.ts';
@@ -9,8 +9,9 @@ import type { EmailRelaySpec } from '../api/emailrelay.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import { relayHost, relayNames, type EmailRelay, type SenderDomain } from './objects.ts';
-import { ANNOTATIONS_FILE, DATA_DIR, FLEET_TOKEN_KEY, HANDOFF_PORT, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
-import { renderSmarthostOAuth2, type OAuth2Check } from './smarthost-oauth2.ts';
+import { ANNOTATIONS_FILE, DATA_DIR, HANDOFF_PORT, HTTP_PORT, TLS_DIR, secretFile } from './relay-paths.ts';
+import { RELAY_FILES, domainFiles, isDomainFile, validSecretKey } from './relay-secret-keys.ts';
+import { renderSmarthostOAuth2, type OAuth2Check, type SecretReader } from './smarthost-oauth2.ts';
 
 export interface AttachedDomain {
   sd: SenderDomain;
@@ -48,12 +49,14 @@ export interface RenderedConfig {
   secretData: Record<string, string>;
   /** Listener name → port, for the Services, the pod and status.endpoint. */
   ports: Record<string, number>;
-  /** Render or reference problems; any of them means nothing is applied. */
+  /** Problems of the relay's own spec and Secrets; any of them means nothing is applied. */
   errors: string[];
   /** OAuth2 smarthost credentials the controller may check with the identity provider. */
   oauth2Checks: OAuth2Check[];
   /** trustedNetworks domains left out because this relay serves no SenderDomain for them. */
   unservedTrustedDomains: string[];
+  /** SenderDomains given to the render but left out of the config: what failed is theirs alone. */
+  leftOut: LeftOutDomain[];
 }
 
 /** The TLS Secret the pod mounts, if any: the user's, or the one cert-manager fills. */
@@ -64,24 +67,44 @@ export function tlsSecretName(relay: EmailRelay): string | undefined {
 
 export const relayHostname = (relay: EmailRelay) => relay.spec.hostname ?? relayHost(relay.metadata.name, relay.metadata.namespace ?? 'default');
 
-/** Collects the relay Secret's files and what could not be read from user Secrets. */
-class SecretFiles {
-  readonly data: Record<string, string>;
-  readonly errors: string[];
+/**
+ * The files of the relay's Secret, and what could not be read from user Secrets. The relay's
+ * own files go in first; each SenderDomain's are staged apart (stage) and go in only when that
+ * domain renders whole, so what fails for one tenant leaves out that tenant alone. A name
+ * written twice with different contents is refused, never overwritten: a collision (two
+ * tenants' names, or a tenant's and the relay's) would hand one's file to the other.
+ */
+class SecretFiles implements SecretReader {
+  readonly data: Record<string, string> = {};
+  readonly errors: string[] = [];
   /** OAuth2 credentials read on the way, for the controller's check with the identity provider. */
-  readonly oauth2Checks: OAuth2Check[];
+  readonly oauth2Checks: OAuth2Check[] = [];
   private readonly user: Map<string, Record<string, string>>;
+  /** Which file names this stage may write (the relay's own, or one SenderDomain's). */
+  private readonly mine: (file: string) => boolean;
+  /** Files already in the Secret, when this is a SenderDomain's stage. */
+  private readonly committed: Record<string, string> | undefined;
 
-  constructor(user: Map<string, Record<string, string>>, shared?: SecretFiles) {
+  constructor(user: Map<string, Record<string, string>>, mine: (file: string) => boolean, committed?: Record<string, string>) {
     this.user = user;
-    this.data = shared?.data ?? {};
-    this.errors = shared?.errors ?? [];
-    this.oauth2Checks = shared?.oauth2Checks ?? [];
+    this.mine = mine;
+    this.committed = committed;
   }
 
-  /** The same relay Secret, reading from another set of user Secrets (a SenderDomain's own). */
-  reading(user: Map<string, Record<string, string>> | undefined): SecretFiles {
-    return new SecretFiles(user ?? new Map(), this);
+  /** The relay's own files: any name outside the SenderDomains' part. */
+  static forRelay(user: Map<string, Record<string, string>>): SecretFiles {
+    return new SecretFiles(user, (f) => !isDomainFile(f));
+  }
+
+  /** A stage for one SenderDomain's files (all starting with owner_), reading its own user Secrets. */
+  stage(owner: string, user: Map<string, Record<string, string>> | undefined): SecretFiles {
+    return new SecretFiles(user ?? new Map(), (f) => f.startsWith(`${owner}_`), this.data);
+  }
+
+  /** Takes in a stage that rendered whole (its puts were checked against this one's files). */
+  commit(stage: SecretFiles): void {
+    Object.assign(this.data, stage.data);
+    this.oauth2Checks.push(...stage.oauth2Checks);
   }
 
   /** A value from a user Secret, or undefined (and an error naming it). */
@@ -100,7 +123,10 @@ class SecretFiles {
 
   /** Stores value as a file of the relay's Secret; returns the path the relay reads it from. */
   put(file: string, value: string): string {
-    this.data[file] = value;
+    const had = this.data[file] ?? this.committed?.[file];
+    if (!validSecretKey(file) || !this.mine(file)) this.errors.push(`file ${file}: not a name this part of the relay's Secret may use (operator/render/relay-secret-keys.ts)`);
+    else if (had !== undefined && had !== value) this.errors.push(`file ${file} of the relay's Secret is already written with other contents; refused rather than overwritten`);
+    else this.data[file] = value;
     return secretFile(file);
   }
 }
@@ -146,34 +172,98 @@ function smarthostConfig(files: SecretFiles, h: SmarthostSpec, filePrefix: strin
   return out;
 }
 
-/** The served domains (with their signing keys) and the SMTP logins, sorted by domain. */
-function domainsConfig(input: RelayInput, files: SecretFiles): { domains: NonNullable<Config['domains']>; credentials: NonNullable<Config['credentials']> } {
+type DomainEntry = NonNullable<Config['domains']>[number];
+type Credential = NonNullable<Config['credentials']>[number];
+
+/** A SenderDomain the relay serves as an owner but left out of its config, and why. */
+export interface LeftOutDomain {
+  /** namespace/name of the SenderDomain. */
+  senderDomain: string;
+  domain: string;
+  errors: string[];
+}
+
+/**
+ * One SenderDomain's config entry and login, its files staged in `files`. Everything it reads
+ * is its own (its keys, its Secrets), and its entry is checked against the relay's schema on
+ * its own: what fails here is that tenant's, and leaves out that domain only.
+ */
+function domainEntry(a: AttachedDomain, files: SecretFiles, now: number): { entry: DomainEntry; credential?: Credential } {
+  const { sd, internal } = a;
+  const d = sd.spec;
+  const names = domainFiles(sd.metadata.namespace ?? '', sd.metadata.name);
+  const entry: DomainEntry = { domain: d.domain, allowedSenders: d.allowedSenders, fromAlignment: d.fromAlignment };
+  const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
+  if (keys.length) {
+    entry.dkim = {
+      keys: keys.map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyFile: files.put(names.dkim(k.selector), internal.pems[k.selector] as string) })),
+    };
+  }
+  if (d.rateLimit) entry.rateLimit = d.rateLimit;
+  if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, names.smarthost, `SenderDomain ${sd.metadata.name} smarthost`);
+  const checked = senderDomainSchema.safeParse(entry);
+  if (!checked.success) files.errors.push(...formatIssues(checked.error, 'relay config entry '));
+  if (!d.credentials.enabled || !internal.passwordHash) return { entry };
+  const credential: Credential = { username: d.credentials.username ?? d.domain, passwordHashFile: files.put(names.login, internal.passwordHash), domains: [d.domain] };
+  const login = credentialSchema.safeParse(credential);
+  if (!login.success) files.errors.push(...formatIssues(login.error, 'relay config login '));
+  return { entry, credential };
+}
+
+/** Renders one SenderDomain into its stage; an exception is that domain's error, never the relay's. */
+function stageDomain(a: AttachedDomain, stage: SecretFiles, now: number): ReturnType<typeof domainEntry> | undefined {
+  try {
+    return domainEntry(a, stage, now);
+  } catch (e) {
+    stage.errors.push((e as Error).message);
+    return undefined;
+  }
+}
+
+/**
+ * Why a SenderDomain would be left out of its relay's config on its own account (its
+ * smarthost Secret lacks a key, its OAuth2 credential does not load, its entry breaks the
+ * relay's schema); empty when it renders. The same code as the relay's render, so the
+ * SenderDomain controller reports exactly what the relay leaves it out for.
+ */
+export function domainEntryRefusal(a: AttachedDomain, now: Date): { reason: typeof SECRET_UNUSABLE | typeof ENTRY_INVALID; message: string } | undefined {
+  const stage = SecretFiles.forRelay(new Map()).stage(domainFiles(a.sd.metadata.namespace ?? '', a.sd.metadata.name).owner, a.secrets);
+  stageDomain(a, stage, now.getTime());
+  if (!stage.errors.length) return undefined;
+  // every error read from a user Secret names it (`<field>: Secret <name> ...`)
+  const reason = stage.errors.some((e) => /: Secret /.test(e)) ? SECRET_UNUSABLE : ENTRY_INVALID;
+  return { reason, message: `not served: ${stage.errors.join('; ')}`.slice(0, 4000) };
+}
+
+/** A Secret the SenderDomain may use lacks a key, or holds what cannot be used (an OAuth2 credential that does not load). */
+export const SECRET_UNUSABLE = 'SecretUnusable';
+/** The SenderDomain's entry is one the relay's config schema refuses. */
+export const ENTRY_INVALID = 'ConfigInvalid';
+
+/**
+ * The served domains (with their signing keys) and the SMTP logins, sorted by domain, after
+ * the relay's own files are in. A domain that does not render whole is left out and listed.
+ */
+function domainsConfig(input: RelayInput, files: SecretFiles): { domains: DomainEntry[]; credentials: Credential[]; leftOut: LeftOutDomain[] } {
   const now = input.now.getTime();
   const sorted = [...input.domains].sort((a, b) => a.sd.spec.domain.localeCompare(b.sd.spec.domain));
-  const domains: NonNullable<Config['domains']> = [];
-  const credentials: NonNullable<Config['credentials']> = [];
-  for (const { sd, internal, secrets } of sorted) {
-    const d = sd.spec;
-    const entry: NonNullable<Config['domains']>[number] = { domain: d.domain, allowedSenders: d.allowedSenders, fromAlignment: d.fromAlignment };
-    // files are named by SenderDomain: a SenderDomain from another namespace may share a name
-    const fileId = (sd.metadata.namespace ?? '') === (input.relay.metadata.namespace ?? '') ? sd.metadata.name : `${sd.metadata.namespace}.${sd.metadata.name}`;
-    const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
-    if (keys.length) {
-      entry.dkim = {
-        keys: keys.map((k) => ({
-          selector: k.selector, algorithm: k.algorithm,
-          privateKeyFile: files.put(`dkim-${fileId}-${k.selector}.pem`, internal.pems[k.selector] as string),
-        })),
-      };
+  const domains: DomainEntry[] = [];
+  const credentials: Credential[] = [];
+  const leftOut: LeftOutDomain[] = [];
+  for (const a of sorted) {
+    const { sd } = a;
+    const ns = sd.metadata.namespace ?? '';
+    const stage = files.stage(domainFiles(ns, sd.metadata.name).owner, a.secrets);
+    const out = stageDomain(a, stage, now);
+    if (!out || stage.errors.length) {
+      leftOut.push({ senderDomain: `${ns}/${sd.metadata.name}`, domain: sd.spec.domain, errors: stage.errors });
+      continue;
     }
-    if (d.rateLimit) entry.rateLimit = d.rateLimit;
-    if (d.smarthost) entry.smarthost = smarthostConfig(files.reading(secrets), d.smarthost, `smarthost-${fileId}`, `SenderDomain ${sd.metadata.name} smarthost`);
-    domains.push(entry);
-    if (d.credentials.enabled && internal.passwordHash) {
-      credentials.push({ username: d.credentials.username ?? d.domain, passwordHashFile: files.put(`login-${fileId}.hash`, internal.passwordHash), domains: [d.domain] });
-    }
+    files.commit(stage);
+    domains.push(out.entry);
+    if (out.credential) credentials.push(out.credential);
   }
-  return { domains, credentials };
+  return { domains, credentials, leftOut };
 }
 
 /** Delivery (mode, smarthosts, per-destination connections and TLS) and per-destination pacing. */
@@ -189,7 +279,7 @@ function deliveryConfig(relay: EmailRelay, files: SecretFiles): { delivery: Conf
   }
   const delivery: Config['delivery'] = {
     mode: spec.delivery.mode,
-    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(files, h, `smarthost-${i}`, `delivery.smarthosts[${i}]`)),
+    smarthosts: (spec.delivery.smarthosts ?? []).map((h, i) => smarthostConfig(files, h, RELAY_FILES.smarthost(i), `delivery.smarthosts[${i}]`)),
     destinations,
     heloName: relayHostname(relay),
     ...(spec.delivery.dnsServers ? { mx: { dnsServers: spec.delivery.dnsServers } } : {}),
@@ -202,7 +292,7 @@ function redisConfig(redis: NonNullable<EmailRelaySpec['redis']>, files: SecretF
   const ref = redis.passwordSecretRef;
   if (ref) {
     const v = files.read(ref.name, ref.key, 'redis password');
-    if (v !== undefined) r.passwordFile = files.put('redis.password', v);
+    if (v !== undefined) r.passwordFile = files.put(RELAY_FILES.redisPassword, v);
   }
   return r;
 }
@@ -210,7 +300,7 @@ function redisConfig(redis: NonNullable<EmailRelaySpec['redis']>, files: SecretF
 function webhooksConfig(webhooks: NonNullable<EmailRelaySpec['webhooks']>, files: SecretFiles): Config['webhooks'] {
   return webhooks.map((w, i) => {
     const v = files.read(w.secretRef.name, w.secretRef.key, `webhooks[${i}] secret`);
-    const file = `webhook-${i}.secret`;
+    const file = RELAY_FILES.webhookSecret(i);
     if (v !== undefined) files.put(file, v);
     return { url: w.url, secretFile: secretFile(file), ...(w.events ? { events: w.events } : {}) };
   });
@@ -243,17 +333,21 @@ function handoffConfig(relay: EmailRelay, token: string, files: SecretFiles): No
   const n = relayNames(relay.metadata.name);
   const ns = relay.metadata.namespace ?? 'default';
   return {
-    annotationsFile: ANNOTATIONS_FILE, host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(FLEET_TOKEN_KEY, token),
+    annotationsFile: ANNOTATIONS_FILE, host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(RELAY_FILES.fleetToken, token),
     peers: Array.from({ length: relay.spec.replicas }, (_, i) => `${n.workload}-${i}.${n.headless}.${ns}.svc:${HANDOFF_PORT}`),
   };
 }
 
 export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const spec = input.relay.spec;
-  const files = new SecretFiles(input.userSecrets);
+  const files = SecretFiles.forRelay(input.userSecrets);
   const { listeners, ports } = listenersConfig(spec);
-  const { domains, credentials } = domainsConfig(input, files);
+  // the relay's own files first: a SenderDomain can never take one of their names
   const { delivery, paces } = deliveryConfig(input.relay, files);
+  const redis = spec.redis ? redisConfig(spec.redis, files) : undefined;
+  const webhooks = spec.webhooks?.length ? webhooksConfig(spec.webhooks, files) : undefined;
+  const handoff = spec.queue.persistence.enabled && input.fleetToken ? handoffConfig(input.relay, input.fleetToken, files) : undefined;
+  const { domains, credentials, leftOut } = domainsConfig(input, files);
   const trusted = servedTrustedNetworks(spec, domains);
   const config: Config = {
     hostname: relayHostname(input.relay),
@@ -273,14 +367,14 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
     delivery,
     http: { host: '0.0.0.0', port: HTTP_PORT },
   };
-  if (spec.redis) config.redis = redisConfig(spec.redis, files);
-  if (spec.webhooks?.length) config.webhooks = webhooksConfig(spec.webhooks, files);
-  if (spec.queue.persistence.enabled && input.fleetToken) config.handoff = handoffConfig(input.relay, input.fleetToken, files);
+  if (redis) config.redis = redis;
+  if (webhooks) config.webhooks = webhooks;
+  if (handoff) config.handoff = handoff;
   const errors = [...files.errors];
   const clash = config.handoff && Object.entries(ports).find(([, p]) => p === HANDOFF_PORT);
   if (clash) errors.push(`listeners.${clash[0]}: port ${HANDOFF_PORT} is the fleet's hand-off listener (with a persistent queue); choose another port`);
   if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));
-  return { config, secretData: files.data, ports, errors, oauth2Checks: files.oauth2Checks, unservedTrustedDomains: trusted.unserved };
+  return { config, secretData: files.data, ports, errors, oauth2Checks: files.oauth2Checks, unservedTrustedDomains: trusted.unserved, leftOut };
 }

@@ -17,7 +17,7 @@ export interface RelayStatusInput {
   /** The StatefulSet or Deployment as last seen, if it exists yet. */
   workload: Workload | undefined;
   ports: Record<string, number>;
-  /** SenderDomains served (conflicts removed). */
+  /** SenderDomains in the rendered config (none that was left out). */
   domains: number;
   /** trustedNetworks domains left out of the config. */
   unservedTrustedDomains?: string[];

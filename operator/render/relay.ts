@@ -4,7 +4,7 @@
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { relayNames } from './objects.ts';
 import type { KubeObject } from './objects.ts';
-import { relayHostname, renderRelayConfig, tlsSecretName, type RelayInput } from './relay-config.ts';
+import { relayHostname, renderRelayConfig, tlsSecretName, type LeftOutDomain, type RelayInput } from './relay-config.ts';
 import {
   certificate, configMap, deployment, headlessService, horizontalPodAutoscaler, mainService, networkPolicy, podDisruptionBudget, secret,
   serviceMonitor, statefulSet,
@@ -12,7 +12,7 @@ import {
 import { relayPodTemplate } from './relay-pod.ts';
 import type { OAuth2Check } from './smarthost-oauth2.ts';
 
-export type { AttachedDomain, RelayInput } from './relay-config.ts';
+export type { AttachedDomain, LeftOutDomain, RelayInput } from './relay-config.ts';
 
 export interface RelayOutput {
   /** Objects to apply, in order (config and secrets before the workload). */
@@ -21,7 +21,7 @@ export interface RelayOutput {
   absent: { apiVersion: string; kind: string; name: string }[];
   /** The rendered config input (already validated), for tests and logs. */
   config?: RelayConfigInput;
-  /** Render or reference problems; any of them means nothing is applied. */
+  /** Problems of the relay's own spec and Secrets; any of them means nothing is applied. */
   errors: string[];
   /** Names of the listeners and their ports, for status.endpoint. */
   ports: Record<string, number>;
@@ -29,14 +29,16 @@ export interface RelayOutput {
   oauth2Checks: OAuth2Check[];
   /** trustedNetworks domains left out of the config (no SenderDomain served for them). */
   unservedTrustedDomains: string[];
+  /** SenderDomains left out of the config for problems of their own (the others are served). */
+  leftOut: LeftOutDomain[];
 }
 
 export function renderRelay(input: RelayInput): RelayOutput {
   const { relay } = input;
   const spec = relay.spec;
   const n = relayNames(relay.metadata.name);
-  const { config, secretData, ports, errors, oauth2Checks, unservedTrustedDomains } = renderRelayConfig(input);
-  if (errors.length) return { objects: [], absent: [], errors, ports, oauth2Checks: [], unservedTrustedDomains };
+  const { config, secretData, ports, errors, oauth2Checks, unservedTrustedDomains, leftOut } = renderRelayConfig(input);
+  if (errors.length) return { objects: [], absent: [], errors, ports, oauth2Checks: [], unservedTrustedDomains, leftOut };
 
   const objects: KubeObject[] = [configMap(relay, config), secret(relay, secretData)];
   const absent: RelayOutput['absent'] = [];
@@ -65,5 +67,5 @@ export function renderRelay(input: RelayInput): RelayOutput {
   if (spec.metrics.serviceMonitor.enabled && input.apis.serviceMonitor) objects.push(serviceMonitor(relay));
   else if (input.apis.serviceMonitor) absent.push({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', name: n.serviceMonitor });
 
-  return { objects, absent, config, errors, ports, oauth2Checks, unservedTrustedDomains };
+  return { objects, absent, config, errors, ports, oauth2Checks, unservedTrustedDomains, leftOut };
 }

@@ -7,6 +7,7 @@ import { tokenSource, type OAuth2Secrets } from '../../relay/delivery/oauth2/sou
 import type { ProbeResult } from '../../relay/delivery/oauth2/probe.ts';
 import { condition, type ConditionInput } from './conditions.ts';
 import type { z } from 'zod';
+import { formatIssues } from '../../relay/util/zod-issues.ts';
 
 export type SmarthostOAuth2Spec = z.output<typeof smarthostOAuth2>;
 
@@ -87,7 +88,13 @@ export function renderSmarthostOAuth2(o: SmarthostOAuth2Spec, secrets: SecretRea
     };
   }
   if (!complete) return undefined;
-  const config = oauth2Schema.parse(out);
+  // the CRD restates the relay's rules; should they ever differ, this is a config error, not a crash
+  const parsed = oauth2Schema.safeParse(out);
+  if (!parsed.success) {
+    secrets.errors.push(...formatIssues(parsed.error, `${what} oauth2 `));
+    return undefined;
+  }
+  const config = parsed.data;
   try {
     tokenSource(config, values); // parses the certificate, key or service account JSON
   } catch (err) {

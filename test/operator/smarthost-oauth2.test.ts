@@ -80,16 +80,18 @@ describe('smarthost oauth2 rendering', () => {
     // the relay's Secrets and the SenderDomain's come apart: each is read in its owner's namespace
     const userSecrets = new Map<string, Record<string, string>>([['rt', { 'refresh-token': '1//r' }]]);
     const domainSecrets = (sa: string) => new Map<string, Record<string, string>>([['sa', { 'service-account.json': sa }]]);
-    // a key the relay could not use is refused here, with nothing rendered
-    expect(renderRelay(input({ relay, domains: [{ sd, internal, secrets: domainSecrets('{"client_email":"x"}') }], userSecrets })).errors)
-      .toEqual(['SenderDomain acme smarthost oauth2: Secret sa: the service account key has no client_email or private_key']);
+    // a key the relay could not use leaves that domain out (the relay renders for the others)
+    const unusable = renderRelay(input({ relay, domains: [{ sd, internal, secrets: domainSecrets('{"client_email":"x"}') }], userSecrets }));
+    expect(unusable.errors).toEqual([]);
+    expect(configOf(unusable).domains).toEqual([]);
+    expect(unusable.leftOut).toEqual([{ senderDomain: 'mail/acme', domain: 'acme.test', errors: ['SenderDomain acme smarthost oauth2: Secret sa: the service account key has no client_email or private_key'] }]);
     // the domain's Secret among the relay's is not the domain's: not found
-    expect(renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: new Map([...userSecrets, ...domainSecrets('{}')]) })).errors)
+    expect(renderRelay(input({ relay, domains: [{ sd, internal }], userSecrets: new Map([...userSecrets, ...domainSecrets('{}')]) })).leftOut[0]?.errors)
       .toEqual(['SenderDomain acme smarthost oauth2: Secret sa not found']);
     const out = renderRelay(input({ relay, domains: [{ sd, internal, secrets: domainSecrets(JSON.stringify({ client_email: 'relay@p.iam.gserviceaccount.com', private_key: app.key })) }], userSecrets }));
     expect(out.errors).toEqual([]);
     const cfg = configOf(out);
-    expect(cfg.domains[0]!.smarthost!.auth!.oauth2).toMatchObject({ userFromSender: true, google: { serviceAccountKeyFile: '/var/run/mailfleet/secrets/smarthost-acme.service-account.json', scope: 'https://mail.google.com/' } });
+    expect(cfg.domains[0]!.smarthost!.auth!.oauth2).toMatchObject({ userFromSender: true, google: { serviceAccountKeyFile: '/var/run/mailfleet/secrets/sd_mail_acme_smarthost.service-account.json', scope: 'https://mail.google.com/' } });
     expect(cfg.delivery.smarthosts[0]!.auth!.oauth2!.refreshToken).toEqual({ clientId: 'c1', refreshTokenFile: '/var/run/mailfleet/secrets/smarthost-0.refresh-token', tokenUrl: 'https://oauth2.googleapis.com/token' });
   });
 });

@@ -148,8 +148,8 @@ describe('what a relay renders for its tenants', () => {
     const files = [...out.config!.domains!.flatMap((d) => [...(d.dkim?.keys ?? []).map((k) => k.privateKeyFile), d.smarthost?.auth && 'passwordFile' in d.smarthost.auth ? d.smarthost.auth.passwordFile : undefined]),
       ...out.config!.credentials!.map((c) => c.passwordHashFile)].filter((f) => f !== undefined);
     expect(new Set(files).size).toBe(files.length);
-    expect(files).toContain('/var/run/mailfleet/secrets/login-tenant-b.app.hash');
-    expect(files).toContain('/var/run/mailfleet/secrets/smarthost-tenant-b.app.password');
+    expect(files).toContain('/var/run/mailfleet/secrets/sd_tenant-b_app_login.hash');
+    expect(files).toContain('/var/run/mailfleet/secrets/sd_tenant-b_app_smarthost.password');
   });
 });
 

@@ -170,8 +170,8 @@ describe.skipIf(!cluster.available)('tenant attacks on the operator (real contro
       return x.domains.some((d: any) => d.domain === 'steal.example') ? x : undefined;
     }, 60_000);
     expect(cfg.domains.map((d: any) => d.domain)).toEqual(['good.example', 'steal.example']);
-    expect(cfg.domains.find((d: any) => d.domain === 'steal.example').smarthost.auth).toEqual({ user: DB_USER, passwordFile: '/var/run/mailfleet/secrets/smarthost-steal.password' });
-    expect(decoded(await get('secret', 'edge-secrets'))['smarthost-steal.password']).toBe(DB_PASSWORD);
+    expect(cfg.domains.find((d: any) => d.domain === 'steal.example').smarthost.auth).toEqual({ user: DB_USER, passwordFile: '/var/run/mailfleet/secrets/sd_tenant-b_steal_smarthost.password' });
+    expect(decoded(await get('secret', 'edge-secrets'))['sd_tenant-b_steal_smarthost.password']).toBe(DB_PASSWORD);
     await eventually('leak rendered', async () => (await get('configmap', 'leak-config')) !== undefined, 60_000);
     await eventually('late rendered', async () => (await get('configmap', 'late-config')) !== undefined, 60_000);
     await eventually('typed rendered with its login', async () => decoded(await get('secret', 'typed-secrets'))['smarthost-0.password'] === 'typed-pw', 60_000);
@@ -182,7 +182,7 @@ describe.skipIf(!cluster.available)('tenant attacks on the operator (real contro
     await c.kubectl(['label', 'secret', 'database', '-n', NS, 'mailfleet.io/use-']);
     await waitReason('senderdomain', 'steal', 'SecretNotAllowed');
     await eventually('steal.example left out again', async () => !(await relayConfig('edge')).domains.some((d: any) => d.domain === 'steal.example'), 60_000);
-    expect(decoded(await get('secret', 'edge-secrets'))['smarthost-steal.password']).toBeUndefined();
+    expect(decoded(await get('secret', 'edge-secrets'))['sd_tenant-b_steal_smarthost.password']).toBeUndefined();
   });
 
   it('problem 5: webhooks and smarthosts written as loopback, link-local or metadata addresses are refused with the reason; the rendered config never opts out of the relay rules', async () => {
