@@ -25,11 +25,18 @@ export function parseRelay(raw: EmailRelay): { relay: EmailRelay } | { error: st
   return out;
 }
 
+/** A label value's limit: a SenderDomain's name labels the Secrets it owns (mailfleet.io/senderdomain). */
+export const DOMAIN_NAME_MAX = 63;
+
 export function parseDomain(raw: SenderDomain): { sd: SenderDomain } | { error: string } {
   let out = domainParses.get(raw);
   if (!out) {
     const parsed = senderDomainSpec.safeParse(raw.spec);
-    out = parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+    const name = raw.metadata.name;
+    // refused before it claims a domain it could never be served for
+    out = name.length > DOMAIN_NAME_MAX
+      ? { error: `metadata.name: a SenderDomain's name labels the Secrets it owns, so it has at most ${DOMAIN_NAME_MAX} characters (this one has ${name.length}); create it under a shorter name` }
+      : parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
     domainParses.set(raw, out);
   }
   return out;

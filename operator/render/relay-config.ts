@@ -287,8 +287,16 @@ function deliveryConfig(relay: EmailRelay, files: SecretFiles): { delivery: Conf
   return { delivery, paces };
 }
 
-function redisConfig(redis: NonNullable<EmailRelaySpec['redis']>, files: SecretFiles): RedisLimiterConfigInput {
-  const r: RedisLimiterConfigInput = { url: redis.url };
+/**
+ * Every key a relay keeps in Redis (rate counters, AUTH throttling, the fleet's suppression
+ * list and its pub/sub channel) starts with this: relays sharing one Redis never read or
+ * count each other's (a login is unique per relay only). `:` and `/` occur in no namespace or
+ * object name, so no relay's prefix starts with another's.
+ */
+export const redisKeyPrefix = (relay: EmailRelay) => `mailfleet:${relay.metadata.namespace ?? 'default'}/${relay.metadata.name}:`;
+
+function redisConfig(redis: NonNullable<EmailRelaySpec['redis']>, relay: EmailRelay, files: SecretFiles): RedisLimiterConfigInput {
+  const r: RedisLimiterConfigInput = { url: redis.url, keyPrefix: redisKeyPrefix(relay) };
   const ref = redis.passwordSecretRef;
   if (ref) {
     const v = files.read(ref.name, ref.key, 'redis password');
@@ -344,7 +352,7 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const { listeners, ports } = listenersConfig(spec);
   // the relay's own files first: a SenderDomain can never take one of their names
   const { delivery, paces } = deliveryConfig(input.relay, files);
-  const redis = spec.redis ? redisConfig(spec.redis, files) : undefined;
+  const redis = spec.redis ? redisConfig(spec.redis, input.relay, files) : undefined;
   const webhooks = spec.webhooks?.length ? webhooksConfig(spec.webhooks, files) : undefined;
   const handoff = spec.queue.persistence.enabled && input.fleetToken ? handoffConfig(input.relay, input.fleetToken, files) : undefined;
   const { domains, credentials, leftOut } = domainsConfig(input, files);

@@ -39,6 +39,16 @@ const controlledBy = (obj: KubeObject, owner: KubeObject) =>
 
 const statusOf = (obj: Owner) => (obj.status ?? {}) as Status;
 
+/**
+ * A new Event's name: the object's, a dot, a unique suffix; at most 253 characters (a DNS
+ * subdomain), so an object with a long name still gets its Events. A cut name loses its
+ * trailing `-`/`.` (a label may not end with one).
+ */
+export function eventName(objectName: string): string {
+  const suffix = `${Date.now().toString(16)}${randomBytes(2).toString('hex')}`;
+  return `${objectName.slice(0, 252 - suffix.length).replace(/[-.]+$/, '')}.${suffix}`;
+}
+
 export class Applier {
   private readonly o: ApplierOptions;
 
@@ -99,7 +109,7 @@ export class Applier {
     try {
       await this.o.kube.create({
         apiVersion: 'v1', kind: 'Event',
-        metadata: { name: `${obj.metadata.name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`, namespace: obj.metadata.namespace },
+        metadata: { name: eventName(obj.metadata.name), namespace: obj.metadata.namespace },
         involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid },
         type, reason, message: message.slice(0, 1024), count: 1, firstTimestamp: now, lastTimestamp: now,
         source: { component: FIELD_MANAGER }, reportingComponent: FIELD_MANAGER, reportingInstance: this.o.identity,

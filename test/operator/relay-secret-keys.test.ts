@@ -6,10 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import type { DomainInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData, type SenderDomain } from '../../operator/render/objects.ts';
-import { domainEntryRefusal } from '../../operator/render/relay-config.ts';
+import { domainEntryRefusal, redisKeyPrefix } from '../../operator/render/relay-config.ts';
 import { RELAY_FILES, SECRET_KEY_MAX, domainFileOwner, domainFiles, isDomainFile, validSecretKey } from '../../operator/render/relay-secret-keys.ts';
 import { renderRelay, type AttachedDomain, type RelayInput } from '../../operator/render/relay.ts';
 import { SELECTOR_RE } from '../../operator/api/common.ts';
+import { eventName } from '../../operator/runtime/apply.ts';
+import { parseDomain, validDomains } from '../../operator/controllers/specs.ts';
 import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
 
 const now = new Date('2025-03-01T12:00:00Z');
@@ -139,3 +141,34 @@ describe("one tenant's broken Secret", () => {
   });
 });
 
+describe('other names derived from what a tenant chooses', () => {
+  const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+  it('relays sharing one Redis get key prefixes none of which starts with another', () => {
+    const relays = [relayObject('edge', {}, 'mail'), relayObject('edge', {}, 'team'), relayObject('edge.a', {}, 'mail'), relayObject('e', {}, 'mail')];
+    const prefixes = relays.map(redisKeyPrefix);
+    expect(prefixes[0]).toBe('mailfleet:mail/edge:');
+    for (const a of prefixes) for (const b of prefixes) if (a !== b) expect(b.startsWith(a), `${a} / ${b}`).toBe(false);
+    // nor the relay's own default (a relay run without the operator)
+    for (const p of prefixes) expect(p.startsWith('mailfleet:rl:')).toBe(false);
+    const withRedis = relayObject('edge', { tls: { secretName: 'edge-cert' }, redis: { url: 'redis://redis.mail.svc:6379' } }, 'team');
+    expect(renderRelay(input([], { relay: withRedis })).config!.redis).toEqual({ url: 'redis://redis.mail.svc:6379', keyPrefix: 'mailfleet:team/edge:' });
+  });
+
+  it('an Event name fits a DNS subdomain for the longest object names', () => {
+    for (const name of ['short', 'a'.repeat(253), `${'a'.repeat(236)}-${'b'.repeat(16)}`, `${'a'.repeat(230)}.${'b'.repeat(22)}`]) {
+      const e = eventName(name);
+      expect(e.length, name).toBeLessThanOrEqual(253);
+      expect(e, name).toMatch(DNS_SUBDOMAIN);
+      expect(e.startsWith(name.slice(0, 200))).toBe(true);
+    }
+    expect(eventName('x')).not.toBe(eventName('x'));
+  });
+
+  it('a SenderDomain whose name cannot label its Secrets (over 63 characters) is refused whole and claims nothing', () => {
+    const long = domainObject('a'.repeat(64), { domain: 'long.test', relayRef: { name: 'edge' } });
+    expect(parseDomain(long)).toEqual({ error: expect.stringMatching(/^metadata\.name: .*at most 63 characters \(this one has 64\)/) });
+    expect(validDomains([long])).toEqual([]);
+    expect('sd' in parseDomain(domainObject('a'.repeat(63), { domain: 'ok.test', relayRef: { name: 'edge' } }))).toBe(true);
+  });
+});

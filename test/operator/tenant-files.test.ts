@@ -10,7 +10,9 @@
 //    the platform's password, the domain's smarthost its own;
 //  - a tenant whose smarthost Secret lacks the password: that SenderDomain alone is left out
 //    (Degraded SecretUnusable, a Warning Event); another tenant's new domain is served
-//    meanwhile, and the fix brings the broken one in.
+//    meanwhile, and the fix brings the broken one in;
+//  - a SenderDomain whose name cannot label its Secrets (over 63 characters) is refused whole
+//    and claims nothing.
 // The naming rules as pure functions: test/operator/relay-secret-keys.test.ts.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -192,5 +194,23 @@ describe.skipIf(!cluster.available)("tenants' files in the relay's Secret (real 
     }, 30_000);
     const file = (fixed.domains!.find((d) => d.domain === 'broken.test')!.smarthost!.auth as { passwordFile: string }).passwordFile;
     expect(fileOf(await decoded(MAIL, 'edge-secrets'), file)).toBe('broken-pw');
+  });
+
+  it('a SenderDomain name too long to label its Secrets is refused whole, with an Event, and claims nothing', async () => {
+    const c = cluster.get();
+    const long = `${'l'.repeat(60)}-too`;
+    await tenantApply(sd(TENANT, long, { domain: 'long.test', relayRef: { name: 'edge', namespace: MAIL }, dkim: { algorithm: 'ed25519' } }));
+    const o = await eventually('long-named Degraded', async () => {
+      const x = await tryGetJson(c, ['get', 'senderdomain', long, '-n', TENANT]);
+      return cond(x, 'Degraded')?.reason === 'InvalidSpec' ? x : undefined;
+    });
+    expect(cond(o, 'Degraded').message).toMatch(/^metadata\.name: .*at most 63 characters \(this one has 64\)/);
+    await eventually('its Warning Event', async () =>
+      (await getJson(c, ['get', 'events', '-n', TENANT, '--field-selector', `involvedObject.name=${long}`])).items.some((e: any) => e.reason === 'InvalidSpec'));
+    expect((await getJson(c, ['get', 'secrets', '-n', TENANT])).items.map((x: any) => x.metadata.name).filter((n: string) => n.startsWith('lll'))).toEqual([]);
+    // the same domain under a valid name is served: the refused one claimed nothing
+    await tenantApply(sd(TENANT, 'long', { domain: 'long.test', relayRef: { name: 'edge', namespace: MAIL }, dkim: { algorithm: 'ed25519' } }));
+    await waitReadyIn(c, TENANT, 'senderdomain', 'long', 60_000);
+    await eventually('long.test served', async () => served(await relayConfig()).includes('long.test'), 30_000);
   });
 });
