@@ -4,6 +4,7 @@
 import { credentialSchema, relayConfigSchema, senderDomainSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
 import type { SmarthostConfigInput } from '../../relay/delivery/schema.ts';
 import type { RedisLimiterConfigInput } from '../../relay/limits/schema.ts';
+import YAML from 'yaml';
 import { formatIssues } from '../../relay/util/zod-issues.ts';
 import type { EmailRelaySpec } from '../api/emailrelay.ts';
 import { signingKeys } from './dkim.ts';
@@ -101,10 +102,17 @@ class SecretFiles implements SecretReader {
     return new SecretFiles(user ?? new Map(), (f) => f.startsWith(`${owner}_`), this.data);
   }
 
-  /** Takes in a stage that rendered whole (its puts were checked against this one's files). */
-  commit(stage: SecretFiles): void {
+  /**
+   * Takes in a stage that rendered whole, unless one of its names already holds other
+   * contents here (then nothing of it, and why).
+   */
+  commit(stage: SecretFiles): string[] {
+    const taken = Object.entries(stage.data).filter(([file, value]) => this.data[file] !== undefined && this.data[file] !== value)
+      .map(([file]) => `file ${file} of the relay's Secret is already written with other contents; refused rather than overwritten`);
+    if (taken.length) return taken;
     Object.assign(this.data, stage.data);
     this.oauth2Checks.push(...stage.oauth2Checks);
+    return [];
   }
 
   /** A value from a user Secret, or undefined (and an error naming it). */
@@ -210,10 +218,30 @@ function domainEntry(a: AttachedDomain, files: SecretFiles, now: number): { entr
   return { entry, credential };
 }
 
+/**
+ * What one SenderDomain's files may take in the relay's Secret (keys and values, bytes). Its
+ * DKIM keys (a few during a rotation), login hash and smarthost login take a few KiB; the
+ * bound keeps one tenant's oversized Secret from filling what every tenant shares.
+ */
+export const DOMAIN_FILES_MAX = 32 * 1024;
+/**
+ * What the relay's Secret and its config may hold (bytes): the API server refuses a Secret or
+ * ConfigMap whose data pass 1 MiB, and the relay would then get nothing new at all.
+ */
+export const OBJECT_DATA_MAX = 1024 * 1024 - 16 * 1024;
+const byteSize = (s: string) => Buffer.byteLength(s, 'utf8');
+const filesSize = (data: Record<string, string>) => Object.entries(data).reduce((n, [k, v]) => n + byteSize(k) + byteSize(v), 0);
+const yamlSize = (v: unknown) => byteSize(YAML.stringify(v, { lineWidth: 0 }));
+
 /** Renders one SenderDomain into its stage; an exception is that domain's error, never the relay's. */
 function stageDomain(a: AttachedDomain, stage: SecretFiles, now: number): ReturnType<typeof domainEntry> | undefined {
   try {
-    return domainEntry(a, stage, now);
+    const out = domainEntry(a, stage, now);
+    const size = filesSize(stage.data);
+    if (size > DOMAIN_FILES_MAX) {
+      stage.errors.push(`its files in the relay's Secret would take ${size} bytes, more than ${DOMAIN_FILES_MAX}: a Secret it names holds more than a key or a password needs`);
+    }
+    return out;
   } catch (e) {
     stage.errors.push((e as Error).message);
     return undefined;
@@ -230,8 +258,8 @@ export function domainEntryRefusal(a: AttachedDomain, now: Date): { reason: type
   const stage = SecretFiles.forRelay(new Map()).stage(domainFiles(a.sd.metadata.namespace ?? '', a.sd.metadata.name).owner, a.secrets);
   stageDomain(a, stage, now.getTime());
   if (!stage.errors.length) return undefined;
-  // every error read from a user Secret names it (`<field>: Secret <name> ...`)
-  const reason = stage.errors.some((e) => /: Secret /.test(e)) ? SECRET_UNUSABLE : ENTRY_INVALID;
+  // every error that comes from a user Secret says so (`<field>: Secret <name> ...`)
+  const reason = stage.errors.some((e) => /\bSecret\b/.test(e)) ? SECRET_UNUSABLE : ENTRY_INVALID;
   return { reason, message: `not served: ${stage.errors.join('; ')}`.slice(0, 4000) };
 }
 
@@ -240,30 +268,52 @@ export const SECRET_UNUSABLE = 'SecretUnusable';
 /** The SenderDomain's entry is one the relay's config schema refuses. */
 export const ENTRY_INVALID = 'ConfigInvalid';
 
+/** Oldest claim first (creationTimestamp, then namespace/name), as domain ownership goes. */
+const claimOrder = (sd: SenderDomain) => `${sd.metadata.creationTimestamp ?? ''}\n${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
+
 /**
  * The served domains (with their signing keys) and the SMTP logins, sorted by domain, after
- * the relay's own files are in. A domain that does not render whole is left out and listed.
+ * the relay's own files are in. A domain that does not render whole is left out and listed;
+ * so is one that would take the Secret or the config (`configBytes` so far) past what the API
+ * server stores: the oldest SenderDomains are served first, so a newcomer never pushes out
+ * those already served.
  */
-function domainsConfig(input: RelayInput, files: SecretFiles): { domains: DomainEntry[]; credentials: Credential[]; leftOut: LeftOutDomain[] } {
+function domainsConfig(input: RelayInput, files: SecretFiles, configBytes: number): { domains: DomainEntry[]; credentials: Credential[]; leftOut: LeftOutDomain[] } {
   const now = input.now.getTime();
-  const sorted = [...input.domains].sort((a, b) => a.sd.spec.domain.localeCompare(b.sd.spec.domain));
+  const leftOut: LeftOutDomain[] = [];
+  const key = (a: AttachedDomain) => `${a.sd.metadata.namespace ?? ''}/${a.sd.metadata.name}`;
+  const staged: { a: AttachedDomain; out: NonNullable<ReturnType<typeof stageDomain>>; stage: SecretFiles }[] = [];
+  for (const a of input.domains) {
+    const stage = files.stage(domainFiles(a.sd.metadata.namespace ?? '', a.sd.metadata.name).owner, a.secrets);
+    const out = stageDomain(a, stage, now);
+    if (!out || stage.errors.length) leftOut.push({ senderDomain: key(a), domain: a.sd.spec.domain, errors: stage.errors });
+    else staged.push({ a, out, stage });
+  }
+  let secretBytes = filesSize(files.data);
+  const fitting = staged.sort((x, y) => (claimOrder(x.a.sd) < claimOrder(y.a.sd) ? -1 : 1)).filter(({ a, out, stage }) => {
+    const s = filesSize(stage.data);
+    const c = yamlSize({ domains: [out.entry], credentials: out.credential ? [out.credential] : [] });
+    const full = secretBytes + s > OBJECT_DATA_MAX ? 'Secret' : configBytes + c > OBJECT_DATA_MAX ? 'config' : undefined;
+    if (full) {
+      leftOut.push({ senderDomain: key(a), domain: a.sd.spec.domain, errors: [`the relay's ${full} would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`] });
+      return false;
+    }
+    secretBytes += s;
+    configBytes += c;
+    return true;
+  });
   const domains: DomainEntry[] = [];
   const credentials: Credential[] = [];
-  const leftOut: LeftOutDomain[] = [];
-  for (const a of sorted) {
-    const { sd } = a;
-    const ns = sd.metadata.namespace ?? '';
-    const stage = files.stage(domainFiles(ns, sd.metadata.name).owner, a.secrets);
-    const out = stageDomain(a, stage, now);
-    if (!out || stage.errors.length) {
-      leftOut.push({ senderDomain: `${ns}/${sd.metadata.name}`, domain: sd.spec.domain, errors: stage.errors });
+  for (const { a, out, stage } of fitting.sort((x, y) => x.a.sd.spec.domain.localeCompare(y.a.sd.spec.domain))) {
+    const taken = files.commit(stage);
+    if (taken.length) {
+      leftOut.push({ senderDomain: key(a), domain: a.sd.spec.domain, errors: taken });
       continue;
     }
-    files.commit(stage);
     domains.push(out.entry);
     if (out.credential) credentials.push(out.credential);
   }
-  return { domains, credentials, leftOut };
+  return { domains, credentials, leftOut: leftOut.sort((x, y) => x.senderDomain.localeCompare(y.senderDomain)) };
 }
 
 /** Delivery (mode, smarthosts, per-destination connections and TLS) and per-destination pacing. */
@@ -355,17 +405,15 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const redis = spec.redis ? redisConfig(spec.redis, input.relay, files) : undefined;
   const webhooks = spec.webhooks?.length ? webhooksConfig(spec.webhooks, files) : undefined;
   const handoff = spec.queue.persistence.enabled && input.fleetToken ? handoffConfig(input.relay, input.fleetToken, files) : undefined;
-  const { domains, credentials, leftOut } = domainsConfig(input, files);
-  const trusted = servedTrustedNetworks(spec, domains);
   const config: Config = {
     hostname: relayHostname(input.relay),
     dataDir: DATA_DIR,
     listeners,
     tls: tlsSecretName(input.relay) ? { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` } : { selfSigned: true },
     limits: { drainTimeout: spec.drainTimeout },
-    credentials,
-    trustedNetworks: trusted.networks,
-    domains,
+    credentials: [],
+    trustedNetworks: spec.trustedNetworks ?? [],
+    domains: [],
     rateLimits: {
       ...(spec.rateLimits?.perDomain ? { perDomain: spec.rateLimits.perDomain } : {}),
       ...(spec.rateLimits?.perLogin ? { perLogin: spec.rateLimits.perLogin } : {}),
@@ -378,6 +426,10 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   if (redis) config.redis = redis;
   if (webhooks) config.webhooks = webhooks;
   if (handoff) config.handoff = handoff;
+  // the SenderDomains last, into what the ConfigMap (its header line too) has left
+  const { domains, credentials, leftOut } = domainsConfig(input, files, yamlSize(config) + 200);
+  const trusted = servedTrustedNetworks(spec, domains);
+  Object.assign(config, { credentials, trustedNetworks: trusted.networks, domains });
   const errors = [...files.errors];
   const clash = config.handoff && Object.entries(ports).find(([, p]) => p === HANDOFF_PORT);
   if (clash) errors.push(`listeners.${clash[0]}: port ${HANDOFF_PORT} is the fleet's hand-off listener (with a persistent queue); choose another port`);

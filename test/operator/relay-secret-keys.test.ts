@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DomainInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData, type SenderDomain } from '../../operator/render/objects.ts';
-import { domainEntryRefusal, redisKeyPrefix } from '../../operator/render/relay-config.ts';
+import { DOMAIN_FILES_MAX, OBJECT_DATA_MAX, domainEntryRefusal, redisKeyPrefix } from '../../operator/render/relay-config.ts';
 import { RELAY_FILES, SECRET_KEY_MAX, domainFileOwner, domainFiles, isDomainFile, validSecretKey } from '../../operator/render/relay-secret-keys.ts';
 import { renderRelay, type AttachedDomain, type RelayInput } from '../../operator/render/relay.ts';
 import { SELECTOR_RE } from '../../operator/api/common.ts';
@@ -132,6 +132,35 @@ describe("one tenant's broken Secret", () => {
       reason: 'SecretUnusable', message: 'not served: SenderDomain broken smarthost credentials: Secret half has no key password',
     });
     expect(domainEntryRefusal({ sd: broken, internal: internalFor('mailfleet'), secrets: new Map([['half', { username: 'u', password: 'p' }]]) }, now)).toBeUndefined();
+  });
+
+  it('an oversized smarthost Secret leaves out that domain alone (it would fill what every tenant shares)', () => {
+    const fat = new Map([['half', { username: 'u', password: 'p'.repeat(DOMAIN_FILES_MAX) }]]);
+    const { out, cfg } = rendered(input([{ sd: good, internal: internalFor('mailfleet') }, { sd: broken, internal: internalFor('mailfleet'), secrets: fat }]));
+    expect(cfg.domains!.map((d) => d.domain)).toEqual(['good.test']);
+    expect(out.leftOut[0]?.errors[0]).toMatch(/^its files in the relay's Secret would take \d+ bytes, more than 32768/);
+    expect(domainEntryRefusal({ sd: broken, internal: internalFor('mailfleet'), secrets: fat }, now)?.reason).toBe('SecretUnusable');
+  });
+
+  it("many tenants filling the Secret past what the API server stores: the newest are left out, the relay still renders, the oldest are served", () => {
+    const domains = Array.from({ length: 40 }, (_, i) => ({
+      sd: domainObject(`t${String(i).padStart(2, '0')}`, {
+        domain: `t${i}.test`, relayRef: { name: 'edge', namespace: 'mail' },
+        smarthost: { host: 'smtp.t.example', credentialsSecretRef: { name: 'login' } },
+      }, `ns${i}`, `2025-01-01T00:00:${String(i).padStart(2, '0')}Z`),
+      internal: internalFor('mailfleet'),
+      secrets: new Map([['login', { username: 'u', password: 'p'.repeat(DOMAIN_FILES_MAX - 2048) }]]),
+    }));
+    const { out, cfg, secret } = rendered(input(domains.reverse()));
+    const size = Object.entries(secret).reduce((n, [k, v]) => n + k.length + v.length, 0);
+    expect(size).toBeLessThanOrEqual(OBJECT_DATA_MAX);
+    const served = cfg.domains!.map((d) => d.domain);
+    expect(served.length).toBeGreaterThan(20);
+    expect(out.leftOut.length).toBe(40 - served.length);
+    // by age: every one served is older than every one left out
+    const index = (d: string) => Number(d.slice(1, -5));
+    expect(Math.max(...served.map(index))).toBeLessThan(Math.min(...out.leftOut.map((l) => index(l.domain))));
+    expect(out.leftOut[0]!.errors).toEqual([`the relay's Secret would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`]);
   });
 
   it("the relay's own broken Secret still stops the relay's render", () => {

@@ -20,6 +20,7 @@ import nodemailer from 'nodemailer';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
+import { DOMAIN_FILES_MAX, OBJECT_DATA_MAX } from '../../operator/render/relay-config.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
 import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess } from './support.ts';
 
@@ -212,5 +213,25 @@ describe.skipIf(!cluster.available)("tenants' files in the relay's Secret (real 
     await tenantApply(sd(TENANT, 'long', { domain: 'long.test', relayRef: { name: 'edge', namespace: MAIL }, dkim: { algorithm: 'ed25519' } }));
     await waitReadyIn(c, TENANT, 'senderdomain', 'long', 60_000);
     await eventually('long.test served', async () => served(await relayConfig()).includes('long.test'), 30_000);
+  });
+
+  it("what the render fills the relay's Secret up to is what the API server stores (server-side apply, as the operator writes)", async () => {
+    const c = cluster.get();
+    const filled = (total: number) => {
+      const data: Record<string, string> = {};
+      for (let i = 0, left = total; left > 0; i++) {
+        const k = `sd_ns_name${i}_smarthost.password`;
+        const v = 'p'.repeat(Math.min(DOMAIN_FILES_MAX - k.length, left - k.length));
+        data[k] = Buffer.from(v).toString('base64');
+        left -= k.length + v.length;
+      }
+      return { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'budget', namespace: MAIL }, data };
+    };
+    const ssa = (obj: unknown) => c.kubectl(['apply', '--server-side', '--field-manager=budget-test', '-f', '-'], { input: JSON.stringify(obj), check: false });
+    const ok = await ssa(filled(OBJECT_DATA_MAX));
+    expect(ok.code, ok.stderr).toBe(0);
+    const over = await ssa(filled(1024 * 1024 + 64 * 1024));
+    expect(over.code).not.toBe(0);
+    expect(over.stderr).toMatch(/Too long|too long|1048576/);
   });
 });
