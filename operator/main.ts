@@ -20,6 +20,9 @@
 //                                install, under Roles); default: every namespace (a ClusterRole)
 //   --allow-image-override=true  honour EmailRelay spec.image; default false: such a relay is not
 //                                rendered and reports Degraded ImageOverrideNotAllowed
+//   --dns-publish=true           SenderDomains with spec.dns.publish: externalDNS get their records
+//                                written into DNSEndpoints for external-dns; then only the _mailfleet
+//                                TXT challenge proves control of a domain (docs/tenancy.md); default false
 //   --test-only-pod-status-urls FILE  TEST SEAM: read relay pods' /status from the URLs in FILE
 //                                ({"ns/pod": "http://..."}) instead of through pods/proxy; for a test
 //                                control plane whose pods run no containers (test/operator/scale-down.test.ts)
@@ -91,6 +94,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
       'log-level': { type: 'string' },
       'watch-namespaces': { type: 'string' },
       'allow-image-override': { type: 'string', default: 'false' },
+      'dns-publish': { type: 'string', default: 'false' },
       'test-only-pod-status-urls': { type: 'string' },
     },
   });
@@ -103,6 +107,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const verifyGraceMs = positive('verify-grace', values['verify-grace']) * 1000;
   const namespaces = parseWatchNamespaces(values['watch-namespaces']);
   const allowImageOverride = boolean('allow-image-override', values['allow-image-override']);
+  const dnsPublish = boolean('dns-publish', values['dns-publish']);
   const egressRecheckMs = positive('egress-recheck', values['egress-recheck']) * 1000;
   const log = pino({
     level: values['log-level'] ?? process.env.MAILFLEET_LOG_LEVEL ?? 'info',
@@ -122,7 +127,8 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   });
   const apply = new Applier({ kube, log, cache: manager.cache, identity, ...(namespaces ? { namespaces } : {}) });
   // one verifier for both controllers: a relay serves a domain exactly when its SenderDomain reports it verified
-  const verifier = new DomainVerifier({ dnsServers, intervalMs: verifyIntervalMs, graceMs: verifyGraceMs });
+  // when the operator publishes records itself, a DKIM record in DNS proves nothing about who controls the domain
+  const verifier = new DomainVerifier({ dnsServers, intervalMs: verifyIntervalMs, graceMs: verifyGraceMs, dkimProof: !dnsPublish });
   // one cache of identity-provider answers: a credential named by a relay and a domain is asked once
   const oauth2Probes = new OAuth2ProbeCache({ failedTtlMs: 300_000 });
   manager.add(new EmailRelayController({
@@ -131,7 +137,9 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
     egressIdentity: new EgressIdentityChecker({ dnsServers, recheckMs: egressRecheckMs }),
     ...(values['test-only-pod-status-urls'] ? { podStatus: new TestOnlyUrlStatusReader(values['test-only-pod-status-urls']) } : {}),
   }));
-  manager.add(new SenderDomainController({ kube, log, apply, cache: manager.cache, oauth2Probes, metrics, verifier, ...(dnsServers ? { dnsServers } : {}) }));
+  manager.add(new SenderDomainController({
+    kube, log, apply, cache: manager.cache, oauth2Probes, metrics, verifier, apis: () => manager.apis, dnsPublish, ...(dnsServers ? { dnsServers } : {}),
+  }));
   const elector = values['leader-elect'] === 'false' ? undefined : new LeaderElector({
     leases: kubeLeases(kube), log, identity, leaseSeconds,
     namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
@@ -151,7 +159,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   const [host, port] = parseListenAddress(values.http ?? process.env.MAILFLEET_OPERATOR_HTTP ?? '0.0.0.0:8080');
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });
   const addr = server.address();
-  log.info({ http: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : addr, identity, watching: describeScope(namespaces), allowImageOverride }, 'operator started');
+  log.info({ http: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : addr, identity, watching: describeScope(namespaces), allowImageOverride, dnsPublish }, 'operator started');
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => { resolveDone = r; });

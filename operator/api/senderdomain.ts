@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { cel, conditions, dkimSelector, domainNameWith, duration, namespaceName, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
 
 export const DKIM_ALGORITHMS = ['rsa-2048', 'ed25519', 'both'] as const;
+export const DNS_PUBLISH_MODES = ['none', 'externalDNS'] as const;
 
 export const senderDomainSpec = z.object({
   domain: domainNameWith({ rule: 'self == oldSelf', message: 'domain is immutable; create a new SenderDomain instead' })
@@ -44,6 +45,11 @@ export const senderDomainSpec = z.object({
   dnsVerification: z.object({
     enabled: z.boolean().default(false).describe('Check that the DKIM record is published (condition DNSVerified)'),
   }).prefault({}).describe('DNS verification'),
+  dns: z.strictObject({
+    publish: z.enum(DNS_PUBLISH_MODES).default('none')
+      .describe('none: you publish status.dnsRecords yourself; externalDNS: the operator writes them into a DNSEndpoint (externaldns.k8s.io/v1alpha1) that external-dns publishes, once the domain is served; asking for it makes proof of control required (status.verification), and with the operator publishing only the _mailfleet TXT challenge proves it; needs the operator flag --dns-publish=true and the DNSEndpoint CRD (condition DNSPublished says what is missing)'),
+    ttl: z.number().int().min(60).max(86400).default(3600).describe('TTL in seconds of the records the operator publishes (60 to 86400)'),
+  }).prefault({}).describe('Publishing the DNS records automatically (docs/deliverability.md "Publishing records automatically")'),
 });
 
 export const dnsRecord = z.object({
@@ -74,7 +80,7 @@ export const senderDomainStatus = z.object({
   dnsRecords: z.array(dnsRecord).optional().describe('Exactly what to publish in DNS'),
   credentialsSecret: z.string().optional().describe('Secret with host, port, username, password for envFrom'),
   verification: z.object({
-    required: z.boolean().describe('Whether the relay requires proof of control before it serves the domain'),
+    required: z.boolean().describe('Whether proof of control is required before the domain is served (the relay\'s requireVerification, and always with dns.publish: externalDNS)'),
     state: z.enum(['NotRequired', 'Pending', 'Verified', 'GracePeriod', 'Lost']).describe('NotRequired; Pending: no proof yet; Verified; GracePeriod: proof gone, still served until graceEndsAt; Lost: proof gone past the grace period, not served'),
     method: z.enum(['dkim', 'challenge']).optional().describe('What proved control: the published DKIM record, or the TXT challenge'),
     challenge: z.object({

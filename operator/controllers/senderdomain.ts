@@ -30,6 +30,8 @@ import { parseDuration } from '../../relay/util/duration.ts';
 import { domainSecretRefs, namesSecret } from '../tenancy/secret-refs.ts';
 import { UserSecrets, refusalCondition, type SecretsRead } from './user-secrets.ts';
 import { TARGET_NOT_ALLOWED, domainTargetRefusals } from '../tenancy/outbound-targets.ts';
+import { DNS_ENDPOINT_API_VERSION, DNS_ENDPOINT_KIND, DNS_PUBLISHED, dnsEndpointName, type PublishGate } from '../render/dns-publish.ts';
+import type { OptionalApis } from '../runtime/discovery.ts';
 
 export interface SenderDomainControllerOptions {
   cache: Cache;
@@ -43,6 +45,10 @@ export interface SenderDomainControllerOptions {
   metrics?: OperatorMetrics;
   /** Proof of control over domains, shared with the EmailRelay controller. */
   verifier: DomainVerifier;
+  /** Which optional APIs the cluster serves now (the DNSEndpoint kind); default: none. */
+  apis?: () => OptionalApis;
+  /** --dns-publish: SenderDomains may have their records published through external-dns. */
+  dnsPublish?: boolean;
 }
 
 /** How soon a failed OAuth2 check is repeated. */
@@ -130,7 +136,10 @@ export class SenderDomainController implements Reconciler {
     const log = this.o.log.child({ namespace: ns, name, kind: this.kind });
     const now = new Date();
     const parsed = parseDomain(raw);
+    const gate = this.publishGate();
     if ('error' in parsed) {
+      // nothing is published for a spec the operator cannot read
+      if (gate.installed) await apply.deleteIfOwned({ apiVersion: DNS_ENDPOINT_API_VERSION, kind: DNS_ENDPOINT_KIND, name: dnsEndpointName(name) }, raw);
       await apply.degrade(raw, 'InvalidSpec', parsed.error);
       return undefined;
     }
@@ -146,7 +155,8 @@ export class SenderDomainController implements Reconciler {
       ? { reason: RELAY_NOT_ALLOWED, message: relay ? admission.message : `EmailRelay ${relayNamespace}/${spec.relayRef.name} does not exist or does not admit SenderDomains from namespace ${ns}` } as const
       : clusterClaims(cache).refused.get(claimKey(sd));
     if (refused) {
-      const out = renderSenderDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now });
+      const out = renderSenderDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now, publish: gate });
+      for (const a of out.absent) await apply.deleteIfOwned(a, raw);
       await apply.degrade(raw, refused.reason, refused.message, out.status);
       return undefined;
     }
@@ -202,9 +212,10 @@ export class SenderDomainController implements Reconciler {
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
       specRefused: specRefused ?? unrenderable,
-      rotationBlocked: plan.blocked, ...(verification ? { verification } : {}),
+      rotationBlocked: plan.blocked, ...(verification ? { verification } : {}), publish: gate,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
+    for (const a of out.absent) await apply.deleteIfOwned(a, raw);
     await apply.status(raw, out.status);
     const refusal = specRefused ?? unrenderable;
     const wasDegraded = findCondition(raw.status?.conditions, 'Degraded');
@@ -219,6 +230,12 @@ export class SenderDomainController implements Reconciler {
     const nowDns = findCondition(out.status.conditions, 'DNSVerified');
     if (nowDns && was?.status !== nowDns.status) await apply.event(raw, nowDns.status === 'True' ? 'Normal' : 'Warning', nowDns.reason, nowDns.message);
     await this.verificationEvent(raw, verification);
+    const wasPublished = findCondition(raw.status?.conditions, DNS_PUBLISHED);
+    const nowPublished = findCondition(out.status.conditions, DNS_PUBLISHED);
+    if (nowPublished && (wasPublished?.status !== nowPublished.status || wasPublished.reason !== nowPublished.reason)) {
+      log.info({ reason: nowPublished.reason, published: nowPublished.status }, nowPublished.message);
+      await apply.event(raw, nowPublished.status === 'True' ? 'Normal' : 'Warning', nowPublished.reason, nowPublished.message);
+    }
     const wasAuth = findCondition(raw.status?.conditions, 'SmarthostAuthenticated');
     if (smarthostAuth?.status === 'False' && wasAuth?.message !== smarthostAuth.message) await apply.event(raw, 'Warning', smarthostAuth.reason, smarthostAuth.message);
     const wasBlocked = findCondition(raw.status?.conditions, 'DKIMRotationBlocked');
@@ -228,6 +245,10 @@ export class SenderDomainController implements Reconciler {
       await apply.event(raw, 'Warning', 'DKIMRotationBlocked', nowBlocked.message);
     }
     return requeue;
+  }
+
+  private publishGate(): PublishGate {
+    return { allowed: this.o.dnsPublish ?? false, installed: this.o.apis?.().dnsEndpoint ?? false };
   }
 
   /** An Event when the proof of control appears, goes missing, or is lost past the grace period. */

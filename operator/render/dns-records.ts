@@ -35,6 +35,9 @@ export function txtStrings(value: string): string[] {
 
 const quote = (s: string) => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 
+/** Character-strings in RFC 1035 master-file form: each quoted, separated by a space. */
+export const quotedStrings = (values: string[]) => values.map(quote).join(' ');
+
 export function fqdn(name: string): string {
   return name.endsWith('.') ? name : `${name}.`;
 }
@@ -44,7 +47,7 @@ function txt(name: string, value: string, purpose: DnsRecord['purpose'], require
   const owner = fqdn(name);
   return {
     type: 'TXT', name: owner, ttl: SUGGESTED_TTL, value, values, purpose, required,
-    zone: `${owner} ${SUGGESTED_TTL} IN TXT ${values.map(quote).join(' ')}`,
+    zone: `${owner} ${SUGGESTED_TTL} IN TXT ${quotedStrings(values)}`,
     ...(selector !== undefined ? { selector } : {}),
   };
 }

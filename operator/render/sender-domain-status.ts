@@ -11,6 +11,7 @@ import type { DomainInternal } from './domain-internal.ts';
 import { domainNames, type KubeObject, type SenderDomain } from './objects.ts';
 import { SPF_LOOKUP_LIMIT, spfRecord, type SpfInput } from './spf.ts';
 import { challengeRecord, DOMAIN_NOT_VERIFIED, type Verification } from '../tenancy/verification.ts';
+import { publishPlan, type PublishGate, type PublishPlan } from './dns-publish.ts';
 
 export interface DomainInput {
   sd: SenderDomain;
@@ -42,6 +43,8 @@ export interface DomainInput {
   rotationBlocked?: string[];
   /** Proof of control, when the relay requires it (undefined: not required). */
   verification?: Verification;
+  /** Whether the operator may publish records through external-dns (default: it may not). */
+  publish?: PublishGate;
   now: Date;
 }
 
@@ -52,7 +55,7 @@ function relaySpec(relay: KubeObject | undefined): SpfInput['relay'] {
 }
 const iso = (ms: number | undefined) => new Date(ms ?? 0).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-export function senderDomainStatus(input: DomainInput): { status: SenderDomainStatus; ready: boolean } {
+export function senderDomainStatus(input: DomainInput): { status: SenderDomainStatus; ready: boolean; publish: PublishPlan } {
   const { sd, internal, now } = input;
   const spec = sd.spec;
   const ns = sd.metadata.namespace ?? 'default';
@@ -62,7 +65,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   if (input.refused) {
     // Permanent until someone edits or deletes a SenderDomain: Degraded (and kstatus Stalled).
     const conds = summaryConditions('Degraded', input.refused.reason, input.refused.message);
-    return { status: { observedGeneration: generation, conditions: mergeConditions(previous, conds, generation, now) }, ready: false };
+    return { status: { observedGeneration: generation, conditions: mergeConditions(previous, conds, generation, now) }, ready: false, publish: {} };
   }
 
   const conds: ConditionInput[] = [];
@@ -100,7 +103,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   }
   const v = input.verification;
   const challenge = challengeRecord(sd);
-  const publish = `publish ${challenge.zone} or the DKIM record in status.dnsRecords`;
+  const publish = v?.challengeOnly ? `publish ${challenge.zone}` : `publish ${challenge.zone} or the DKIM record in status.dnsRecords`;
   if (v) {
     const why = v.state === 'Verified' ? v.message
       : v.state === 'GracePeriod' ? `proof of control is gone; still served until ${iso(v.graceEndsAt)}; ${publish}`
@@ -109,6 +112,13 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
     conds.push(condition('DomainVerified', v.serving, v.state === 'Verified' ? 'Verified' : v.state === 'GracePeriod' ? 'ProofMissing' : DOMAIN_NOT_VERIFIED, why));
   }
   const verified = !v || v.serving;
+  const notServed = !input.relay ? `EmailRelay ${spec.relayRef.name} not found`
+    : input.specRefused ? input.specRefused.message
+    : input.externalKeyError ? input.externalKeyError
+    : !verified ? `control of ${spec.domain} is not proven; ${publish} (the operator never publishes that record)`
+    : undefined;
+  const plan = publishPlan(sd, input.publish ?? { allowed: false, installed: false }, records, notServed);
+  if (plan.condition) conds.push(plan.condition);
   const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.specRefused && verified;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on
   // something that will come by itself (the relay, a key, DNS): Progressing.
@@ -144,5 +154,5 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
       },
     } : {}),
   };
-  return { status, ready };
+  return { status, ready, publish: plan };
 }

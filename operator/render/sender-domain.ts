@@ -6,11 +6,14 @@ import {
   DOMAIN_LABEL, FIELD_MANAGER, MANAGED_BY, RELAY_LABEL, domainNames, encodeSecretData, ownerRef, type KubeObject, type SenderDomain,
 } from './objects.ts';
 import { senderDomainStatus, type DomainInput } from './sender-domain-status.ts';
+import { DNS_ENDPOINT_API_VERSION, DNS_ENDPOINT_KIND, dnsEndpointName } from './dns-publish.ts';
 
 export type { DomainInput };
 
 export interface DomainOutput {
   objects: KubeObject[];
+  /** Owned objects that must not exist (the DNSEndpoint of a domain that publishes nothing now). */
+  absent: { apiVersion: string; kind: string; name: string }[];
   status: SenderDomainStatus;
   ready: boolean;
 }
@@ -45,9 +48,13 @@ function appSecret(input: DomainInput, password: string): KubeObject {
 }
 
 export function renderSenderDomain(input: DomainInput): DomainOutput {
-  const { status, ready } = senderDomainStatus(input);
-  if (input.refused) return { objects: [], status, ready };
+  const { status, ready, publish } = senderDomainStatus(input);
+  // Without the DNSEndpoint kind there is nothing to create or delete.
+  const absent = input.publish?.installed && !publish.object
+    ? [{ apiVersion: DNS_ENDPOINT_API_VERSION, kind: DNS_ENDPOINT_KIND, name: dnsEndpointName(input.sd.metadata.name) }] : [];
+  if (input.refused) return { objects: [], absent, status, ready };
   const objects = [internalSecret(input)];
   if (input.sd.spec.credentials.enabled && input.password) objects.push(appSecret(input, input.password));
-  return { objects, status, ready };
+  if (publish.object) objects.push(publish.object);
+  return { objects, absent, status, ready };
 }

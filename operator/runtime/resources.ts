@@ -27,6 +27,7 @@ export const RESOURCES: Resource[] = [
   R('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies'),
   R('monitoring.coreos.com', 'v1', 'ServiceMonitor', 'servicemonitors'),
   R('cert-manager.io', 'v1', 'Certificate', 'certificates'),
+  R('externaldns.k8s.io', 'v1alpha1', 'DNSEndpoint', 'dnsendpoints'),
   R('coordination.k8s.io', 'v1', 'Lease', 'leases'),
   R('', 'v1', 'Namespace', 'namespaces', false),
   R('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false),

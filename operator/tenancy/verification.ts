@@ -38,8 +38,15 @@ export function challengeRecord(sd: SenderDomain): Challenge {
   return { name, value, zone: `${name} 300 IN TXT "${value}"` };
 }
 
-/** Does the relay require proof for this SenderDomain? (default: yes for other namespaces) */
+/**
+ * Must this SenderDomain prove control before it is served? Yes when it asks the operator to
+ * publish its records (dns.publish: externalDNS), whatever the relay says: the zones
+ * external-dns writes belong to the platform, not to the relay's owner, so only someone who
+ * can already write the domain's DNS gets the operator to write it. Otherwise as the relay
+ * says (default: yes for SenderDomains from other namespaces).
+ */
 export function verificationRequired(relay: EmailRelay, sd: SenderDomain): boolean {
+  if (sd.spec.dns?.publish === 'externalDNS') return true;
   return relay.spec.senderDomains.requireVerification ?? (sd.metadata.namespace !== relay.metadata.namespace);
 }
 
@@ -53,6 +60,8 @@ export interface Verification {
   graceEndsAt?: number;
   /** When the result should be looked at again (a check, or the grace period's end). */
   nextAt: number;
+  /** Only the TXT challenge proves control (the operator publishes DKIM records: --dns-publish). */
+  challengeOnly?: boolean;
 }
 
 interface Entry {
@@ -72,6 +81,14 @@ export interface VerifierOptions {
   intervalMs: number;
   /** How long a domain whose proof disappeared is still served. */
   graceMs: number;
+  /**
+   * Whether a published DKIM record proves control (default true). False when the operator
+   * itself publishes records (--dns-publish): a DKIM record it wrote through external-dns,
+   * for this SenderDomain or for another one holding the same key (dkim.secretRef), would
+   * prove only that someone asked the operator to write it. The challenge is never published
+   * by the operator, so it stays a proof.
+   */
+  dkimProof?: boolean;
 }
 
 export class DomainVerifier {
@@ -90,7 +107,7 @@ export class DomainVerifier {
   private view(e: Entry, now: number): Verification {
     const recheck = e.okAt !== undefined && e.lostAt === undefined ? this.o.intervalMs : Math.min(this.o.intervalMs, PENDING_RECHECK_MS);
     let nextAt = e.checkedAt + recheck;
-    const base = { message: e.message, ...(e.method ? { method: e.method } : {}), ...(e.okAt !== undefined ? { verifiedAt: e.okAt } : {}) };
+    const base = { message: e.message, challengeOnly: this.o.dkimProof === false, ...(e.method ? { method: e.method } : {}), ...(e.okAt !== undefined ? { verifiedAt: e.okAt } : {}) };
     if (e.okAt === undefined) return { ...base, state: 'Pending', serving: false, nextAt };
     if (e.lostAt === undefined) return { ...base, state: 'Verified', serving: true, nextAt };
     const graceEndsAt = e.lostAt + this.o.graceMs;
@@ -134,7 +151,7 @@ export class DomainVerifier {
     const domain = sd.spec.domain;
     const uid = sd.metadata.uid ?? '';
     const ch = challengeRecord(sd);
-    const keys = internal.dkim.keys.filter((k) => internal.pems[k.selector]);
+    const keys = this.o.dkimProof === false ? [] : internal.dkim.keys.filter((k) => internal.pems[k.selector]);
     const [challenge, dkim] = await Promise.all([
       txtPublished(ch.name, ch.value, this.o.dnsServers),
       keys.length ? seenSelectors(domain, keys, internal, this.o.dnsServers) : Promise.resolve({} as Record<string, boolean>),
@@ -149,7 +166,8 @@ export class DomainVerifier {
         message: method === 'dkim' ? `control of ${domain} proven by its DKIM record (${dkimSeen.join(', ')})` : `control of ${domain} proven by ${ch.name}`,
       };
     }
-    const message = `publish ${ch.zone} (or the DKIM record in status.dnsRecords) to prove control of ${domain}; ${challenge.message}`;
+    const other = this.o.dkimProof === false ? '' : ' (or the DKIM record in status.dnsRecords)';
+    const message = `publish ${ch.zone}${other} to prove control of ${domain}; ${challenge.message}`;
     if (prev?.okAt === undefined) return { uid, domain, checkedAt: now, message };
     return { uid, domain, checkedAt: now, okAt: prev.okAt, lostAt: prev.lostAt ?? now, message, ...(prev.method ? { method: prev.method } : {}) };
   }

@@ -153,6 +153,12 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
     expect(await arg(['--set', 'allowImageOverride=true'])).toEqual(['--allow-image-override=true']);
   });
 
+  it('dnsPublish is off unless set', async () => {
+    const arg = async (args: string[]) => (find(await render(args), 'Deployment').spec.template.spec.containers[0].args as string[]).filter((a) => a.startsWith('--dns-publish'));
+    expect(await arg([])).toEqual(['--dns-publish=false']);
+    expect(await arg(['--set', 'dnsPublish=true'])).toEqual(['--dns-publish=true']);
+  });
+
   it('refuses bad values with a message that names the value', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'replicaCount=two'], /at '\/replicaCount': got string, want integer/],

@@ -18,6 +18,7 @@ const NEEDS: [string, string[]][] = [
   ['emailrelays', ['get', 'list', 'watch']], ['senderdomains', ['get', 'list', 'watch']],
   ['emailrelays/status', ['patch']], ['senderdomains/status', ['patch']],
   ['servicemonitors', ['get', 'create', 'patch', 'delete']], ['certificates', ['get', 'create', 'patch', 'delete']],
+  ['dnsendpoints', ['get', 'create', 'patch', 'delete']],
   ['events', ['create']], ['leases', ['get', 'create', 'update']], ['namespaces', ['list', 'watch']],
   // the drain (operator/controllers/drain.ts): finalizer, pod annotation and /status, emptied volumes
   ['emailrelays', ['patch']], ['pods', ['get', 'patch']], ['pods/proxy', ['get']], ['persistentvolumeclaims', ['get', 'delete']],
