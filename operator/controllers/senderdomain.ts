@@ -12,6 +12,7 @@ import {
 } from '../render/objects.ts';
 import { renderSenderDomain } from '../render/sender-domain.ts';
 import { domainEntryRefusal } from '../render/relay-config.ts';
+import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
 import type { Kube } from '../runtime/kube.ts';
@@ -296,6 +297,8 @@ export class SenderDomainController implements Reconciler {
     if (!pem) return { error: `Secret ${ref.name} has no key ${ref.key}` };
     try {
       const algorithm = detectAlgorithm(pem);
+      // the relay's own check (RFC 8301 key sizes, ...): a key it refuses would stop its whole config
+      parseDkimKey(pem, { selector: sd.spec.dkim.selector, algorithm, privateKeyFile: `key ${ref.key}` });
       internal.pems[sd.spec.dkim.selector] = pem;
       return { algorithm };
     } catch (e) {

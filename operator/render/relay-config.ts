@@ -6,6 +6,7 @@ import type { SmarthostConfigInput } from '../../relay/delivery/schema.ts';
 import type { RedisLimiterConfigInput } from '../../relay/limits/schema.ts';
 import YAML from 'yaml';
 import { formatIssues } from '../../relay/util/zod-issues.ts';
+import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import type { EmailRelaySpec } from '../api/emailrelay.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal } from './domain-internal.ts';
@@ -204,7 +205,12 @@ function domainEntry(a: AttachedDomain, files: SecretFiles, now: number): { entr
   const keys = signingKeys(internal.dkim, now).filter((k) => internal.pems[k.selector]);
   if (keys.length) {
     entry.dkim = {
-      keys: keys.map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyFile: files.put(names.dkim(k.selector), internal.pems[k.selector] as string) })),
+      keys: keys.map((k) => {
+        const key = { selector: k.selector, algorithm: k.algorithm, privateKeyFile: files.put(names.dkim(k.selector), internal.pems[k.selector] as string) };
+        // a key the relay would refuse (RSA under 1024 bits, say) would make it refuse the whole config
+        try { parseDkimKey(internal.pems[k.selector] as string, key); } catch (e) { files.errors.push((e as Error).message); }
+        return key;
+      }),
     };
   }
   if (d.rateLimit) entry.rateLimit = d.rateLimit;

@@ -45,6 +45,15 @@ export function loadDkimKey(k: DkimKeyConfig, log?: Logger): LoadedKey {
   } catch (err) {
     throw new DkimKeyError(k, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
   }
+  return parseDkimKey(pem, k, log);
+}
+
+/**
+ * A PEM checked as loadDkimKey checks a file (the operator asks this before it hands a key
+ * to the relay: a key the relay refuses would make it refuse its whole config).
+ */
+export function parseDkimKey(pem: Buffer | string, k: DkimKeyConfig, log?: Logger): LoadedKey {
+  if (typeof pem === 'string') pem = Buffer.from(pem);
   // Recognised from the PEM armour: OpenSSL's own error for a missing passphrase says
   // only "interrupted or cancelled".
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,\s*ENCRYPTED/.test(pem.toString('latin1'))) {

@@ -3,6 +3,7 @@
 // alone, and a name written twice is refused rather than overwritten. Pure renders; the same
 // attacks on a real control plane, with a relay logging in and signing from what was
 // rendered: test/operator/tenant-files.test.ts.
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { DomainInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData, type SenderDomain } from '../../operator/render/objects.ts';
@@ -161,6 +162,18 @@ describe("one tenant's broken Secret", () => {
     const index = (d: string) => Number(d.slice(1, -5));
     expect(Math.max(...served.map(index))).toBeLessThan(Math.min(...out.leftOut.map((l) => index(l.domain))));
     expect(out.leftOut[0]!.errors).toEqual([`the relay's Secret would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`]);
+  });
+
+  it('a DKIM key the relay would refuse (RSA under 1024 bits) leaves out that domain, not the whole config', () => {
+    const weak = generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const internal: DomainInternal = {
+      dkim: { keys: [{ selector: 'old', algorithm: 'rsa-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString(), external: true }] },
+      pems: { old: weak },
+    };
+    const weakSd = domainObject('weak', { domain: 'weak.test', relayRef: { name: 'edge', namespace: 'mail' } }, 'x');
+    const { out, cfg } = rendered(input([{ sd: good, internal: internalFor('mailfleet') }, { sd: weakSd, internal }]));
+    expect(cfg.domains!.map((d) => d.domain)).toEqual(['good.test']);
+    expect(out.leftOut[0]?.errors).toEqual([expect.stringMatching(/selector old\): RSA key of 512 bits is too short; RFC 8301 requires at least 1024$/)]);
   });
 
   it("the relay's own broken Secret still stops the relay's render", () => {

@@ -11,9 +11,12 @@
 //  - a tenant whose smarthost Secret lacks the password: that SenderDomain alone is left out
 //    (Degraded SecretUnusable, a Warning Event); another tenant's new domain is served
 //    meanwhile, and the fix brings the broken one in;
+//  - a DKIM key of a tenant's own that the relay would refuse (RSA-512): that tenant alone is
+//    left out, and the rendered config still loads;
 //  - a SenderDomain whose name cannot label its Secrets (over 63 characters) is refused whole
 //    and claims nothing.
 // The naming rules as pure functions: test/operator/relay-secret-keys.test.ts.
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
@@ -195,6 +198,25 @@ describe.skipIf(!cluster.available)("tenants' files in the relay's Secret (real 
     }, 30_000);
     const file = (fixed.domains!.find((d) => d.domain === 'broken.test')!.smarthost!.auth as { passwordFile: string }).passwordFile;
     expect(fileOf(await decoded(MAIL, 'edge-secrets'), file)).toBe('broken-pw');
+  });
+
+  it('a DKIM key of its own that the relay would refuse (RSA-512) leaves out that tenant, and the rendered config still loads', async () => {
+    const c = cluster.get();
+    const weak = generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    await tenantApply(secret(TENANT, 'weak-key', { 'private.key': weak }));
+    await tenantApply(sd(TENANT, 'weak', { domain: 'weak.test', relayRef: { name: 'edge', namespace: MAIL }, dkim: { secretRef: { name: 'weak-key' } } }));
+    const o = await eventually('weak Degraded', async () => {
+      const x = await tryGetJson(c, ['get', 'senderdomain', 'weak', '-n', TENANT]);
+      return cond(x, 'Degraded')?.status === 'True' ? x : undefined;
+    });
+    expect(cond(o, 'DKIMKeyReady')).toMatchObject({ status: 'False', reason: 'KeyUnreadable' });
+    expect(cond(o, 'DKIMKeyReady').message).toMatch(/RSA key of 512 bits is too short; RFC 8301 requires at least 1024/);
+    // the platform's next change renders, without the weak domain, and a relay loads it
+    await admin(sd(MAIL, 'after-weak', { domain: 'after-weak.test', relayRef: { name: 'edge' }, dkim: { algorithm: 'ed25519' } }));
+    await eventually('after-weak.test served', async () => served(await relayConfig()).includes('after-weak.test'));
+    expect(served(await relayConfig())).not.toContain('weak.test');
+    const relay = await relayFromCluster();
+    expect(await logsIn(relay, 'owner.test', (await decoded(MAIL, 'x.y-smtp')).password!)).toBe(true);
   });
 
   it('a SenderDomain name too long to label its Secrets is refused whole, with an Event, and claims nothing', async () => {
