@@ -162,9 +162,9 @@ function listenersConfig(spec: EmailRelaySpec): { listeners: Config['listeners']
 }
 
 /** `filePrefix` names this smarthost's files in the relay's Secret (smarthost-0.password, ...). */
-function smarthostConfig(files: SecretFiles, h: SmarthostSpec, filePrefix: string, what: string): SmarthostConfigInput {
+function smarthostConfig(files: SecretFiles, h: SmarthostSpec, filePrefix: string, what: string, name = h.name): SmarthostConfigInput {
   const out: SmarthostConfigInput = { host: h.host, port: h.port, tls: h.tls, requireTls: h.requireTls };
-  if (h.name) out.name = h.name;
+  if (name) out.name = name;
   const ref = h.credentialsSecretRef;
   if (ref) {
     const user = files.read(ref.name, ref.usernameKey, `${what} credentials`);
@@ -214,7 +214,13 @@ function domainEntry(a: AttachedDomain, files: SecretFiles, now: number): { entr
     };
   }
   if (d.rateLimit) entry.rateLimit = d.rateLimit;
-  if (d.smarthost) entry.smarthost = smarthostConfig(files, d.smarthost, names.smarthost, `SenderDomain ${sd.metadata.name} smarthost`);
+  // Its name labels metrics (mailfleet_oauth2_credential_healthy{smarthost}), /status and the
+  // relay's destinations entries: qualified by the SenderDomain, so that no tenant's smarthost
+  // shares one with the platform's or another tenant's (unnamed, two would share host:port).
+  if (d.smarthost) {
+    const name = `${sd.metadata.namespace ?? ''}/${sd.metadata.name}/${d.smarthost.name ?? d.smarthost.host}`;
+    entry.smarthost = smarthostConfig(files, d.smarthost, names.smarthost, `SenderDomain ${sd.metadata.name} smarthost`, name);
+  }
   const checked = senderDomainSchema.safeParse(entry);
   if (!checked.success) files.errors.push(...formatIssues(checked.error, 'relay config entry '));
   if (!d.credentials.enabled || !internal.passwordHash) return { entry };

@@ -197,6 +197,18 @@ describe('other names derived from what a tenant chooses', () => {
     expect(renderRelay(input([], { relay: withRedis })).config!.redis).toEqual({ url: 'redis://redis.mail.svc:6379', keyPrefix: 'mailfleet:team/edge:' });
   });
 
+  it("a tenant's smarthost is named by its SenderDomain (metrics, /status, destinations): never the platform's name or another tenant's", () => {
+    const h = { host: 'smtp.office365.com', credentialsSecretRef: { name: 'login' } };
+    const a = domainObject('app', { domain: 'a.test', relayRef: { name: 'edge', namespace: 'mail' }, smarthost: h }, 'team-a');
+    const b = domainObject('app', { domain: 'b.test', relayRef: { name: 'edge', namespace: 'mail' }, smarthost: { ...h, name: 'platform' } }, 'team-b');
+    const login = new Map([['login', { username: 'u', password: 'p' }]]);
+    const named = relayObject('edge', { ...relay.spec, delivery: { mode: 'smarthost', smarthosts: [{ name: 'platform', host: 'smtp.platform.example', credentialsSecretRef: { name: 'platform-login' } }] } });
+    const { cfg } = rendered(input([{ sd: a, internal: internalFor('mailfleet'), secrets: login }, { sd: b, internal: internalFor('mailfleet'), secrets: login }], { relay: named }));
+    expect(cfg.delivery!.smarthosts![0]!.name).toBe('platform');
+    expect(entry(cfg, 'a.test').smarthost!.name).toBe('team-a/app/smtp.office365.com');
+    expect(entry(cfg, 'b.test').smarthost!.name).toBe('team-b/app/platform');
+  });
+
   it('an Event name fits a DNS subdomain for the longest object names', () => {
     for (const name of ['short', 'a'.repeat(253), `${'a'.repeat(236)}-${'b'.repeat(16)}`, `${'a'.repeat(230)}.${'b'.repeat(22)}`]) {
       const e = eventName(name);
