@@ -33,10 +33,13 @@ export function parseDomain(raw: SenderDomain): { sd: SenderDomain } | { error: 
   if (!out) {
     const parsed = senderDomainSpec.safeParse(raw.spec);
     const name = raw.metadata.name;
+    const relayName = parsed.success ? parsed.data.relayRef.name : '';
     // refused before it claims a domain it could never be served for
     out = name.length > DOMAIN_NAME_MAX
       ? { error: `metadata.name: a SenderDomain's name labels the Secrets it owns, so it has at most ${DOMAIN_NAME_MAX} characters (this one has ${name.length}); create it under a shorter name` }
-      : parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
+      : relayName.length > DOMAIN_NAME_MAX
+        ? { error: `relayRef.name: an EmailRelay's name has at most ${DOMAIN_NAME_MAX} characters (it names its Services and labels this SenderDomain's Secrets); this one has ${relayName.length}` }
+        : parsed.success ? { sd: { ...raw, spec: parsed.data } } : { error: issuesText(parsed.error) };
     domainParses.set(raw, out);
   }
   return out;

@@ -224,5 +224,7 @@ describe('other names derived from what a tenant chooses', () => {
     expect(parseDomain(long)).toEqual({ error: expect.stringMatching(/^metadata\.name: .*at most 63 characters \(this one has 64\)/) });
     expect(validDomains([long])).toEqual([]);
     expect('sd' in parseDomain(domainObject('a'.repeat(63), { domain: 'ok.test', relayRef: { name: 'edge' } }))).toBe(true);
+    // its relay's name labels its Secrets too
+    expect(parseDomain(domainObject('short', { domain: 'r.test', relayRef: { name: 'r'.repeat(64) } }))).toEqual({ error: expect.stringMatching(/^relayRef\.name: .*this one has 64$/) });
   });
 });
