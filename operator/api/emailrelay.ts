@@ -181,7 +181,9 @@ export const emailRelayStatus = z.object({
     host: z.string().describe('Service DNS name'),
     ports: z.record(z.string(), z.number().int()).describe('Listener name to port'),
   }).optional().describe('Where applications connect'),
-  domains: z.number().int().optional().describe('SenderDomains served'),
+  domains: z.number().int().optional().describe('SenderDomains served (in the rendered config)'),
+  unservedSenderDomains: z.array(z.string()).optional()
+    .describe('namespace/name of the SenderDomains that own their domain on this relay but are left out of its config (Degraded, not verified, no signing key, a Secret that cannot be used); each says why in its own status'),
   unservedTrustedDomains: z.array(z.string()).optional()
     .describe('trustedNetworks domains left out of the relay config because no SenderDomain is served for them here'),
 });

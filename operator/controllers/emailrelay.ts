@@ -156,7 +156,8 @@ export class EmailRelayController implements Reconciler {
       await apply.degrade(raw, TARGET_NOT_ALLOWED, targets.join('; '));
       return undefined;
     }
-    const domains = await this.attachedDomains(relay, relayOwners(clusterClaims(cache), `${ns}/${name}`), now, log);
+    const owners = relayOwners(clusterClaims(cache), `${ns}/${name}`);
+    const domains = await this.attachedDomains(relay, owners, now, log);
     const out = renderRelay({
       relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now,
       fleetToken: await this.fleetToken(relay), workloadReplicas: plan.workloadReplicas,
@@ -199,8 +200,11 @@ export class EmailRelayController implements Reconciler {
     const egress = await this.o.egressIdentity?.check(`${ns}/${name}`, relay.spec);
     const admission = selectorCondition(relay, cache.namespaceObjects !== undefined);
     const extra = [...(auth ? [auth] : []), ...(egress ? [egress.condition] : []), ...(admission ? [admission] : [])];
+    const served = new Set((out.config?.domains ?? []).map((d) => d.domain.toLowerCase()));
+    const unservedSenderDomains = owners.filter((sd) => !served.has(sd.spec.domain.toLowerCase()))
+      .map((sd) => `${sd.metadata.namespace ?? ''}/${sd.metadata.name}`).sort();
     const { status, rolledOut } = relayStatus({
-      relay, workload, ports: out.ports, domains: out.config?.domains?.length ?? 0, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
+      relay, workload, ports: out.ports, domains: served.size, unservedSenderDomains, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
       ...(plan.condition ? { drain: plan.condition } : {}),
     });
     await apply.status(raw, status);

@@ -19,6 +19,8 @@ export interface RelayStatusInput {
   ports: Record<string, number>;
   /** SenderDomains in the rendered config (none that was left out). */
   domains: number;
+  /** namespace/name of the SenderDomains owning their domain here but left out of the config. */
+  unservedSenderDomains?: string[];
   /** trustedNetworks domains left out of the config. */
   unservedTrustedDomains?: string[];
   /** Conditions beside the summary ones (e.g. SmarthostAuthenticated). */
@@ -54,6 +56,7 @@ export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus
     selector: selectorString(relaySelector(name)),
     endpoint: { host: relayHost(name, namespace), ports: input.ports },
     domains: input.domains,
+    ...(input.unservedSenderDomains?.length ? { unservedSenderDomains: input.unservedSenderDomains } : {}),
     ...(input.unservedTrustedDomains?.length ? { unservedTrustedDomains: input.unservedTrustedDomains } : {}),
   };
   return { status, rolledOut };

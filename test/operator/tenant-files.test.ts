@@ -183,9 +183,9 @@ describe.skipIf(!cluster.available)("tenants' files in the relay's Secret (real 
     });
     expect(served(cfg)).toEqual(['late.test', 'owner.test', 'tenant.test', 'zero.test']);
     expect(Object.keys(await decoded(MAIL, 'edge-secrets')).filter((k) => k.includes('broken'))).toEqual([]);
-    const edge = await eventually('edge status counts the served domains', async () => {
+    const edge = await eventually('edge status counts the served domains and lists the one left out', async () => {
       const o = await tryGetJson(c, ['get', 'emailrelay', 'edge', '-n', MAIL]);
-      return o?.status?.domains === 4 ? o : undefined;
+      return o?.status?.domains === 4 && o.status.unservedSenderDomains?.join() === 'x/broken' ? o : undefined;
     });
     expect(cond(edge, 'Degraded')?.status).not.toBe('True');
 
@@ -198,6 +198,10 @@ describe.skipIf(!cluster.available)("tenants' files in the relay's Secret (real 
     }, 30_000);
     const file = (fixed.domains!.find((d) => d.domain === 'broken.test')!.smarthost!.auth as { passwordFile: string }).passwordFile;
     expect(fileOf(await decoded(MAIL, 'edge-secrets'), file)).toBe('broken-pw');
+    await eventually('edge lists nothing left out', async () => {
+      const o = await tryGetJson(c, ['get', 'emailrelay', 'edge', '-n', MAIL]);
+      return o?.status?.domains === 5 && o.status.unservedSenderDomains === undefined;
+    });
   });
 
   it('a DKIM key of its own that the relay would refuse (RSA-512) leaves out that tenant, and the rendered config still loads', async () => {
