@@ -159,6 +159,18 @@ describe.skipIf(!bins)('chart (helm, no cluster)', () => {
     expect(await arg(['--set', 'dnsPublish=true'])).toEqual(['--dns-publish=true']);
   });
 
+  it('grants DNSEndpoints in both install modes and holds them to the admission policy', async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs?: string[] };
+    const dnsEndpoints = (rules: Rule[]) => rules.find((r) => r.apiGroups.includes('externaldns.k8s.io') && r.resources.includes('dnsendpoints'));
+    for (const args of [[], ['--set', 'watchNamespaces={team-a}']]) {
+      const objs = await render(args);
+      const role = find(objs, args.length ? 'Role' : 'ClusterRole') as unknown as { rules: Rule[] };
+      expect([...dnsEndpoints(role.rules)?.verbs ?? []].sort(), args.join(' ')).toEqual(['create', 'delete', 'get', 'patch']);
+      const policy = objs.find((o) => o.kind === 'ValidatingAdmissionPolicy' && String(o.metadata.name).endsWith('managed-objects-only')) as unknown as { spec: { matchConstraints: { resourceRules: Rule[] } } };
+      expect(dnsEndpoints(policy.spec.matchConstraints.resourceRules), args.join(' ')).toBeDefined();
+    }
+  });
+
   it('refuses bad values with a message that names the value', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'replicaCount=two'], /at '\/replicaCount': got string, want integer/],
