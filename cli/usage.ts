@@ -66,7 +66,7 @@ in brackets.
                                install, docs/tenancy.md); default: every namespace
   --allow-image-override=true  honour EmailRelay spec.image; default false (the relay is refused)
   --dns-publish=true           publish SenderDomains' records through external-dns (spec.dns.publish:
-                               externalDNS); only the _mailfleet TXT then proves control; default false
+                               externalDNS), once proven by the _mailfleet TXT; default false
   --test-only-pod-status-urls FILE
                                test seam: read relay pods' /status at the URLs in FILE
                                ({"ns/pod": "http://..."}) instead of through pods/proxy

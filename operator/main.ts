@@ -21,8 +21,8 @@
 //   --allow-image-override=true  honour EmailRelay spec.image; default false: such a relay is not
 //                                rendered and reports Degraded ImageOverrideNotAllowed
 //   --dns-publish=true           SenderDomains with spec.dns.publish: externalDNS get their records
-//                                written into DNSEndpoints for external-dns; then only the _mailfleet
-//                                TXT challenge proves control of a domain (docs/tenancy.md); default false
+//                                written into DNSEndpoints for external-dns, once their control is proven
+//                                by the _mailfleet TXT challenge (docs/tenancy.md); default false
 //   --test-only-pod-status-urls FILE  TEST SEAM: read relay pods' /status from the URLs in FILE
 //                                ({"ns/pod": "http://..."}) instead of through pods/proxy; for a test
 //                                control plane whose pods run no containers (test/operator/scale-down.test.ts)
@@ -127,8 +127,7 @@ export async function startOperator(argv: string[], opts: { signals?: boolean } 
   });
   const apply = new Applier({ kube, log, cache: manager.cache, identity, ...(namespaces ? { namespaces } : {}) });
   // one verifier for both controllers: a relay serves a domain exactly when its SenderDomain reports it verified
-  // when the operator publishes records itself, a DKIM record in DNS proves nothing about who controls the domain
-  const verifier = new DomainVerifier({ dnsServers, intervalMs: verifyIntervalMs, graceMs: verifyGraceMs, dkimProof: !dnsPublish });
+  const verifier = new DomainVerifier({ dnsServers, intervalMs: verifyIntervalMs, graceMs: verifyGraceMs });
   // one cache of identity-provider answers: a credential named by a relay and a domain is asked once
   const oauth2Probes = new OAuth2ProbeCache({ failedTtlMs: 300_000 });
   manager.add(new EmailRelayController({

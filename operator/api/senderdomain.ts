@@ -47,7 +47,7 @@ export const senderDomainSpec = z.object({
   }).prefault({}).describe('DNS verification'),
   dns: z.strictObject({
     publish: z.enum(DNS_PUBLISH_MODES).default('none')
-      .describe('none: you publish status.dnsRecords yourself; externalDNS: the operator writes them into a DNSEndpoint (externaldns.k8s.io/v1alpha1) that external-dns publishes, once the domain is served; asking for it makes proof of control required (status.verification), and with the operator publishing only the _mailfleet TXT challenge proves it; needs the operator flag --dns-publish=true and the DNSEndpoint CRD (condition DNSPublished says what is missing)'),
+      .describe('none: you publish status.dnsRecords yourself; externalDNS: the operator writes them into a DNSEndpoint (externaldns.k8s.io/v1alpha1) that external-dns publishes, once the domain is served; asking for it makes proof of control required (status.verification), and only the _mailfleet TXT challenge proves it; needs the operator flag --dns-publish=true and the DNSEndpoint CRD (condition DNSPublished says what is missing)'),
     ttl: z.number().int().min(60).max(86400).default(3600).describe('TTL in seconds of the records the operator publishes (60 to 86400)'),
   }).prefault({}).describe('Publishing the DNS records automatically (docs/deliverability.md "Publishing records automatically")'),
 });

@@ -116,6 +116,8 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
     : input.specRefused ? input.specRefused.message
     : input.externalKeyError ? input.externalKeyError
     : !verified ? `control of ${spec.domain} is not proven; ${publish} (the operator never publishes that record)`
+    // proven by a DKIM record before publishing was asked for (now in its grace period): that record proves nothing for publishing
+    : v && v.method !== 'challenge' ? `control of ${spec.domain} is not proven by ${challenge.name}; publish ${challenge.zone} (the operator never publishes that record)`
     : undefined;
   const plan = publishPlan(sd, input.publish ?? { allowed: false, installed: false }, records, notServed);
   if (plan.condition) conds.push(plan.condition);

@@ -60,8 +60,18 @@ export interface Verification {
   graceEndsAt?: number;
   /** When the result should be looked at again (a check, or the grace period's end). */
   nextAt: number;
-  /** Only the TXT challenge proves control (the operator publishes DKIM records: --dns-publish). */
+  /** Only the TXT challenge proves control (the SenderDomain has its records published: see challengeOnly()). */
   challengeOnly?: boolean;
+}
+
+/**
+ * Only the TXT challenge proves control of a SenderDomain that has the operator publish its
+ * records (dns.publish: externalDNS): its DKIM record is then one the operator wrote
+ * itself, and would prove nothing but that it was asked to. The operator never publishes
+ * the challenge.
+ */
+export function challengeOnly(sd: SenderDomain): boolean {
+  return sd.spec.dns?.publish === 'externalDNS';
 }
 
 interface Entry {
@@ -73,6 +83,8 @@ interface Entry {
   lostAt?: number;
   method?: 'dkim' | 'challenge';
   message: string;
+  /** Checked with the challenge alone (challengeOnly() when it was made). */
+  challengeOnly: boolean;
 }
 
 export interface VerifierOptions {
@@ -81,14 +93,6 @@ export interface VerifierOptions {
   intervalMs: number;
   /** How long a domain whose proof disappeared is still served. */
   graceMs: number;
-  /**
-   * Whether a published DKIM record proves control (default true). False when the operator
-   * itself publishes records (--dns-publish): a DKIM record it wrote through external-dns,
-   * for this SenderDomain or for another one holding the same key (dkim.secretRef), would
-   * prove only that someone asked the operator to write it. The challenge is never published
-   * by the operator, so it stays a proof.
-   */
-  dkimProof?: boolean;
 }
 
 export class DomainVerifier {
@@ -107,7 +111,7 @@ export class DomainVerifier {
   private view(e: Entry, now: number): Verification {
     const recheck = e.okAt !== undefined && e.lostAt === undefined ? this.o.intervalMs : Math.min(this.o.intervalMs, PENDING_RECHECK_MS);
     let nextAt = e.checkedAt + recheck;
-    const base = { message: e.message, challengeOnly: this.o.dkimProof === false, ...(e.method ? { method: e.method } : {}), ...(e.okAt !== undefined ? { verifiedAt: e.okAt } : {}) };
+    const base = { message: e.message, challengeOnly: e.challengeOnly, ...(e.method ? { method: e.method } : {}), ...(e.okAt !== undefined ? { verifiedAt: e.okAt } : {}) };
     if (e.okAt === undefined) return { ...base, state: 'Pending', serving: false, nextAt };
     if (e.lostAt === undefined) return { ...base, state: 'Verified', serving: true, nextAt };
     const graceEndsAt = e.lostAt + this.o.graceMs;
@@ -119,7 +123,7 @@ export class DomainVerifier {
   }
 
   private due(e: Entry | undefined, sd: SenderDomain, now: number): boolean {
-    return !e || e.uid !== (sd.metadata.uid ?? '') || e.domain !== sd.spec.domain || now >= this.view(e, now).nextAt;
+    return !e || e.uid !== (sd.metadata.uid ?? '') || e.domain !== sd.spec.domain || e.challengeOnly !== challengeOnly(sd) || now >= this.view(e, now).nextAt;
   }
 
   /**
@@ -151,7 +155,8 @@ export class DomainVerifier {
     const domain = sd.spec.domain;
     const uid = sd.metadata.uid ?? '';
     const ch = challengeRecord(sd);
-    const keys = this.o.dkimProof === false ? [] : internal.dkim.keys.filter((k) => internal.pems[k.selector]);
+    const only = challengeOnly(sd);
+    const keys = only ? [] : internal.dkim.keys.filter((k) => internal.pems[k.selector]);
     const [challenge, dkim] = await Promise.all([
       txtPublished(ch.name, ch.value, this.o.dnsServers),
       keys.length ? seenSelectors(domain, keys, internal, this.o.dnsServers) : Promise.resolve({} as Record<string, boolean>),
@@ -162,13 +167,13 @@ export class DomainVerifier {
       const wasLost = prev?.okAt !== undefined && prev.lostAt !== undefined && now >= prev.lostAt + this.o.graceMs;
       const okAt = prev?.okAt !== undefined && !wasLost ? prev.okAt : prev ? now : previousVerifiedAt ?? now;
       return {
-        uid, domain, checkedAt: now, okAt, method,
+        uid, domain, checkedAt: now, okAt, method, challengeOnly: only,
         message: method === 'dkim' ? `control of ${domain} proven by its DKIM record (${dkimSeen.join(', ')})` : `control of ${domain} proven by ${ch.name}`,
       };
     }
-    const other = this.o.dkimProof === false ? '' : ' (or the DKIM record in status.dnsRecords)';
+    const other = only ? '' : ' (or the DKIM record in status.dnsRecords)';
     const message = `publish ${ch.zone}${other} to prove control of ${domain}; ${challenge.message}`;
-    if (prev?.okAt === undefined) return { uid, domain, checkedAt: now, message };
-    return { uid, domain, checkedAt: now, okAt: prev.okAt, lostAt: prev.lostAt ?? now, message, ...(prev.method ? { method: prev.method } : {}) };
+    if (prev?.okAt === undefined) return { uid, domain, checkedAt: now, message, challengeOnly: only };
+    return { uid, domain, checkedAt: now, okAt: prev.okAt, lostAt: prev.lostAt ?? now, message, challengeOnly: only, ...(prev.method ? { method: prev.method } : {}) };
   }
 }

@@ -119,8 +119,12 @@ describe('what a SenderDomain gets published', () => {
     // with the operator publishing, the way to prove control is the challenge alone
     expect(unverified.status.conditions?.find((c) => c.type === 'DomainVerified')?.message).not.toContain('DKIM');
     // verified (or in its grace period): published
-    const verified = renderSenderDomain({ ...base, verification: { ...pending, state: 'Verified', serving: true } });
+    const verified = renderSenderDomain({ ...base, verification: { ...pending, state: 'Verified', serving: true, method: 'challenge' } });
     expect(verified.objects.map((o) => o.kind)).toContain('DNSEndpoint');
+    // still served on a DKIM proof made before publishing was asked for (its grace period): not published
+    const byDkim = renderSenderDomain({ ...base, verification: { ...pending, state: 'GracePeriod', serving: true, method: 'dkim', graceEndsAt: 1 } });
+    expect(byDkim.objects.filter((o) => o.kind === 'DNSEndpoint')).toEqual([]);
+    expect(byDkim.status.conditions?.find((c) => c.type === 'DNSPublished')).toMatchObject({ status: 'False', reason: 'DomainNotServed' });
   });
 
   it('without the DNSEndpoint kind nothing is to be deleted either', async () => {
@@ -142,21 +146,25 @@ describe('proof of control while the operator publishes (DNS server on loopback)
     expect(verificationRequired(relay, domainObject('d', { domain: 'own.test', relayRef: { name: 'edge' }, dns: { publish: 'externalDNS' } }))).toBe(true);
   });
 
-  it('with dkimProof off, a published DKIM record (as the operator would write it) proves nothing; the challenge does', async () => {
-    const v = new DomainVerifier({ dnsServers: [dns.address], intervalMs: 1_000, graceMs: 10_000, dkimProof: false });
-    const sd = domainObject('d', { domain: 'proof.test', relayRef: { name: 'edge', namespace: 'mail' }, dns: { publish: 'externalDNS' } }, 'tenant-b');
+  it('publishing on: a published DKIM record (as the operator would write it) proves nothing, the challenge does; switching it on re-checks a DKIM proof', async () => {
+    const v = new DomainVerifier({ dnsServers: [dns.address], intervalMs: 1_000, graceMs: 10_000 });
+    const plain = domainObject('d', { domain: 'proof.test', relayRef: { name: 'edge', namespace: 'mail' } }, 'tenant-b');
+    const sd = { ...plain, spec: { ...plain.spec, dns: { publish: 'externalDNS' as const, ttl: 3600 } } };
     const internal = await internalWith(['mailfleet']);
     const dkim = dnsRecords('proof.test', internal.dkim, internal.pems).find((r) => r.purpose === 'dkim')!;
     dns.setZone({ [dkim.name]: { TXT: [dkim.value] } });
     const t = Date.parse(t0);
-    const pending = await v.verify(sd, internal, t);
-    expect(pending).toMatchObject({ state: 'Pending', serving: false, challengeOnly: true });
-    expect(pending.message).not.toContain('DKIM');
-    // the same record proves control to a verifier that accepts DKIM proofs (the operator without --dns-publish)
-    const withDkim = new DomainVerifier({ dnsServers: [dns.address], intervalMs: 1_000, graceMs: 10_000 });
-    expect(await withDkim.verify(sd, internal, t)).toMatchObject({ state: 'Verified', method: 'dkim' });
+    // without publishing, the record proves control
+    expect(await v.verify(plain, internal, t)).toMatchObject({ state: 'Verified', method: 'dkim' });
+    // asking for publishing is checked again at once, with the challenge alone: the earlier proof only runs its grace period
+    const switched = await v.verify(sd, internal, t + 1);
+    expect(switched).toMatchObject({ state: 'GracePeriod', serving: true, method: 'dkim', challengeOnly: true });
+    expect(switched.message).not.toContain('DKIM');
+    const fresh = new DomainVerifier({ dnsServers: [dns.address], intervalMs: 1_000, graceMs: 10_000 });
+    expect(await fresh.verify(sd, internal, t)).toMatchObject({ state: 'Pending', serving: false, challengeOnly: true });
     const ch = challengeRecord(sd);
     dns.setZone({ [dkim.name]: { TXT: [dkim.value] }, [ch.name]: { TXT: [ch.value] } });
+    expect(await fresh.verify(sd, internal, t + 70_000)).toMatchObject({ state: 'Verified', serving: true, method: 'challenge' });
     expect(await v.verify(sd, internal, t + 70_000)).toMatchObject({ state: 'Verified', serving: true, method: 'challenge' });
   });
 });
