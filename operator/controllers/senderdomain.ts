@@ -11,7 +11,7 @@ import {
   DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
 } from '../render/objects.ts';
 import { renderSenderDomain } from '../render/sender-domain.ts';
-import { domainEntryRefusal } from '../render/relay-config.ts';
+import { domainEntryRefusal } from '../render/relay-domains.ts';
 import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';

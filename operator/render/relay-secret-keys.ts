@@ -8,7 +8,7 @@
 //   namespace, object name or DKIM selector (operator/api/common.ts SELECTOR_RE), so the
 //   first `_`-separated tokens give back exactly who owns the file;
 // - the relay's own files (RELAY_FILES) never start with `sd`;
-// - and SecretFiles (relay-config.ts) refuses a name written twice with different contents.
+// - and SecretFiles (relay-secret-files.ts) refuses a name written twice with different contents.
 import { createHash } from 'node:crypto';
 import { FLEET_TOKEN_KEY } from './relay-paths.ts';
 

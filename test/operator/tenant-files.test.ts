@@ -23,7 +23,8 @@ import nodemailer from 'nodemailer';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
-import { DOMAIN_FILES_MAX, OBJECT_DATA_MAX } from '../../operator/render/relay-config.ts';
+import { DOMAIN_FILES_MAX } from '../../operator/render/relay-domains.ts';
+import { OBJECT_DATA_MAX } from '../../operator/render/relay-secret-files.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
 import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess } from './support.ts';
 
