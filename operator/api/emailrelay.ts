@@ -87,6 +87,8 @@ export const emailRelaySpec = z.object({
       .describe('Which namespaces may attach SenderDomains to this relay (as Gateway API allowedRoutes); a SenderDomain from elsewhere gets RelayNotAllowed and nothing is rendered for it'),
     requireVerification: z.boolean().optional()
       .describe('Serve a domain only after its owner proved control in DNS (its DKIM record, or the _mailfleet TXT challenge in its status); default: true for SenderDomains from other namespaces, false for this namespace'),
+    dnsPublish: z.enum(['Allowed', 'Forbidden']).default('Allowed')
+      .describe('Whether the SenderDomains of this relay may have their records published through external-dns (their spec.dns.publish: externalDNS, which also needs the operator flag --dns-publish=true); Forbidden: none is, their DNSEndpoints are deleted and they report DNSPublished=False RelayForbidsPublishing'),
   }).prefault({}).describe('Who may attach SenderDomains, and what they must prove'),
   trustedNetworks: z.array(z.object({
     cidrs: z.array(z.string().min(2).max(43)).min(1).max(64).describe('Client networks (IP or CIDR) that may send without AUTH'),

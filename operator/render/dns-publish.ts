@@ -95,11 +95,13 @@ export interface PublishPlan {
 /**
  * What to publish for `sd`. `notServed`: why the domain is neither served nor about to be
  * (not attached, refused, its spec unusable, control not proven); undefined when it is.
+ * `relayForbids`: its relay says spec.senderDomains.dnsPublish: Forbidden.
  */
-export function publishPlan(sd: SenderDomain, gate: PublishGate, records: DnsRecord[], notServed: string | undefined): PublishPlan {
+export function publishPlan(sd: SenderDomain, gate: PublishGate, records: DnsRecord[], notServed: string | undefined, relayForbids = false): PublishPlan {
   if (sd.spec.dns.publish !== 'externalDNS') return {};
   const no = (reason: string, message: string): PublishPlan => ({ condition: condition(DNS_PUBLISHED, false, reason, message) });
   if (!gate.allowed) return no('PublishingNotAllowed', 'this cluster\'s MailFleet operator does not publish DNS records (it runs without --dns-publish=true); publish status.dnsRecords yourself');
+  if (relayForbids) return no('RelayForbidsPublishing', `EmailRelay ${sd.spec.relayRef.name} does not let its SenderDomains publish DNS records (spec.senderDomains.dnsPublish: Forbidden); publish status.dnsRecords yourself`);
   if (!gate.installed) return no('ExternalDNSNotInstalled', 'the cluster does not serve externaldns.k8s.io/v1alpha1 DNSEndpoint (install external-dns with its CRD and --source=crd); publish status.dnsRecords yourself meanwhile');
   if (notServed !== undefined) return no('DomainNotServed', `nothing is published for a domain that is not served: ${notServed}`);
   const endpoints = dnsEndpoints(records, sd.spec.dns.ttl);

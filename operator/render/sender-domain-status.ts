@@ -88,7 +88,8 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   }
   if (input.smarthostAuth) conds.push(input.smarthostAuth);
   const dnsOk = !spec.dnsVerification.enabled || !!input.dns?.ok;
-  const spf = spfRecord({ relayName: spec.relayRef.name, relay: relaySpec(input.relay), own: spec.smarthost, policy: spec.spf });
+  const rs = relaySpec(input.relay);
+  const spf = spfRecord({ relayName: spec.relayRef.name, relay: rs, own: spec.smarthost, policy: spec.spf });
   // A suggestion, so it never touches Ready; but a record that cannot be written is said here too, where kubectl shows it.
   conds.push('value' in spf
     ? condition('SPFRecordComplete', true, 'RouteKnown', `${spf.lookups} of ${SPF_LOOKUP_LIMIT} DNS lookups; publish the spf record of status.dnsRecords`)
@@ -119,7 +120,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
     // proven by a DKIM record before publishing was asked for (now in its grace period): that record proves nothing for publishing
     : v && v.method !== 'challenge' ? `control of ${spec.domain} is not proven by ${challenge.name}; publish ${challenge.zone} (the operator never publishes that record)`
     : undefined;
-  const plan = publishPlan(sd, input.publish ?? { allowed: false, installed: false }, records, notServed);
+  const plan = publishPlan(sd, input.publish ?? { allowed: false, installed: false }, records, notServed, typeof rs === 'object' && rs.senderDomains.dnsPublish === 'Forbidden');
   if (plan.condition) conds.push(plan.condition);
   const ready = keyReady && !!input.relay && credsOk && dnsOk && !input.specRefused && verified;
   // An unreadable user key needs the user to act: Degraded. Everything else is waiting on

@@ -83,6 +83,18 @@ describe('what a SenderDomain gets published', () => {
       .toEqual({ condition: expect.objectContaining({ type: 'DNSPublished', status: 'False', reason: 'ExternalDNSNotInstalled' }) });
   });
 
+  it('a relay that forbids it: DNSPublished=False RelayForbidsPublishing, no object', async () => {
+    const internal = await internalWith(['mailfleet']);
+    const verification: Verification = { state: 'Verified', serving: true, message: 'm', nextAt: 0, method: 'challenge', challengeOnly: true };
+    const relay = relayObject('edge', { senderDomains: { namespaces: { from: 'All' }, dnsPublish: 'Forbidden' } });
+    const out = renderSenderDomain({ sd: sd('externalDNS'), relay, internal, host: 'h', port: 587, now: new Date(t0), password: 'p', verification, publish: gate });
+    expect(out.objects.filter((o) => o.kind === 'DNSEndpoint')).toEqual([]);
+    expect(out.absent.map((a) => a.kind)).toEqual(['DNSEndpoint']);
+    expect(out.status.conditions?.find((c) => c.type === 'DNSPublished')).toMatchObject({ status: 'False', reason: 'RelayForbidsPublishing' });
+    const allowed = renderSenderDomain({ sd: sd('externalDNS'), relay: relayObject('edge', { senderDomains: { namespaces: { from: 'All' } } }), internal, host: 'h', port: 587, now: new Date(t0), password: 'p', verification, publish: gate });
+    expect(allowed.objects.map((o) => o.kind)).toContain('DNSEndpoint');
+  });
+
   it('a served domain: the DNSEndpoint, labelled and controlled by the SenderDomain, never the _mailfleet challenge', async () => {
     const internal = await internalWith(['mailfleet']);
     const out = renderSenderDomain({ sd: sd('externalDNS'), relay: relayObject('edge'), internal, host: 'h', port: 587, now: new Date(t0), password: 'p', publish: gate });

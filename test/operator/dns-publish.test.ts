@@ -6,8 +6,9 @@
 // a zone, so a DKIM rotation completes by itself: published, seen, signing.
 // The attacks: a DKIM record in DNS proves nothing while the operator publishes; a tenant's
 // SenderDomain for a domain it does not control gets nothing published and stays unverified;
-// one claiming an owned domain is refused with nothing published; the platform turning
-// --dns-publish off removes every DNSEndpoint.
+// one claiming an owned domain is refused with nothing published; a relay that forbids it
+// (spec.senderDomains.dnsPublish: Forbidden) and the platform turning --dns-publish off remove
+// the DNSEndpoints.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { challengeRecord } from '../../operator/tenancy/verification.ts';
@@ -189,7 +190,7 @@ describe.skipIf(!cluster.available)('DNS records published through external-dns 
     await publishFromEndpoints();
   });
 
-  it('removed with publish: none, and everywhere when the platform turns --dns-publish off', async () => {
+  it('removed with publish: none, by a relay that forbids it, and everywhere when the platform turns --dns-publish off', async () => {
     const c = cluster.get();
     await c.kubectl(['patch', 'senderdomain', 'example-com', '-n', MAIL, '--type=merge', '-p', '{"spec":{"dns":{"publish":"none"}}}']);
     await eventually('DNSEndpoint deleted', async () => !(await getEndpoint(MAIL, 'example-com-mailfleet')), 60_000);
@@ -198,6 +199,13 @@ describe.skipIf(!cluster.available)('DNS records published through external-dns 
 
     await c.kubectl(['patch', 'senderdomain', 'example-com', '-n', MAIL, '--type=merge', '-p', '{"spec":{"dns":{"publish":"externalDNS"}}}']);
     await eventually('DNSEndpoint back', () => getEndpoint(MAIL, 'example-com-mailfleet'), 60_000);
+    // the relay's owner forbids it for the SenderDomains of that relay
+    await c.kubectl(['patch', 'emailrelay', 'edge', '-n', MAIL, '--type=merge', '-p', '{"spec":{"senderDomains":{"dnsPublish":"Forbidden"}}}']);
+    await eventually('DNSEndpoint deleted for a relay that forbids it', async () => !(await getEndpoint(MAIL, 'example-com-mailfleet')), 60_000);
+    const forbidden = await waitCondition(MAIL, 'example-com', 'DNSPublished', (x) => x?.reason === 'RelayForbidsPublishing', 'RelayForbidsPublishing');
+    expect(cond(forbidden, 'DNSPublished')).toMatchObject({ status: 'False', message: expect.stringContaining('spec.senderDomains.dnsPublish: Forbidden') });
+    await c.kubectl(['patch', 'emailrelay', 'edge', '-n', MAIL, '--type=merge', '-p', '{"spec":{"senderDomains":{"dnsPublish":"Allowed"}}}']);
+    await eventually('DNSEndpoint back once the relay allows it', () => getEndpoint(MAIL, 'example-com-mailfleet'), 60_000);
     await op!.stop();
     op = await startOperatorProcess(cluster.operatorKubeconfig(), ['--dns-publish=false', '--dns-servers', dns!.address, '--verify-interval', '1', '--verify-grace', '3600', '--resync', '5']);
     await eventually('DNSEndpoint deleted by an operator that may not publish', async () => !(await getEndpoint(MAIL, 'example-com-mailfleet')), 60_000);
