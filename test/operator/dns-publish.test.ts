@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { challengeRecord } from '../../operator/tenancy/verification.ts';
 import { startDnsServer, type TestDnsServer, type Zone } from '../support/dns-server.ts';
-import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady, type OperatorProcess } from './support.ts';
+import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady, type OperatorProcess, conditionOf as cond, senderDomainObject as sd } from './support.ts';
 
 const cluster = useOperatorCluster();
 const MAIL = 'mail';
@@ -33,8 +33,6 @@ afterAll(async () => {
 }, 30_000);
 
 const admin = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
-const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
-const sd = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: GROUP, kind: 'SenderDomain', metadata: { name, namespace: ns }, spec });
 const getSd = (ns: string, name: string) => tryGetJson(cluster.get(), ['get', 'senderdomain', name, '-n', ns]);
 const endpointsIn = async (ns: string) => (await getJson(cluster.get(), ['get', 'dnsendpoints', '-n', ns])).items as any[];
 const getEndpoint = (ns: string, name: string) => tryGetJson(cluster.get(), ['get', 'dnsendpoint', name, '-n', ns]);

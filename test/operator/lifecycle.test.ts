@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn } from './support.ts';
+import { eventually, getJson, readyCondition, repoRoot, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn, conditionOf as cond } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'life';
@@ -13,7 +13,6 @@ afterAll(async () => { await op?.stop(); }, 30_000);
 
 const apply = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
 const relay = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'EmailRelay', metadata: { name, namespace: NS }, spec });
-const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
 const domain = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: NS }, spec });
 
 async function relayConfig(name: string): Promise<any> {

@@ -12,7 +12,7 @@ import { findBinaries } from '../cluster/harness.ts';
 import { chartDir, KUBE_VERSION, parseObjects } from '../chart/helpers.ts';
 import { inCI } from '../support/tools.ts';
 import {
-  eventually, getJson, repoRoot, serviceAccountKubeconfig, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady, type OperatorProcess,
+  eventually, getJson, repoRoot, serviceAccountKubeconfig, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady, type OperatorProcess, conditionOf as cond,
 } from './support.ts';
 
 const cluster = useOperatorCluster();
@@ -37,7 +37,6 @@ const domain = (ns: string, name: string, fqdn: string) => ({
   spec: { domain: fqdn, relayRef: { name: 'edge' }, allowedSenders: ['noreply'] },
 });
 const apply = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
-const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
 /** kubectl as the operator's ServiceAccount (impersonation: the admin may impersonate). */
 const asOperator = (args: string[], input?: string) => cluster.get().kubectl([...args, `--as=${USER}`], { check: false, ...(input ? { input } : {}) });
 const canI = async (verb: string, resource: string, ns?: string) =>

@@ -120,6 +120,13 @@ export async function tryGetJson(c: Cluster, args: string[]): Promise<any | unde
   return r.code === 0 ? JSON.parse(r.stdout) : undefined;
 }
 
+/** A status condition of an object by type (undefined when it has none yet). */
+export const conditionOf = (o: any, type: string) => (o?.status?.conditions ?? []).find((c: any) => c.type === type);
+
+/** A SenderDomain manifest. */
+export const senderDomainObject = (ns: string, name: string, spec: Record<string, unknown>) =>
+  ({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: ns }, spec });
+
 export const readyCondition = (o: any) => (o?.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
 
 /** Waits until an object is Ready for its current generation (status and condition agree). */

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
-import { eventually, getJson, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady } from './support.ts';
+import { eventually, getJson, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady, conditionOf as cond, senderDomainObject as sd } from './support.ts';
 
 const cluster = useOperatorCluster();
 const MAIL = 'mail';
@@ -35,8 +35,6 @@ afterAll(async () => {
 const admin = (obj: unknown) => cluster.get().kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
 /** kubectl as tenant-b's ServiceAccount; check: false so a refusal can be asserted. */
 const asTenant = (args: string[], input?: string) => cluster.get().kubectl(['--kubeconfig', tenantKubeconfig, ...args], { check: false, ...(input ? { input } : {}) });
-const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
-const sd = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: GROUP, kind: 'SenderDomain', metadata: { name, namespace: ns }, spec });
 
 async function relayConfig(relay: string): Promise<any> {
   const cm = await getJson(cluster.get(), ['get', 'configmap', `${relay}-config`, '-n', MAIL]);

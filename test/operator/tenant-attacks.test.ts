@@ -19,7 +19,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { relayConfigSchema } from '../../relay/config/schema.ts';
 import { testCert } from '../support/certs.ts';
-import { eventually, getJson, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess } from './support.ts';
+import { eventually, getJson, sleep, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess, conditionOf as cond } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'tenant-b';
@@ -45,7 +45,6 @@ const relay = (name: string, spec: Record<string, unknown> = {}) => ({
 const domain = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: 'mailfleet.io/v1alpha1', kind: 'SenderDomain', metadata: { name, namespace: NS }, spec: { relayRef: { name: 'edge' }, ...spec },
 });
-const cond = (o: any, type: string) => (o?.status?.conditions ?? []).find((x: any) => x.type === type);
 const get = (kind: string, name: string) => tryGetJson(cluster.get(), ['get', kind, name, '-n', NS]);
 const waitReady = (kind: string, name: string) => waitReadyIn(cluster.get(), NS, kind, name);
 /** The object once its status says `reason` (Degraded or Ready) for its current generation. */

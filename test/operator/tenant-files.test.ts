@@ -26,7 +26,7 @@ import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { DOMAIN_FILES_MAX } from '../../operator/render/relay-domains.ts';
 import { OBJECT_DATA_MAX } from '../../operator/render/relay-secret-files.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
-import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess } from './support.ts';
+import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess, senderDomainObject as sd } from './support.ts';
 
 const cluster = useOperatorCluster();
 const MAIL = 'mail';
@@ -47,7 +47,6 @@ const tenantApply = async (obj: unknown) => {
   const r = await cluster.get().kubectl(['apply', '-f', '-', AS_TENANT], { input: JSON.stringify(obj), check: false });
   expect(r.code, r.stderr).toBe(0);
 };
-const sd = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: GROUP, kind: 'SenderDomain', metadata: { name, namespace: ns }, spec });
 const secret = (ns: string, name: string, data: Record<string, string>) => ({
   apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns, labels: { 'mailfleet.io/use': 'true' } }, stringData: data,
 });
