@@ -15,18 +15,12 @@ import { renderRelay, type AttachedDomain, type RelayInput } from '../../operato
 import { SELECTOR_RE } from '../../operator/api/common.ts';
 import { eventName } from '../../operator/runtime/apply.ts';
 import { parseDomain, validDomains } from '../../operator/controllers/specs.ts';
-import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
+import { domainObject, relayObject, domainInternal, RENDER_NOW } from './fixtures.ts';
 
-const now = new Date('2025-03-01T12:00:00Z');
+const now = RENDER_NOW;
 const SECRETS = '/var/run/mailfleet/secrets/';
 
-function internalFor(selector: string, hash = 'scrypt$16384$8$1$c2FsdA==$aGFzaA=='): DomainInternal {
-  return {
-    dkim: { keys: [{ selector, algorithm: 'ed25519-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString() }] },
-    pems: { [selector]: ed25519Pem() },
-    passwordHash: hash,
-  };
-}
+const internalFor = domainInternal;
 
 const relay = relayObject('edge', {
   tls: { secretName: 'edge-cert' }, senderDomains: { namespaces: { from: 'All' }, requireVerification: false },

@@ -6,25 +6,19 @@ import { relayConfigSchema } from '../../relay/config/schema.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import { keyPhase, planDkim, signingKeys, waitingKeys, type DkimState } from '../../operator/render/dkim.ts';
 import { txtStrings } from '../../operator/render/dns-records.ts';
-import { parseInternal, type DomainInternal } from '../../operator/render/domain-internal.ts';
+import { parseInternal } from '../../operator/render/domain-internal.ts';
 import { renderSenderDomain } from '../../operator/render/sender-domain.ts';
 import { renderRelay, type RelayInput } from '../../operator/render/relay.ts';
 import { resolveClaims } from '../../operator/render/claims.ts';
 import { summaryConditions } from '../../operator/render/conditions.ts';
 import { decodeSecretData } from '../../operator/render/objects.ts';
-import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
+import { domainObject, ed25519Pem, relayObject, domainInternal, RENDER_NOW } from './fixtures.ts';
 
 const rsaPem = () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
-const now = new Date('2025-03-01T12:00:00Z');
+const now = RENDER_NOW;
 
-function internalFor(selector: string): DomainInternal {
-  return {
-    dkim: { keys: [{ selector, algorithm: 'ed25519-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString() }] },
-    pems: { [selector]: ed25519Pem() },
-    passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==',
-  };
-}
+const internalFor = domainInternal;
 
 function input(over: Partial<RelayInput> = {}): RelayInput {
   return {

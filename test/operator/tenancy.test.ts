@@ -14,17 +14,11 @@ import { admits, selectorCondition, selectorMatches } from '../../operator/tenan
 import { DomainVerifier, challengeRecord, verificationRequired } from '../../operator/tenancy/verification.ts';
 import { dnsRecords } from '../../operator/render/dns-records.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
-import { domainObject, ed25519Pem, relayObject } from './fixtures.ts';
+import { domainObject, relayObject, domainInternal, RENDER_NOW } from './fixtures.ts';
 
-const now = new Date('2025-03-01T12:00:00Z');
+const now = RENDER_NOW;
 
-function internalFor(selector: string): DomainInternal {
-  return {
-    dkim: { keys: [{ selector, algorithm: 'ed25519-sha256', generation: 1, publishedAt: now.toISOString(), activeAt: now.toISOString() }] },
-    pems: { [selector]: ed25519Pem() },
-    passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==',
-  };
-}
+const internalFor = domainInternal;
 
 function input(over: Partial<RelayInput> = {}): RelayInput {
   return {
