@@ -52,6 +52,24 @@ describe('data gate', () => {
     }
   });
 
+  it('gives the same verdict and the same bytes for a split at every position (CR held back, blank line straddling chunks)', async () => {
+    const forged = 'X-A: b\rFrom: ceo@bank.test\r\nFrom: x@b.test\r\n\r\nbody\r\n';
+    for (let at = 1; at < ok.length; at++) {
+      const gate = new DataGate(defaults);
+      const parts = [Buffer.from(ok.slice(0, at), 'latin1'), Buffer.from(ok.slice(at), 'latin1')];
+      const out: Buffer[] = [];
+      for await (const c of gate.filter((async function* () { yield* parts; })())) out.push(Buffer.from(c));
+      expect(Buffer.concat(out).toString('latin1'), `split at ${at}`).toBe(ok);
+      expect(gate.headers?.fields.map((f) => f.key)).toEqual(['from', 'to', 'subject']);
+    }
+    for (let at = 1; at < forged.length; at++) {
+      const gate = new DataGate(defaults);
+      const parts = [Buffer.from(forged.slice(0, at), 'latin1'), Buffer.from(forged.slice(at), 'latin1')];
+      const drained = (async () => { for await (const _ of gate.filter((async function* () { yield* parts; })())); })();
+      await expect(drained, `split at ${at}`).rejects.toMatchObject({ responseCode: 550 });
+    }
+  });
+
   it('refuses a bare CR or a bare LF anywhere with 550 5.6.11 (reject, the default)', async () => {
     const attacks = [
       'X-A: b\rFrom: "Bank CEO" <ceo@bank.test>\r\nTo: v@d.test\r\nX-B: c\r\r\nFrom: x@b.test\r\n\r\nbody\r\n',
