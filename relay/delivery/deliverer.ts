@@ -256,8 +256,10 @@ export class Deliverer {
     }
     // An MX host name is whatever the recipient's DNS says: it must not lead to our own
     // loopback or the cloud metadata service.
-    const refused = plan.targets.map((t) => ({ t, why: this.outbound.refusal(t.ip) })).filter((x) => x.why);
-    const reachable = plan.targets.filter((t) => !this.outbound.refusal(t.ip));
+    // each target's address is judged once per attempt
+    const judged = plan.targets.map((t) => ({ t, why: this.outbound.refusal(t.ip) }));
+    const refused = judged.filter((x) => x.why);
+    const reachable = judged.filter((x) => !x.why).map((x) => x.t);
     if (reachable.length === 0) {
       const response = `MX hosts of ${domain} resolve only to addresses this relay may not connect to: ${refused.map((r) => `${r.t.host}[${r.t.ip}] (${r.why})`).join(', ')}`;
       this.log.warn({ queueId: job.id, route: 'mx', destination: domain, recipients: rcpts.length, outcome: 'failed', response }, 'delivery attempt');
