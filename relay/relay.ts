@@ -133,7 +133,7 @@ export class Relay {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    const { store, recovered, discarded, corrupt } = await QueueStore.open(path.join(cfg.dataDir, 'queue'));
+    const { store, recovered, discarded, corrupt } = await QueueStore.open(path.join(cfg.dataDir, 'queue'), { memoryCopyBytes: cfg.queue.memoryCopyBytes });
     this.store = store;
     this.releaseDataDir = claimDataDir(cfg.dataDir);
     this.log.info({ dataDir: cfg.dataDir, recovered, discarded }, 'queue opened');
@@ -401,6 +401,7 @@ export class Relay {
       this.deliverer.updateConfig(next.delivery, prepared.outbound); // refuses (throws) without changing anything
       await this.commitComponents(prepared);
       this.runner.setPolicy(next.queue, next.queue.concurrency);
+      this.store.setMemoryCopyBytes(next.queue.memoryCopyBytes);
       this.runtimeState = runtime;
       // Renewed certificates (cert-manager rewrites the Secret) apply to new handshakes.
       const handoffListener = (c: RelayConfig) => (c.handoff ? `${c.handoff.host}:${c.handoff.port}:${c.handoff.annotationsFile ?? ''}` : '');

@@ -148,7 +148,9 @@ export const relayConfigSchema = z.strictObject({
       .describe('Waits between delivery attempts; the last one repeats'),
     maxLifetime: duration.refine((ms) => ms > 0, { message: 'must be longer than 0' }).default(5 * 86_400_000).describe('How long a message may stay queued before it expires and bounces'),
     concurrency: z.number().int().positive().default(100).describe('Messages in delivery at once'),
-  }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100 })
+    memoryCopyBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(32 * 1024 * 1024)
+      .describe('Bytes of newly accepted messages (each up to 256 KiB) also kept in memory for their first delivery attempt, which then does not read its file back; the file is written and synced first all the same. 0 reads every message from disk'),
+  }).default({ retrySchedule: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000], maxLifetime: 5 * 86_400_000, concurrency: 100, memoryCopyBytes: 32 * 1024 * 1024 })
     .describe('The durable queue: retries, expiry and delivery concurrency'),
   delivery: deliverySchema.default(deliverySchema.parse({})).describe('How mail leaves: MX lookup or smarthosts'),
   outbound: outboundSchema.default({ allowAddresses: [] })

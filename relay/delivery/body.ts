@@ -1,5 +1,5 @@
 // The message as a stream: optional prepended bytes (a DKIM-Signature header), then the
-// spool file from the job's offset. Nothing is read ahead beyond the stream buffers, so a
+// spool file from the job's offset (or the job's in-memory copy of it). Nothing is read ahead beyond the stream buffers, so a
 // 25 MB message costs a few 64 KB chunks of memory, not 25 MB.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -7,7 +7,8 @@ import type { DeliveryJob } from './types.ts';
 
 const CHUNK = 64 * 1024;
 
-export function messageStream(job: Pick<DeliveryJob, 'bodyPath' | 'bodyOffset' | 'prepend' | 'size'>): Readable {
+export function messageStream(job: Pick<DeliveryJob, 'bodyPath' | 'bodyOffset' | 'body' | 'prepend' | 'size'>): Readable {
+  if (job.body) return Readable.from(job.prepend?.length ? [job.prepend, job.body] : [job.body], { objectMode: false });
   const fileStream = () => job.size > 0
     ? createReadStream(job.bodyPath, { start: job.bodyOffset, end: job.bodyOffset + job.size - 1, highWaterMark: CHUNK })
     : Readable.from([], { objectMode: false });

@@ -7,6 +7,7 @@ export interface DeliveryJob {
   recipients: string[];  // all recipients of this job (may span several domains)
   bodyPath: string;      // file holding the message bytes (headers+body, CRLF)
   bodyOffset: number;    // message bytes start at this byte offset in the file
+  body?: Buffer;         // the same bytes already in memory (the queue's copy for a first attempt): read instead of the file
   prepend?: Buffer;      // bytes sent before the message (e.g. a DKIM-Signature header)
   size: number;          // message byte length (after offset, without prepend)
   dsn?: EnvelopeDsn;     // RET and ENVID, passed on to hops that announce DSN

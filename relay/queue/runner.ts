@@ -179,14 +179,18 @@ export class DeliveryRunner {
       // Held back by pacing until the lifetime ran out: it expires like any deferral.
       outcomes = held.recipients.map((recipient) => ({ recipient, status: 'deferred', response: 'held back by the destination rate limit until the message expired', route: 'mx' }));
     } else {
+      const body = store.memoryCopy(meta.id);
       try {
         outcomes = await deliverer(meta.senderDomain).deliver({
-          id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0,
+          id: meta.id, from: meta.from, recipients: open, bodyPath: q.path, bodyOffset: 0, ...(body ? { body } : {}),
           size: meta.size, ...(meta.prepend ? { prepend: Buffer.from(meta.prepend) } : {}),
           ...(meta.dsn ? { dsn: meta.dsn } : {}), ...(meta.rcptDsn ? { rcptDsn: meta.rcptDsn } : {}),
         }, this.abort.signal);
       } catch (err) {
         outcomes = open.map((recipient) => ({ recipient, status: 'deferred', response: `local error: ${(err as Error).message}`, route: 'mx' }));
+      } finally {
+        // one attempt only: a deferred message may wait for hours, its memory is for new ones
+        store.dropMemoryCopy(meta.id);
       }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fsyncPath } from '../util/fsync.ts';
 import { storedDsnProblem, type StoredDsn } from './dsn.ts';
+import { MemoryCopies } from './memory-copies.ts';
 
 export interface ClientInfo {
   address: string;
@@ -195,19 +196,21 @@ export class QueueStore {
   private readonly syncer: DirSyncer;
   private readonly index = new Map<string, QueuedMessage>();
   private readonly fsync: boolean;
+  private readonly copies: MemoryCopies;
 
-  private constructor(dir: string, fsync: boolean) {
+  private constructor(dir: string, fsync: boolean, memoryCopyBytes: number) {
     this.dir = dir;
     this.tmpDir = path.join(dir, 'tmp');
     this.msgDir = path.join(dir, 'msg');
     this.stateDir = path.join(dir, 'state');
     this.syncer = new DirSyncer(this.msgDir);
     this.fsync = fsync;
+    this.copies = new MemoryCopies(memoryCopyBytes);
   }
 
   /** Opens (creating if needed) the queue and recovers every committed message. */
-  static async open(dir: string, opts: { fsync?: boolean } = {}): Promise<{ store: QueueStore; recovered: number; discarded: number; corrupt: string[] }> {
-    const store = new QueueStore(dir, opts.fsync ?? true);
+  static async open(dir: string, opts: { fsync?: boolean; memoryCopyBytes?: number } = {}): Promise<{ store: QueueStore; recovered: number; discarded: number; corrupt: string[] }> {
+    const store = new QueueStore(dir, opts.fsync ?? true, opts.memoryCopyBytes ?? 0);
     for (const d of [store.tmpDir, store.msgDir, store.stateDir]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
     // Files in tmp/ were never acknowledged with a 250: the client still has them.
     const tmp = await fsp.readdir(store.tmpDir);
@@ -258,6 +261,8 @@ export class QueueStore {
     const fh = await fsp.open(tmpFile, 'wx', 0o600);
     let size = 0;
     let committed = false;
+    // the chunks again, for the first delivery attempt (memory-copies.ts), while they fit
+    let copy: Buffer[] | undefined = this.copies.admits(0) ? [] : undefined;
     try {
       let pending: Buffer[] = [];
       let pendingBytes = 0;
@@ -268,6 +273,8 @@ export class QueueStore {
         if (size > opts.maxSize) { tooLarge = true; continue; }
         opts.observe?.(chunk);
         pending.push(chunk);
+        if (copy && !this.copies.admits(size)) copy = undefined;
+        copy?.push(chunk);
         pendingBytes += chunk.length;
         if (pendingBytes >= WRITE_BATCH) {
           await writeAll(fh, pending);
@@ -290,6 +297,7 @@ export class QueueStore {
       committed = true;
       const queued: QueuedMessage = { meta, state: { attempts: 0, nextAttemptAt: receivedAt, done: {} }, path: file };
       this.index.set(id, queued);
+      if (copy) this.copies.keep(id, copy, size);
       return queued;
     } finally {
       if (!committed) {
@@ -393,10 +401,29 @@ export class QueueStore {
     if (q) q.stateOnDisk = true;
   }
 
+  /**
+   * The message's bytes (as in its file from offset 0, `meta.size` long) when they are still
+   * in memory from its arrival: only until its first delivery attempt ends.
+   */
+  memoryCopy(id: string): Buffer | undefined {
+    return this.copies.get(id);
+  }
+
+  /** Ends the in-memory copy of a message: its first attempt is over, later ones read the file. */
+  dropMemoryCopy(id: string): void {
+    this.copies.drop(id);
+  }
+
+  /** Budget for in-memory copies of new messages (bytes; 0 keeps none). */
+  setMemoryCopyBytes(bytes: number): void {
+    this.copies.maxBytes = bytes;
+  }
+
   /** Removes a message whose every recipient has a final outcome. */
   async remove(id: string): Promise<void> {
     const q = this.index.get(id);
     this.index.delete(id);
+    this.copies.drop(id);
     // unlink, not rm: rm stats and walks first, and this runs once per delivered message.
     await fsp.unlink(q?.path ?? path.join(this.msgDir, id)).catch(ignoreMissing);
     if (!q || q.stateOnDisk) await fsp.unlink(path.join(this.stateDir, `${id}.json`)).catch(ignoreMissing);
