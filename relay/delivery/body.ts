@@ -8,7 +8,8 @@ import type { DeliveryJob } from './types.ts';
 const CHUNK = 64 * 1024;
 
 export function messageStream(job: Pick<DeliveryJob, 'bodyPath' | 'bodyOffset' | 'body' | 'prepend' | 'size'>): Readable {
-  if (job.body) return Readable.from(job.prepend?.length ? [job.prepend, job.body] : [job.body], { objectMode: false });
+  // One chunk: each chunk becomes a write to the socket, and a copy is small (memory-copies.ts)
+  if (job.body) return Readable.from([job.prepend?.length ? Buffer.concat([job.prepend, job.body]) : job.body], { objectMode: false });
   const fileStream = () => job.size > 0
     ? createReadStream(job.bodyPath, { start: job.bodyOffset, end: job.bodyOffset + job.size - 1, highWaterMark: CHUNK })
     : Readable.from([], { objectMode: false });
