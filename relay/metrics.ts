@@ -24,6 +24,7 @@ export function createMetrics(registry = new client.Registry()) {
     dsnSent: c('mailfleet_dsn_generated_total', 'Delivery status notifications generated'),
     queueMessages: g('mailfleet_queue_messages', 'Messages in the queue'),
     queueOldest: g('mailfleet_queue_oldest_age_seconds', 'Age of the oldest queued message'),
+    queueMemoryCopyBytes: g('mailfleet_queue_memory_copy_bytes', 'Bytes of new messages held in memory for their first delivery attempt (queue.memoryCopyBytes)'),
     deliveryDuration: new client.Histogram<'outcome'>({
       name: 'mailfleet_delivery_duration_seconds',
       help: 'Duration of one delivery attempt to one destination',

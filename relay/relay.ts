@@ -183,6 +183,7 @@ export class Relay {
         this.metrics.queueMessages.set(this.store.size);
         const oldest = this.store.oldestReceivedAt();
         this.metrics.queueOldest.set(oldest ? (Date.now() - oldest) / 1000 : 0);
+        this.metrics.queueMemoryCopyBytes.set(this.store.memoryCopyBytes);
       },
     });
     await this.intake.start(cfg.listeners);

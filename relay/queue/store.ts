@@ -414,6 +414,11 @@ export class QueueStore {
     this.copies.drop(id);
   }
 
+  /** Bytes held by in-memory copies now. */
+  get memoryCopyBytes(): number {
+    return this.copies.usedBytes;
+  }
+
   /** Budget for in-memory copies of new messages (bytes; 0 keeps none). */
   setMemoryCopyBytes(bytes: number): void {
     this.copies.maxBytes = bytes;

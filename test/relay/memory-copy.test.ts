@@ -15,13 +15,20 @@ import { createMetrics } from '../../relay/metrics.ts';
 import { MEMORY_COPY_MAX_MESSAGE } from '../../relay/queue/memory-copies.ts';
 import { DeliveryRunner } from '../../relay/queue/runner.ts';
 import { QueueStore } from '../../relay/queue/store.ts';
-import { waitUntil, tempDir } from '../support/relay-harness.ts';
+import { metricValue, scrape, waitUntil, tempDir } from '../support/relay-harness.ts';
+import { startWorld, type World } from './fixture.ts';
 
 const ENVELOPE = { from: 'app@example.test', recipients: ['someone@dest.test'] };
 const message = (body: string) => Buffer.from(`From: app@example.test\r\nSubject: copy\r\n\r\n${body}\r\n`);
 
 let runner: DeliveryRunner | undefined;
-afterEach(async () => { await runner?.stop(); runner = undefined; });
+let world: World | undefined;
+afterEach(async () => {
+  await runner?.stop();
+  runner = undefined;
+  await world?.close();
+  world = undefined;
+});
 
 /** A runner whose deliverer is the capture sink, deferring each message's first `defer` attempts. */
 function captureRunner(store: QueueStore, dir: string, defer = 0): { captured: () => string[] } {
@@ -121,5 +128,21 @@ describe('in-memory copies for the first delivery attempt', () => {
     // nothing was held for it: the whole budget is still there for a message that fills it
     const full = await store.accept(ENVELOPE, Readable.from([Buffer.alloc(200_000, 'f')]), { maxSize: 1024 * 1024 });
     expect(store.memoryCopy(full.meta.id)?.length).toBe(200_000);
+  });
+
+  it('shows the bytes held in /metrics while the first attempt runs, and none once it ended', async () => {
+    // the destination holds its end-of-DATA reply: the attempt, and so the copy, lasts that long
+    world = await startWorld({}, { dataDelayMs: 1_500 });
+    await world.send({ to: 'someone@dest.test', subject: 'held copy', text: 'x'.repeat(3000) });
+    let held = 0;
+    await waitUntil('a copy held during the attempt', async () => {
+      held = metricValue(await scrape(world!.relay.httpPort), 'mailfleet_queue_memory_copy_bytes');
+      return held > 3000;
+    });
+    expect(held).toBe(world.relay.relay.queue.memoryCopyBytes);
+    const [msg] = await world.sink.waitFor(1, 20_000);
+    expect(msg!.data!.toString()).toContain('Subject: held copy');
+    await waitUntil('queue empty', () => world!.relay.relay.queue.size === 0);
+    expect(metricValue(await scrape(world.relay.httpPort), 'mailfleet_queue_memory_copy_bytes')).toBe(0);
   });
 });
