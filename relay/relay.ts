@@ -44,6 +44,15 @@ function webhookId(url: string): string {
 
 /** After the runner stopped, how long delivery pools may take to close. */
 const CLOSE_WAIT_MS = 300;
+/**
+ * With handoff.onShutdown: how long past limits.drainTimeout the hand-off may go on for the
+ * messages whose delivery attempts the deadline aborted (and whatever else is left). The
+ * operator's terminationGracePeriodSeconds is drainTimeout + 30 s: this 10 s, the runner's
+ * 1 s abort grace and the closing below (well under 2 s) leave more than 15 s before SIGKILL.
+ */
+export const SHUTDOWN_HANDOFF_GRACE_MS = 10_000;
+/** Queue ids named in the log line of what a shutdown could not hand off (the count is whole). */
+const MAX_LOGGED_IDS = 1_000;
 
 function isHardBounce(enhanced: string | undefined): boolean {
   return enhanced !== undefined && (/^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1');
@@ -210,7 +219,7 @@ export class Relay {
     await this.handoffReceiver.start();
     this.handoffSender = new HandoffSender({
       config: () => this.config.handoff ?? handoff, hostname: cfg.hostname, store: this.store,
-      reserve: (id) => this.runner.reserve(id), unreserve: (id) => this.runner.unreserve(id), log: this.log,
+      reserve: (id) => this.runner.reserve(id), unreserve: (id) => this.runner.unreserve(id), self: this.handoffReceiver.address(), log: this.log,
     });
   }
 
@@ -447,19 +456,33 @@ export class Relay {
    * bounded by limits.drainTimeout from here. Intake stops: idle sessions get 421 at once,
    * open transactions may finish until the deadline. Delivery keeps going meanwhile; at the
    * deadline attempts still running are aborted and their recipients stay queued. What
-   * follows (closing pools, webhooks, journals) takes well under the 2 s margin the
-   * operator leaves before terminationGracePeriodSeconds.
+   * follows (closing pools, webhooks, journals) takes well under 2 s.
+   *
+   * With handoff.onShutdown (a queue that dies with the pod) the hand-off to the peers runs
+   * beside the session drain and delivery from the start (a message in an attempt is left to
+   * it), until the queue is empty or the deadline; what the deadline's abort freed gets
+   * SHUTDOWN_HANDOFF_GRACE_MS more. Whatever is still queued then is logged as lost.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const deadline = Date.now() + this.config.limits.drainTimeout;
+      const handOver = this.config.handoff?.onShutdown === true ? this.handoffSender : undefined;
       this.ready = false;
-      this.log.info({ drainTimeoutMs: this.config.limits.drainTimeout }, 'shutting down: readiness off, draining sessions');
+      this.log.info({ drainTimeoutMs: this.config.limits.drainTimeout, handOver: handOver !== undefined }, handOver
+        ? 'shutting down: readiness off, draining sessions, handing the queue to the peers'
+        : 'shutting down: readiness off, draining sessions');
       for (const f of this.watched) fs.unwatchFile(f);
       this.drainWatch?.close();
-      // A hand-off in progress ends here; its message stays queued (the peer may have it too: at-least-once).
-      await Promise.all([this.intake?.close(deadline), this.handoffSender?.stop(), this.handoffReceiver?.close()]);
+      handOver?.start();
+      // Without onShutdown a hand-off in progress ends here; its message stays queued (the peer may have it too: at-least-once).
+      await Promise.all([this.intake?.close(deadline), handOver ? undefined : this.handoffSender?.stop(), this.handoffReceiver?.close()]);
+      if (handOver) await handOver.emptied(deadline);
       await this.runner?.stop(deadline);
+      if (handOver) {
+        await handOver.emptied(deadline + SHUTDOWN_HANDOFF_GRACE_MS);
+        await handOver.stop();
+        this.reportNotHandedOff(handOver.handedOff);
+      }
       await this.deliverer?.close(CLOSE_WAIT_MS);
       await Promise.all([...this.domainDeliverers.values()].map((d) => d.deliverer.close(CLOSE_WAIT_MS)));
       await Promise.all([...this.webhooks.values()].map((d) => d.close()));
@@ -474,5 +497,18 @@ export class Relay {
       this.log.info('relay stopped');
     })();
     return this.stopping;
+  }
+
+  /** The shutdown hand-off is over: what is still queued goes with this pod's data directory. */
+  private reportNotHandedOff(handedOff: number): void {
+    const ids = [...this.store.messages()].map((q) => q.meta.id);
+    if (ids.length === 0) {
+      this.log.info({ handedOff }, 'shutdown hand-off complete: the queue is empty');
+      return;
+    }
+    this.log.error({
+      notHandedOff: ids.length, handedOff, queueIds: ids.slice(0, MAX_LOGGED_IDS),
+      ...(ids.length > MAX_LOGGED_IDS ? { queueIdsNotListed: ids.length - MAX_LOGGED_IDS } : {}),
+    }, 'shutdown hand-off incomplete: these queued messages could not be handed to a peer and are lost with this pod\'s emptyDir queue (unless its data directory outlives it)');
   }
 }

@@ -163,7 +163,7 @@ export const relayConfigSchema = z.strictObject({
       + 'the API is off unless this is set. Read per request, so a rotated Secret applies at once'),
   }).default({ host: '0.0.0.0', port: 9464 }).describe('Metrics and health endpoints, and the optional admin API'),
   handoff: handoffSchema.optional().describe(
-    'Scale-down hand-off: on a drain request the relay stops taking mail and hands its queue to the peers over an internal SMTP listener (off unless set)'),
+    'Hand-off of the queue to the peers over an internal SMTP listener: on a drain request (scale-down of a persistent queue), and on SIGTERM with onShutdown (a queue that dies with the pod) (off unless set)'),
 }).superRefine((cfg, ctx) => {
   // Every domain a login or a trusted network may send as must be served (listed under
   // domains), even when domains is empty: sender policy and From alignment hang off that

@@ -18,7 +18,8 @@
 import { z } from 'zod';
 import { oauth2Schema } from './oauth2/schema.ts';
 
-const hostPort = z.string().regex(
+/** A DNS server to ask instead of the system's (also the hand-off's peer names). */
+export const dnsServerAddress = z.string().regex(
   /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]+)(:\d{1,5})?$/,
   "a DNS server as 'IP' or 'IP:PORT' ('[IPv6]:PORT' for IPv6 with a port)",
 );
@@ -44,7 +45,7 @@ export const smarthostSchema = z.strictObject({
 
 export const mxSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(25).describe('Port of the MX hosts (25; another only for tests)'),
-  dnsServers: z.array(hostPort).min(1).optional()
+  dnsServers: z.array(dnsServerAddress).min(1).optional()
     .describe("Resolvers to ask instead of the system's, e.g. ['127.0.0.1:5353']"),
   dnsTimeoutMs: z.number().int().positive().default(5_000).describe('Time one DNS query may take, in milliseconds'),
   requireTls: z.boolean().default(false).describe('Refuse to send to an MX host that does not offer STARTTLS'),

@@ -1,9 +1,11 @@
-// The scale-down hand-off's part of the relay config (docs/operator.md, "Scale-down,
-// deletion and queued mail"): where the drain request appears, the internal SMTP listener
-// the fleet hands queued mail to, its token, and the pods that stay.
+// The hand-off's part of the relay config (docs/operator.md, "Scale-down, deletion and
+// queued mail"): where the drain request appears, the internal SMTP listener the fleet hands
+// queued mail to, its token, the pods that stay, and whether SIGTERM hands the queue over too.
 import { z } from 'zod';
+import { dnsServerAddress } from '../delivery/schema.ts';
 
-// host:port; the host a DNS name or an IPv4 address (pod DNS names through the headless Service).
+// host:port; the host a DNS name or an IPv4 address (pod DNS names, or a headless Service's
+// name that stands for all its ready pods).
 const peer = z.string().max(300).regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { message: 'must be host:port, e.g. relay-0.relay-headless.mail.svc:2526' });
 
 export const handoffSchema = z.strictObject({
@@ -16,8 +18,15 @@ export const handoffSchema = z.strictObject({
   tokenFile: z.string().min(1).describe(
     'File holding the fleet token (a Secret shared by the fleet): the sending pod authenticates to the receiving one with it (CRAM-MD5, never sent). Read per session, so a rotated Secret applies at once'),
   peers: z.array(peer).max(1000).default([]).describe(
-    'Hand-off listeners of the pods that stay (host:port); a draining relay hands its queue to them. A peer that is draining itself refuses, so the list may include leaving pods'),
+    'Hand-off listeners of the pods that stay (host:port); a draining relay hands its queue to them. A name stands for every address it resolves to '
+    + '(a headless Service: its ready pods); this relay\'s own listener is skipped. A peer that is draining itself refuses, so the list may include leaving pods'),
+  dnsServers: z.array(dnsServerAddress).min(1).max(8).optional().describe(
+    "Resolvers for the peers' names instead of the system's (getaddrinfo, with the pod's DNS search path), e.g. ['127.0.0.1:5353']"),
   connections: z.number().int().min(1).max(32).default(4).describe('Messages handed off at once while draining'),
+  onShutdown: z.boolean().default(false).describe(
+    'On SIGTERM too, once intake stopped: hand what is still queued to the peers until the queue is empty or the shutdown budget '
+    + '(limits.drainTimeout plus 10 s) is spent, and log what stays as lost. For a queue that does not outlive its pod (an emptyDir); '
+    + 'the pod\'s termination grace period must exceed drainTimeout by more than 12 s'),
 });
 
 export type HandoffConfig = z.output<typeof handoffSchema>;

@@ -6,12 +6,16 @@
 // recipients still open, without signing or checking again.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startSink } from '../support/sink.ts';
-import { startRelay, tempDir, waitUntil, type TestRelay } from '../support/relay-harness.ts';
+import { spawnRelay, startRelay, tempDir, waitUntil, writeConfig, type TestRelay } from '../support/relay-harness.ts';
+import { startDnsServer } from '../support/dns-server.ts';
+import { freePort } from '../support/ports.ts';
+import { QueueStore } from '../../relay/queue/store.ts';
 import { SmtpTalk } from '../support/smtp-talk.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 
@@ -151,5 +155,144 @@ describe('scale-down hand-off between relays', () => {
     expect(await login('wrong', 'CRAM-MD5')).toMatch(/^535 5\.7\.8/);
     expect(await login(TOKEN, 'PLAIN')).toMatch(/^50\d/);
     expect(await login(TOKEN, 'CRAM-MD5', false)).toMatch(/^538|^530|Must issue a STARTTLS/i);
+  });
+});
+
+// A port free on every one of these loopback addresses (each relay binds its own address,
+// all on one port, as pods of a Deployment do on theirs). Bounded: 20 tries.
+async function portFreeOn(hosts: string[]): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await freePort(hosts[0]);
+    const free = await Promise.all(hosts.map((h) => new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, h, () => srv.close(() => resolve(true)));
+    })));
+    if (free.every(Boolean)) return port;
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')}`);
+}
+
+const jsonLines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** Sends `count` messages through a relay's plain listener, each to its own recipient. */
+async function sendMany(host: string, port: number, tag: string, count: number): Promise<void> {
+  const client = nodemailer.createTransport({ host, port, ignoreTLS: true });
+  for (let i = 0; i < count; i++) {
+    await client.sendMail({ envelope: { from: 'app@example.test', to: [`r${i}@dest.test`] }, raw: `From: app@example.test\r\nTo: r${i}@dest.test\r\nSubject: ${tag} ${i}\r\n\r\nbody ${i}\r\n` });
+  }
+  client.close();
+}
+
+describe('hand-off on SIGTERM (handoff.onShutdown: a queue that dies with its pod)', () => {
+  it('the stopping relay hands its deferred queue to every address of the peer name but its own; each message arrives once', { timeout: 120_000 }, async () => {
+    let accept = false;
+    const sink = await startSink({ host: '127.0.0.22', tls: 'none', rcptReply: () => (accept ? undefined : { code: 451, message: '4.2.0 try later' }) });
+    cleanup.push(() => sink.close());
+    const hosts = ['127.0.0.31', '127.0.0.32', '127.0.0.33'];
+    const port = await portFreeOn([...hosts, '127.0.0.34']);
+    // the headless Service's name: every relay's address (its own too), and one where nothing listens
+    const dns = await startDnsServer({ 'relay-headless.mail.test': { A: [...hosts, '127.0.0.34'] } });
+    cleanup.push(() => dns.close());
+    const tokenDir = tempDir();
+    const tokenFile = path.join(tokenDir, 'fleet-token');
+    fs.writeFileSync(tokenFile, TOKEN);
+    const relays: TestRelay[] = [];
+    for (const host of hosts) {
+      const dir = tempDir();
+      const r = await startRelay(relayConfig(dir, sink, { host, port, tokenFile, peers: [`relay-headless.mail.test:${port}`], dnsServers: [dns.address], onShutdown: true }, {
+        listeners: [{ name: 'plain', host, port: 0, mode: 'plain' }], limits: { drainTimeout: '3s' },
+      }), { dir });
+      cleanup.push(() => r.stop());
+      relays.push(r);
+    }
+    const [a, b, c] = relays as [TestRelay, TestRelay, TestRelay];
+    const count = 8;
+    await sendMany(hosts[0]!, a.port('plain'), 'leaving', count);
+    await waitUntil('every message deferred on A', () => a.relay.queue.size === count && [...a.relay.queue.messages()].every((q) => q.state.attempts === 1));
+    const idsA = [...a.relay.queue.messages()].map((q) => q.meta.id).sort();
+
+    await a.stop();
+    const logA = jsonLines(fs.readFileSync(a.logFile, 'utf8'));
+    expect(logA.find((l) => l.msg === 'shutdown hand-off complete: the queue is empty')).toMatchObject({ handedOff: count });
+    expect(logA.filter((l) => String(l.msg).startsWith('shutdown hand-off incomplete'))).toEqual([]);
+    // never to itself; the address where nothing listens was tried (and backed off)
+    const tried = logA.filter((l) => l.msg === 'handed off' || l.msg === 'hand-off failed; trying another peer').map((l) => l.address);
+    expect(tried).not.toContain(`${hosts[0]}:${port}`);
+    expect(tried).toContain(`127.0.0.34:${port}`);
+    const onB = [...b.relay.queue.messages()].map((q) => q.meta.id);
+    const onC = [...c.relay.queue.messages()].map((q) => q.meta.id);
+    // both staying addresses took some, none twice, none missing
+    expect(onB.length).toBeGreaterThan(0);
+    expect(onC.length).toBeGreaterThan(0);
+    expect([...onB, ...onC].sort()).toEqual(idsA);
+
+    accept = true;
+    const subjects = () => sink.messages.map((m) => /Subject: (leaving \d+)/.exec(m.data!.toString())?.[1]).filter(Boolean);
+    let lastRetry = 0;
+    await waitUntil('every handed-off message delivered by B and C', async () => {
+      if (Date.now() - lastRetry > 500) {
+        lastRetry = Date.now();
+        for (const [r, ids] of [[b, onB], [c, onC]] as const) for (const id of ids) await r.relay.queueControl().retry(id).catch(() => undefined);
+      }
+      return new Set(subjects()).size === count && b.relay.queue.size === 0 && c.relay.queue.size === 0;
+    }, 60_000);
+    expect(subjects().sort()).toEqual(Array.from({ length: count }, (_, i) => `leaving ${i}`).sort());
+  });
+
+  it('with no peer taking mail (wrong token, draining, unreachable) SIGTERM still ends the process and logs what is lost, by queue id', { timeout: 120_000 }, async () => {
+    const sink = await startSink({ host: '127.0.0.23', tls: 'none', rcptReply: () => ({ code: 451, message: '4.2.0 try later' }) });
+    cleanup.push(() => sink.close());
+    const [wrongHost, drainingHost, deadHost, leavingHost] = ['127.0.0.41', '127.0.0.42', '127.0.0.43', '127.0.0.44'];
+    const port = await portFreeOn([wrongHost, drainingHost, deadHost, leavingHost]);
+    const dns = await startDnsServer({ 'relay-headless.mail.test': { A: [wrongHost, drainingHost, deadHost] } });
+    cleanup.push(() => dns.close());
+    const tokenDir = tempDir();
+    const tokenFile = path.join(tokenDir, 'fleet-token');
+    fs.writeFileSync(tokenFile, TOKEN);
+    const otherToken = path.join(tokenDir, 'other-fleet-token');
+    fs.writeFileSync(otherToken, 'another fleet, another token');
+
+    // a listener of another fleet: the token does not match, it takes nothing
+    const dirW = tempDir();
+    const w = await startRelay(relayConfig(dirW, sink, { host: wrongHost, port, tokenFile: otherToken }, { listeners: [{ name: 'plain', host: wrongHost, port: 0, mode: 'plain' }] }), { dir: dirW });
+    cleanup.push(() => w.stop());
+    // a peer that is leaving too: it refuses with 421
+    const dirE = tempDir();
+    const annotations = path.join(dirE, 'annotations');
+    fs.writeFileSync(annotations, 'mailfleet.io/drain-requested="2026-12-02T05:00:00Z"\n');
+    const e = await startRelay(relayConfig(dirE, sink, { host: drainingHost, port, tokenFile, annotationsFile: annotations }, { listeners: [{ name: 'plain', host: drainingHost, port: 0, mode: 'plain' }] }), { dir: dirE });
+    cleanup.push(() => e.stop());
+    await waitUntil('E draining', async () => (await status(e)).draining);
+
+    const dirD = tempDir();
+    const [smtpPort, httpPort] = [await freePort(leavingHost), await freePort()];
+    const configFile = writeConfig(dirD, {
+      ...relayConfig(dirD, sink, { host: leavingHost, port, tokenFile, peers: [`relay-headless.mail.test:${port}`], dnsServers: [dns.address], onShutdown: true }, {
+        listeners: [{ name: 'plain', host: leavingHost, port: smtpPort, mode: 'plain' }], limits: { drainTimeout: '1s' },
+      }),
+      dataDir: path.join(dirD, 'data'), http: { host: '127.0.0.1', port: httpPort },
+    });
+    const d = await spawnRelay(configFile);
+    cleanup.push(() => { d.child.kill('SIGKILL'); });
+    const count = 3;
+    await sendMany(leavingHost, smtpPort, 'stranded', count);
+    await waitUntil('D deferred every message', async () => (await fetch(`http://127.0.0.1:${httpPort}/status`).then((r) => r.json() as Promise<{ queued: number }>)).queued === count
+      && sink.rcptCommands.length >= count);
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+    const lines = jsonLines(d.output());
+    const lost = lines.find((l) => String(l.msg).startsWith('shutdown hand-off incomplete'));
+    expect(lost).toMatchObject({ level: 50, notHandedOff: count, handedOff: 0 });
+    expect(String(lost!.msg)).toContain('lost with this pod\'s emptyDir queue');
+    // the ids logged are those left in its data directory
+    const { store } = await QueueStore.open(path.join(dirD, 'data', 'queue'));
+    expect((lost!.queueIds as string[]).slice().sort()).toEqual([...store.messages()].map((q) => q.meta.id).sort());
+    // each of the three refused, none took anything
+    const failures = lines.filter((l) => l.msg === 'hand-off failed; trying another peer').map((l) => l.address);
+    for (const h of [wrongHost, drainingHost, deadHost]) expect(failures).toContain(`${h}:${port}`);
+    expect(w.relay.queue.size).toBe(0);
+    expect(e.relay.queue.size).toBe(0);
+    expect(fs.readFileSync(w.logFile, 'utf8')).toContain('hand-off auth failed');
   });
 });
