@@ -186,6 +186,8 @@ export const emailRelayStatus = z.object({
   domains: z.number().int().optional().describe('SenderDomains served (in the rendered config)'),
   unservedSenderDomains: z.array(z.string()).optional()
     .describe('namespace/name of the SenderDomains that own their domain on this relay but are left out of its config (Degraded, not verified, no signing key, a Secret that cannot be used); each says why in its own status'),
+  overBudgetSenderDomains: z.array(z.string()).optional()
+    .describe('namespace/name of the unserved SenderDomains that render but find no room left in the relay\'s Secret or config (1 MiB − 16 KiB each, filled oldest first); each reports Degraded SecretBudgetExceeded'),
   unservedTrustedDomains: z.array(z.string()).optional()
     .describe('trustedNetworks domains left out of the relay config because no SenderDomain is served for them here'),
 });

@@ -9,6 +9,7 @@ import { parseInternal } from '../render/domain-internal.ts';
 import { signingKeys } from '../render/dkim.ts';
 import { DOMAIN_LABEL, RELAY_LABEL, decodeSecretData, domainNames, relayNames, type EmailRelay, type KubeObject, type SenderDomain } from '../render/objects.ts';
 import { renderRelay, type AttachedDomain, type RelayOutput } from '../render/relay.ts';
+import { SECRET_BUDGET_EXCEEDED } from '../render/relay-domains.ts';
 import { relayStatus, type Workload } from '../render/relay-status.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
@@ -203,8 +204,10 @@ export class EmailRelayController implements Reconciler {
     const served = new Set((out.config?.domains ?? []).map((d) => d.domain.toLowerCase()));
     const unservedSenderDomains = owners.filter((sd) => !served.has(sd.spec.domain.toLowerCase()))
       .map((sd) => `${sd.metadata.namespace ?? ''}/${sd.metadata.name}`).sort();
+    // read by those SenderDomains, which report it (Degraded SecretBudgetExceeded)
+    const overBudgetSenderDomains = out.leftOut.filter((l) => l.overBudget).map((l) => l.senderDomain).sort();
     const { status, rolledOut } = relayStatus({
-      relay, workload, ports: out.ports, domains: served.size, unservedSenderDomains, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
+      relay, workload, ports: out.ports, domains: served.size, unservedSenderDomains, overBudgetSenderDomains, unservedTrustedDomains: out.unservedTrustedDomains, now, extra,
       ...(plan.condition ? { drain: plan.condition } : {}),
     });
     await apply.status(raw, status);
@@ -285,7 +288,10 @@ export class EmailRelayController implements Reconciler {
       const secret = this.o.cache.ownedObject('Secret', ns, domainNames(sd.metadata.name).internal);
       if (!secret) continue;
       const internal = parseInternal(decodeSecretData(secret as { data?: Record<string, string> }));
-      if (findCondition(sd.status?.conditions, 'Degraded')?.status === 'True') continue;
+      // Degraded for want of room here is this render's own verdict: it keeps its place in the
+      // line (oldest first), or it would be served again at once and the two would alternate
+      const degraded = findCondition(sd.status?.conditions, 'Degraded');
+      if (degraded?.status === 'True' && degraded.reason !== SECRET_BUDGET_EXCEEDED) continue;
       if (!signingKeys(internal.dkim, now.getTime()).some((k) => internal.pems[k.selector])) continue;
       if (verificationRequired(relay, sd) && !(await this.o.verifier.verify(sd, internal, now.getTime())).serving) continue;
       // all its references, not only those the relay reads: a domain whose DKIM key Secret is

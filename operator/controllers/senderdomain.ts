@@ -11,7 +11,7 @@ import {
   DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
 } from '../render/objects.ts';
 import { renderSenderDomain } from '../render/sender-domain.ts';
-import { domainEntryRefusal } from '../render/relay-domains.ts';
+import { budgetRefusal, domainEntryRefusal } from '../render/relay-domains.ts';
 import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
 import type { Cache } from '../runtime/cache.ts';
@@ -192,6 +192,11 @@ export class SenderDomainController implements Reconciler {
     // the spec names, ...): the same code, so this condition says exactly why.
     const unrenderable = relay && !specRefused ? domainEntryRefusal({ sd, internal, secrets: secrets.data }, now) : undefined;
     if (unrenderable) log.warn({ reason: unrenderable.reason }, unrenderable.message);
+    // Renders, but its relay's last render found no room left for it (oldest first): the
+    // relay's status says so, and the relay's next render after any change here says again.
+    const overBudget = relay && !specRefused && !unrenderable && relay.status?.overBudgetSenderDomains?.includes(claimKey(sd))
+      ? budgetRefusal(relayKeyOf(sd)) : undefined;
+    if (overBudget) log.warn({ reason: overBudget.reason }, overBudget.message);
 
     let dns: DnsCheck | undefined;
     let requeue = plan.nextAt !== undefined ? Math.max(1000, plan.nextAt - now.getTime()) : undefined;
@@ -212,13 +217,13 @@ export class SenderDomainController implements Reconciler {
     const out = renderSenderDomain({
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
-      specRefused: specRefused ?? unrenderable,
+      specRefused: specRefused ?? unrenderable ?? overBudget,
       rotationBlocked: plan.blocked, ...(verification ? { verification } : {}), publish: gate,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
     for (const a of out.absent) await apply.deleteIfOwned(a, raw);
     await apply.status(raw, out.status);
-    const refusal = specRefused ?? unrenderable;
+    const refusal = specRefused ?? unrenderable ?? overBudget;
     const wasDegraded = findCondition(raw.status?.conditions, 'Degraded');
     if (refusal && (wasDegraded?.status !== 'True' || wasDegraded.reason !== refusal.reason || wasDegraded.message !== refusal.message)) {
       await apply.event(raw, 'Warning', refusal.reason, refusal.message);

@@ -32,6 +32,8 @@ export interface LeftOutDomain {
   senderDomain: string;
   domain: string;
   errors: string[];
+  /** Left out for the relay's size budget (SECRET_BUDGET_EXCEEDED), not for a problem of its own. */
+  overBudget?: true;
 }
 
 /**
@@ -115,6 +117,23 @@ export const SECRET_UNUSABLE = 'SecretUnusable';
 /** The SenderDomain's entry is one the relay's config schema refuses. */
 export const ENTRY_INVALID = 'ConfigInvalid';
 
+/**
+ * The SenderDomain renders, but the relay's Secret or config has no room left for it: the
+ * older SenderDomains fill what the API server stores (OBJECT_DATA_MAX).
+ */
+export const SECRET_BUDGET_EXCEEDED = 'SecretBudgetExceeded';
+
+/** The SenderDomain's own words for SECRET_BUDGET_EXCEEDED: which relay, which budget, what to do. */
+export function budgetRefusal(relayKey: string): { reason: typeof SECRET_BUDGET_EXCEEDED; message: string } {
+  return {
+    reason: SECRET_BUDGET_EXCEEDED,
+    message: `not served: EmailRelay ${relayKey} has no room left for its files — the relay's one Secret and its config each hold at most `
+      + `${OBJECT_DATA_MAX} bytes (1 MiB − 16 KiB, what the API server stores; at most ${DOMAIN_FILES_MAX} per SenderDomain), `
+      + 'SenderDomains are served oldest first and the older ones fill it; it is served once room frees up '
+      + '(fewer or smaller SenderDomains on that relay), or put it on another relay',
+  };
+}
+
 /** Oldest claim first (creationTimestamp, then namespace/name), as domain ownership goes. */
 const claimOrder = (sd: SenderDomain) => `${sd.metadata.creationTimestamp ?? ''}\n${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
 
@@ -142,7 +161,10 @@ export function domainsConfig(attached: AttachedDomain[], at: Date, files: Secre
     const c = yamlSize({ domains: [out.entry], credentials: out.credential ? [out.credential] : [] });
     const full = secretBytes + s > OBJECT_DATA_MAX ? 'Secret' : configBytes + c > OBJECT_DATA_MAX ? 'config' : undefined;
     if (full) {
-      leftOut.push({ senderDomain: key(a), domain: a.sd.spec.domain, errors: [`the relay's ${full} would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`] });
+      leftOut.push({
+        senderDomain: key(a), domain: a.sd.spec.domain, overBudget: true,
+        errors: [`the relay's ${full} would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`],
+      });
       return false;
     }
     secretBytes += s;

@@ -21,6 +21,8 @@ export interface RelayStatusInput {
   domains: number;
   /** namespace/name of the SenderDomains owning their domain here but left out of the config. */
   unservedSenderDomains?: string[];
+  /** Those of them left out only because the relay's Secret or config is full. */
+  overBudgetSenderDomains?: string[];
   /** trustedNetworks domains left out of the config. */
   unservedTrustedDomains?: string[];
   /** Conditions beside the summary ones (e.g. SmarthostAuthenticated). */
@@ -57,6 +59,7 @@ export function relayStatus(input: RelayStatusInput): { status: EmailRelayStatus
     endpoint: { host: relayHost(name, namespace), ports: input.ports },
     domains: input.domains,
     ...(input.unservedSenderDomains?.length ? { unservedSenderDomains: input.unservedSenderDomains } : {}),
+    ...(input.overBudgetSenderDomains?.length ? { overBudgetSenderDomains: input.overBudgetSenderDomains } : {}),
     ...(input.unservedTrustedDomains?.length ? { unservedTrustedDomains: input.unservedTrustedDomains } : {}),
   };
   return { status, rolledOut };

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { DomainInternal } from '../../operator/render/domain-internal.ts';
 import { decodeSecretData, type SenderDomain } from '../../operator/render/objects.ts';
 import { redisKeyPrefix } from '../../operator/render/relay-config.ts';
-import { DOMAIN_FILES_MAX, domainEntryRefusal } from '../../operator/render/relay-domains.ts';
+import { DOMAIN_FILES_MAX, budgetRefusal, domainEntryRefusal } from '../../operator/render/relay-domains.ts';
 import { OBJECT_DATA_MAX } from '../../operator/render/relay-secret-files.ts';
 import { RELAY_FILES, SECRET_KEY_MAX, domainFileOwner, domainFiles, isDomainFile, validSecretKey } from '../../operator/render/relay-secret-keys.ts';
 import { renderRelay, type AttachedDomain, type RelayInput } from '../../operator/render/relay.ts';
@@ -158,6 +158,10 @@ describe("one tenant's broken Secret", () => {
     const index = (d: string) => Number(d.slice(1, -5));
     expect(Math.max(...served.map(index))).toBeLessThan(Math.min(...out.leftOut.map((l) => index(l.domain))));
     expect(out.leftOut[0]!.errors).toEqual([`the relay's Secret would pass the ${OBJECT_DATA_MAX} bytes the API server stores; SenderDomains are served oldest first`]);
+    // marked as such, for the relay's status.overBudgetSenderDomains and their own SecretBudgetExceeded
+    expect(out.leftOut.every((l) => l.overBudget)).toBe(true);
+    expect(budgetRefusal('mail/edge')).toMatchObject({ reason: 'SecretBudgetExceeded' });
+    expect(budgetRefusal('mail/edge').message).toMatch(/^not served: EmailRelay mail\/edge has no room left .* at most 1032192 bytes \(1 MiB − 16 KiB.* at most 32768 per SenderDomain/);
   });
 
   it('a DKIM key the relay would refuse (RSA under 1024 bits) leaves out that domain, not the whole config', () => {
