@@ -11,7 +11,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPSe
 import type { Logger } from '../log.ts';
 import { QueueImportError, MessageTooLargeError, type QueuedMessage, type QueueStore } from '../queue/store.ts';
 import { smtpError } from '../smtp/replies.ts';
-import { decodeRecord, openRecipients, MAX_RECORD_LINE, RecordError, type HandoffRecord } from './record.ts';
+import { decodeRecord, openRecipients, receiptFor, MAX_RECORD_LINE, RecordError, type HandoffRecord } from './record.ts';
 import type { HandoffConfig } from './schema.ts';
 
 export const HANDOFF_USER = 'mailfleet-handoff';
@@ -108,7 +108,7 @@ export class HandoffReceiver {
         cb();
       },
       onData: (stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) => {
-        this.receive(stream, session).then(({ id, existed }) => cb(null, `2.0.0 Ok: ${existed ? 'already queued' : 'handed off'} as ${id}`), (err: Error) => {
+        this.receive(stream, session).then(({ id, existed, receipt }) => cb(null, `2.0.0 Ok: ${existed ? 'already queued' : 'handed off'} as ${id}${receipt ? ` receipt=${receipt}` : ''}`), (err: Error) => {
           stream.resume();
           if (err instanceof RecordError) return cb(smtpError(554, '5.6.0', err.message));
           if (err instanceof MessageTooLargeError) return cb(smtpError(552, '5.3.4', err.message));
@@ -155,9 +155,12 @@ export class HandoffReceiver {
     for (const s of this.sockets) s.destroy();
   }
 
-  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ id: string; existed: boolean }> {
+  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ id: string; existed: boolean; receipt?: string }> {
     const { line, rest } = await splitFirstLine(stream as AsyncIterable<Buffer>);
-    const record: HandoffRecord = decodeRecord(line);
+    const { receipt: asked, ...record }: HandoffRecord = decodeRecord(line);
+    // Read before the message is queued: a token that went unreadable since AUTH is a 451
+    // the sender retries, not a queued copy it cannot be told about.
+    const receipt = asked ? receiptFor(readFleetToken(this.deps.config().tokenFile), record.meta.id, asked.nonce) : undefined;
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const rcpts = session.envelope.rcptTo.map((r) => r.address);
     const open = openRecipients(record);
@@ -170,13 +173,13 @@ export class HandoffReceiver {
       const q = await this.deps.store.acceptHandoff(record.meta, record.state, rest, this.deps.maxMessageSize());
       log.info({ from: record.meta.from, rcpts: open.length, receivedAt: new Date(record.meta.receivedAt).toISOString(), attempts: record.state.attempts, client: session.remoteAddress }, 'handed-off message queued');
       this.deps.onQueued(q);
-      return { id: q.meta.id, existed: false };
+      return { id: q.meta.id, existed: false, ...(receipt ? { receipt } : {}) };
     } catch (err) {
       if (err instanceof QueueImportError && err.reason === 'exists') {
         // Sent again after a lost 250: it is here already; the sender may drop its copy.
         for await (const _ of rest) { /* drain */ }
         log.info({ client: session.remoteAddress }, 'handed-off message was already queued');
-        return { id: record.meta.id, existed: true };
+        return { id: record.meta.id, existed: true, ...(receipt ? { receipt } : {}) };
       }
       throw err;
     }

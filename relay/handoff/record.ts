@@ -5,6 +5,7 @@
 // off again; only the hand-off listener ever reads it, so it never reaches a destination.
 // The record is carried whole (unknown envelope fields too), so a field the queue gains
 // travels without a change here.
+import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { DeliveryState, MessageMeta } from '../queue/store.ts';
 
@@ -28,15 +29,41 @@ const stateSchema = z.looseObject({
   held: z.boolean().optional(),
 });
 
-const recordSchema = z.strictObject({ meta: metaSchema, state: stateSchema });
+// A fresh nonce per hand-off: the receiver answers it with a receipt only the fleet token
+// can make (receiptFor), so a listener that merely says 250 gets no message removed.
+const receiptSchema = z.strictObject({ nonce: z.string().regex(/^[0-9a-f]{32}$/) });
+
+const recordSchema = z.strictObject({ meta: metaSchema, state: stateSchema, receipt: receiptSchema.optional() });
 
 export interface HandoffRecord {
   meta: MessageMeta;
   state: DeliveryState;
+  /** Asks the receiver to prove the fleet token in its 250 (absent from senders before it existed). */
+  receipt?: { nonce: string };
 }
 
 export function encodeRecord(r: HandoffRecord): Buffer {
-  return Buffer.from(`${HANDOFF_FIELD}: v1 ${Buffer.from(JSON.stringify({ meta: r.meta, state: r.state })).toString('base64')}\r\n`);
+  const json = JSON.stringify({ meta: r.meta, state: r.state, ...(r.receipt ? { receipt: r.receipt } : {}) });
+  return Buffer.from(`${HANDOFF_FIELD}: v1 ${Buffer.from(json).toString('base64')}\r\n`);
+}
+
+/**
+ * What a receiver that holds the fleet token answers to a record's nonce: the CRAM-MD5
+ * login proves the sender to the receiver, this proves the receiver to the sender (the
+ * peers' certificates are self-signed per pod, so TLS cannot). Bound to the queue id and
+ * the nonce, so a receipt seen once is good for nothing else.
+ */
+export function receiptFor(token: string, id: string, nonce: string): string {
+  return crypto.createHmac('sha256', token).update(`mailfleet-handoff-receipt\0${id}\0${nonce}`).digest('hex');
+}
+
+const RECEIPT_IN_REPLY = / receipt=([0-9a-f]{64})(?:\s|$)/;
+
+/** Whether a receiver's 250 text carries the receipt for this id and nonce. */
+export function hasReceipt(reply: string, token: string, id: string, nonce: string): boolean {
+  const m = RECEIPT_IN_REPLY.exec(reply);
+  if (!m) return false;
+  return crypto.timingSafeEqual(Buffer.from(m[1]!, 'hex'), Buffer.from(receiptFor(token, id, nonce), 'hex'));
 }
 
 export class RecordError extends Error {

@@ -6,6 +6,7 @@
 // address it resolves to (a headless Service's ready pods), each tried and backed off on its
 // own; this relay's own listener is never one of them. When no peer takes mail (none
 // configured, all draining or unreachable) the relay keeps delivering its queue itself.
+import crypto from 'node:crypto';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,7 +14,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Logger } from '../log.ts';
 import { messageStream } from '../delivery/body.ts';
 import type { QueuedMessage, QueueStore } from '../queue/store.ts';
-import { encodeRecord, openRecipients } from './record.ts';
+import { encodeRecord, hasReceipt, openRecipients } from './record.ts';
 import { HANDOFF_USER, readFleetToken } from './receiver.ts';
 import type { HandoffConfig } from './schema.ts';
 
@@ -220,7 +221,8 @@ export class HandoffSender {
   /** One SMTP session: STARTTLS, AUTH CRAM-MD5 with the fleet token, one transaction, QUIT. */
   private async sendTo(target: PeerTarget, q: QueuedMessage, cfg: HandoffConfig): Promise<string> {
     const token = readFleetToken(cfg.tokenFile);
-    const record = { meta: q.meta, state: q.state };
+    const nonce = crypto.randomBytes(16).toString('hex');
+    const record = { meta: q.meta, state: q.state, receipt: { nonce } };
     const open = openRecipients(record);
     const conn = new SMTPConnection({
       host: target.address, port: target.port, secure: false, requireTLS: true, name: this.deps.hostname,
@@ -241,6 +243,9 @@ export class HandoffSender {
             conn.send({ from: q.meta.from, to: open }, body, (err2, info) => {
               if (err2) return fail(err2);
               if (info.rejected.length) return fail(Object.assign(new Error(`recipients refused: ${info.rejected.join(', ')}`), { responseCode: 550 }));
+              // A 250 without the receipt came from something without the fleet token:
+              // the message stays here (that listener has seen a copy; nothing is lost).
+              if (!hasReceipt(info.response, token, q.meta.id, nonce)) return reject(new Error(`the peer answered "${info.response}" without a receipt for the fleet token: not a relay of this fleet; the message stays queued here`));
               resolve(info.response);
             });
           });

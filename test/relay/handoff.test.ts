@@ -10,7 +10,9 @@ import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { SMTPServer, type SMTPServerDataStream } from 'smtp-server';
 import { afterAll, describe, expect, it } from 'vitest';
+import { testCert } from '../support/certs.ts';
 import { startSink } from '../support/sink.ts';
 import { spawnRelay, startRelay, tempDir, waitUntil, writeConfig, type TestRelay } from '../support/relay-harness.ts';
 import { startDnsServer } from '../support/dns-server.ts';
@@ -155,6 +157,69 @@ describe('scale-down hand-off between relays', () => {
     expect(await login('wrong', 'CRAM-MD5')).toMatch(/^535 5\.7\.8/);
     expect(await login(TOKEN, 'PLAIN')).toMatch(/^50\d/);
     expect(await login(TOKEN, 'CRAM-MD5', false)).toMatch(/^538|^530|Must issue a STARTTLS/i);
+  });
+
+  it('a listener that answers 250 without a receipt for the fleet token gets no message removed; a real peer then takes it', { timeout: 120_000 }, async () => {
+    // Something at a peer's address that takes any CRAM-MD5 login (it cannot check one
+    // without the token) and says 250 to everything: it sees a copy, but without the
+    // receipt only the token makes, the draining relay keeps the message.
+    const cert = testCert();
+    const copies: string[] = [];
+    const impostor = new SMTPServer({
+      secure: false, key: fs.readFileSync(cert.keyPath), cert: fs.readFileSync(cert.certPath), authMethods: ['CRAM-MD5'], logger: false, disableReverseLookup: true,
+      onAuth: (auth, _session, cb) => cb(null, { user: auth.username }),
+      onData: (stream: SMTPServerDataStream, _session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => { copies.push(Buffer.concat(chunks).toString()); cb(null, '2.0.0 Ok: handed off as SOMETHING'); });
+      },
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => impostor.close(() => resolve())));
+    const impostorPeer = `127.0.0.1:${(impostor.server.address() as { port: number }).port}`;
+    // the destination defers: the message stays queued until it is handed off
+    const sink = await startSink({ host: '127.0.0.23', tls: 'none', rcptReply: () => ({ code: 451, message: '4.2.0 try later' }) });
+    cleanup.push(() => sink.close());
+    const tokenDir = tempDir();
+    const tokenFile = path.join(tokenDir, 'fleet-token');
+    fs.writeFileSync(tokenFile, TOKEN);
+    const draining = 'kubectl.kubernetes.io/default-container="relay"\nmailfleet.io/drain-requested="2026-12-02T05:00:00Z"\n';
+
+    /** A relay holding one deferred message, then asked to drain towards `peers`. */
+    const drainingRelay = async (peers: string[]) => {
+      const dir = tempDir();
+      const annotations = path.join(dir, 'annotations');
+      fs.writeFileSync(annotations, 'kubectl.kubernetes.io/default-container="relay"\n');
+      const r = await startRelay(relayConfig(dir, sink, { host: '127.0.0.1', port: 0, tokenFile, annotationsFile: annotations, peers }), { dir });
+      cleanup.push(() => r.stop());
+      const client = nodemailer.createTransport({ host: '127.0.0.1', port: r.port('plain'), ignoreTLS: true });
+      await client.sendMail({ envelope: { from: 'app@example.test', to: ['c@dest.test'] }, raw: 'From: app@example.test\r\nSubject: not for impostors\r\n\r\nbody\r\n' });
+      client.close();
+      await waitUntil('first attempt deferred', () => [...r.relay.queue.messages()].some((q) => q.state.attempts === 1));
+      const id = [...r.relay.queue.messages()][0]!.meta.id;
+      fs.writeFileSync(annotations, draining);
+      return { r, id };
+    };
+
+    // Only the impostor: it gets a copy, the message stays.
+    const alone = await drainingRelay([impostorPeer]);
+    await waitUntil('the impostor was offered the message', () => copies.length >= 1);
+    expect(copies[0]).toContain('Subject: not for impostors');
+    expect(alone.r.relay.queue.get(alone.id), 'still queued on the draining relay').toBeDefined();
+    expect(await status(alone.r)).toMatchObject({ draining: true, queued: 1, handedOff: 0 });
+    const warned = () => fs.readFileSync(alone.r.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((l) => l.queueId === alone.id && /without a receipt/.test(l.err ?? ''));
+    await waitUntil('the refusal is logged', () => warned().length >= 1);
+
+    // The impostor first, then a real relay: the message ends up with the real one.
+    const dirB = tempDir();
+    const b = await startRelay(relayConfig(dirB, sink, { host: '127.0.0.1', port: 0, tokenFile }), { dir: dirB });
+    cleanup.push(() => b.stop());
+    const bPeer = `127.0.0.1:${(b.relay as unknown as { handoffReceiver: { address(): { port: number } } }).handoffReceiver.address().port}`;
+    const both = await drainingRelay([impostorPeer, bPeer]);
+    await waitUntil('handed to the real peer', () => b.relay.queue.get(both.id) !== undefined && both.r.relay.queue.size === 0);
+    const handed = fs.readFileSync(both.r.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'handed off' && l.queueId === both.id);
+    expect(handed).toMatchObject({ peer: bPeer });
+    expect(handed.response).toMatch(/ receipt=[0-9a-f]{64}$/);
   });
 });
 
