@@ -115,7 +115,8 @@ export const emailRelaySpec = z.object({
   })).describe('How mail leaves the relay'),
   queue: z.object({
     persistence: z.object({
-      enabled: z.boolean().default(true).describe('Keep the queue on a PersistentVolumeClaim per pod (a StatefulSet); off: emptyDir (a Deployment, mail lost with the pod)'),
+      enabled: z.boolean().default(true).describe('Keep the queue on a PersistentVolumeClaim per pod (a StatefulSet); off: emptyDir (a Deployment): a stopping pod hands its queue to the ready pods on SIGTERM, '
+        + 'and what it cannot hand over within drainTimeout + 10 s is lost with it, as is the queue of a pod killed without SIGTERM or of pods that all go at once'),
       size: quantity.default('1Gi').describe('Volume size'),
       storageClassName: z.string().optional().describe('StorageClass (default: the cluster default)'),
     }).prefault({}).describe('Queue storage'),
@@ -161,13 +162,13 @@ export const emailRelaySpec = z.object({
       .describe('Event types to send (default all)'),
   })).max(16).optional().describe('Delivery events as signed JSON POSTs'),
 }).meta(cel({
-  // An autoscaler removes pods whenever load drops: with an emptyDir queue every scale-down
-  // would throw away the deferred mail of the pods it removes.
+  // An autoscaler removes pods whenever load drops: with an emptyDir queue each removal
+  // stakes the deferred mail of the pod it removes on its SIGTERM hand-off finishing in time.
   rule: '!has(self.autoscaling) || !has(self.queue) || !has(self.queue.persistence) || !has(self.queue.persistence.enabled) || self.queue.persistence.enabled',
-  message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
+  message: 'autoscaling needs queue.persistence.enabled: with an emptyDir queue a pod the autoscaler removes keeps its deferred mail only if its SIGTERM hand-off finishes in time',
 }, ...MX_HOSTNAME_RULES.map((r) => ({ rule: `!(${IS_MX}) || (${r.cel})`, message: r.message, fieldPath: '.hostname', ...(r.reason ? { reason: r.reason } : {}) })))).refine((s) => !s.autoscaling || s.queue.persistence.enabled, {
   path: ['autoscaling'],
-  message: 'autoscaling needs queue.persistence.enabled: an emptyDir queue loses its deferred mail whenever the autoscaler removes a pod',
+  message: 'autoscaling needs queue.persistence.enabled: with an emptyDir queue a pod the autoscaler removes keeps its deferred mail only if its SIGTERM hand-off finishes in time',
 }).superRefine((s, ctx) => {
   if (s.delivery.mode !== 'mx') return;
   for (const r of MX_HOSTNAME_RULES) if (!r.test(s.hostname)) ctx.addIssue({ code: 'custom', path: ['hostname'], message: r.message });

@@ -145,15 +145,22 @@ function servedTrustedNetworks(spec: EmailRelaySpec, domains: NonNullable<Config
 }
 
 /**
- * The scale-down hand-off (docs/operator.md): with a persistent queue every pod runs the
- * internal hand-off listener, watches its annotations for a drain request, and knows the
- * pods that stay (ordinals below spec.replicas) through the headless Service's pod names.
+ * The hand-off (docs/operator.md, "Scale-down, deletion and queued mail"): every pod runs
+ * the internal hand-off listener with the fleet token. With a persistent queue a pod hands
+ * its queue over when the operator asks (a drain request in its annotations) to the pods
+ * that stay (ordinals below spec.replicas, by their pod DNS names). Without one (a
+ * Deployment, an emptyDir queue) nobody asks before the Deployment deletes a pod: it hands
+ * its queue over on SIGTERM, to whichever pods the headless Service's name resolves to —
+ * only ready pods are in its records, and a stopping relay is not ready. Peers come from
+ * here only; no spec field reaches them.
  */
 function handoffConfig(relay: EmailRelay, token: string, files: SecretFiles): NonNullable<Config['handoff']> {
   const n = relayNames(relay.metadata.name);
   const ns = relay.metadata.namespace ?? 'default';
+  const common = { host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(RELAY_FILES.fleetToken, token) };
+  if (!relay.spec.queue.persistence.enabled) return { ...common, peers: [`${n.headless}.${ns}.svc:${HANDOFF_PORT}`], onShutdown: true };
   return {
-    annotationsFile: ANNOTATIONS_FILE, host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(RELAY_FILES.fleetToken, token),
+    annotationsFile: ANNOTATIONS_FILE, ...common,
     peers: Array.from({ length: relay.spec.replicas }, (_, i) => `${n.workload}-${i}.${n.headless}.${ns}.svc:${HANDOFF_PORT}`),
   };
 }
@@ -166,7 +173,7 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   const { delivery, paces } = deliveryConfig(input.relay, files);
   const redis = spec.redis ? redisConfig(spec.redis, input.relay, files) : undefined;
   const webhooks = spec.webhooks?.length ? webhooksConfig(spec.webhooks, files) : undefined;
-  const handoff = spec.queue.persistence.enabled && input.fleetToken ? handoffConfig(input.relay, input.fleetToken, files) : undefined;
+  const handoff = input.fleetToken ? handoffConfig(input.relay, input.fleetToken, files) : undefined;
   const config: Config = {
     hostname: relayHostname(input.relay),
     dataDir: DATA_DIR,
@@ -194,7 +201,7 @@ export function renderRelayConfig(input: RelayInput): RenderedConfig {
   Object.assign(config, { credentials, trustedNetworks: trusted.networks, domains });
   const errors = [...files.errors];
   const clash = config.handoff && Object.entries(ports).find(([, p]) => p === HANDOFF_PORT);
-  if (clash) errors.push(`listeners.${clash[0]}: port ${HANDOFF_PORT} is the fleet's hand-off listener (with a persistent queue); choose another port`);
+  if (clash) errors.push(`listeners.${clash[0]}: port ${HANDOFF_PORT} is the fleet's hand-off listener (every relay pod runs it); choose another port`);
   if (spec.tls?.issuerRef && !input.apis.certManager) errors.push('tls.issuerRef is set but cert-manager (certificates.cert-manager.io) is not installed');
   const parsed = relayConfigSchema.safeParse(config);
   if (!parsed.success) errors.push(...formatIssues(parsed.error, 'relay config '));

@@ -46,13 +46,17 @@ export function mainService(relay: EmailRelay, ports: Record<string, number>): K
   };
 }
 
-/** The StatefulSet's governing Service: per-pod DNS names. */
+/**
+ * The StatefulSet's governing Service (per-pod DNS names), and for a Deployment the name its
+ * pods hand their queue to on SIGTERM: its records are the ready pods only (a stopping relay
+ * is not ready), so a leaving pod is never handed mail.
+ */
 export function headlessService(relay: EmailRelay, ports: Record<string, number>): KubeObject {
   const m = meta(relay, names(relay).headless);
   const sp = servicePorts(ports);
   return {
     apiVersion: 'v1', kind: 'Service', metadata: { ...m, labels: { ...m.labels, [SERVICE_ROLE_LABEL]: 'headless' } },
-    spec: { clusterIP: 'None', selector: relaySelector(relay.metadata.name), ports: sp.length ? sp : [METRICS_PORT] },
+    spec: { clusterIP: 'None', publishNotReadyAddresses: false, selector: relaySelector(relay.metadata.name), ports: sp.length ? sp : [METRICS_PORT] },
   };
 }
 
@@ -79,7 +83,10 @@ export function statefulSet(relay: EmailRelay, template: Record<string, unknown>
   };
 }
 
-/** Without persistence: an emptyDir queue, so surge first and never take a pod away early. */
+/**
+ * Without persistence: an emptyDir queue, so surge first and never take a pod away early: the
+ * new pod is ready (in the headless Service's records) before an old one hands its queue over.
+ */
 export function deployment(relay: EmailRelay, template: Record<string, unknown>): KubeObject {
   return {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(relay, names(relay).workload),
@@ -110,9 +117,9 @@ export function horizontalPodAutoscaler(relay: EmailRelay, autoscaling: NonNulla
 }
 
 /** SMTP ports from allowFrom (or anyone), metrics from anyone, the hand-off listener from the fleet's own pods only. */
-export function networkPolicy(relay: EmailRelay, ports: Record<string, number>): KubeObject {
+export function networkPolicy(relay: EmailRelay, ports: Record<string, number>, withHandoff: boolean): KubeObject {
   const from = relay.spec.networkPolicy.allowFrom?.map((cidr) => ({ ipBlock: { cidr } }));
-  const handoff = relay.spec.queue.persistence.enabled
+  const handoff = withHandoff
     ? [{ from: [{ podSelector: { matchLabels: relaySelector(relay.metadata.name) } }], ports: [{ protocol: 'TCP', port: HANDOFF_PORT }] }]
     : [];
   return {

@@ -16,6 +16,8 @@ export interface PodInput {
   image: string;
   tlsSecret: string | undefined;
   ports: Record<string, number>;
+  /** The config has the hand-off listener (operator/render/relay-config.ts handoffConfig). */
+  handoff: boolean;
 }
 
 function volumes({ relay, tlsSecret }: PodInput): { volumes: Record<string, unknown>[]; mounts: Record<string, unknown>[] } {
@@ -55,7 +57,7 @@ function container(input: PodInput, mounts: Record<string, unknown>[]): Record<s
     ports: [
       ...Object.entries(input.ports).map(([p, port]) => ({ name: p, containerPort: port, protocol: 'TCP' })),
       { name: 'metrics', containerPort: HTTP_PORT, protocol: 'TCP' },
-      ...(spec.queue.persistence.enabled ? [{ name: 'handoff', containerPort: HANDOFF_PORT, protocol: 'TCP' }] : []),
+      ...(input.handoff ? [{ name: 'handoff', containerPort: HANDOFF_PORT, protocol: 'TCP' }] : []),
     ],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -80,7 +82,9 @@ export function relayPodTemplate(input: PodInput): Record<string, unknown> {
   return {
     metadata: { labels: relayLabels(input.relay.metadata.name) },
     spec: {
-      // The relay drains SMTP sessions for drainTimeout, then finishes in-flight deliveries.
+      // The relay drains SMTP sessions for drainTimeout, then aborts the deliveries still
+      // running; without a persistent queue it hands its queue to the peers meanwhile and
+      // up to 10 s past drainTimeout (relay.ts SHUTDOWN_HANDOFF_GRACE_MS): 30 s covers both.
       terminationGracePeriodSeconds: drainSeconds + 30,
       enableServiceLinks: false,
       automountServiceAccountToken: false,

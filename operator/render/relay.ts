@@ -45,7 +45,8 @@ export function renderRelay(input: RelayInput): RelayOutput {
   if (spec.tls?.issuerRef) objects.push(certificate(relay, spec.tls.issuerRef, relayHostname(relay)));
   objects.push(mainService(relay, ports), headlessService(relay, ports));
 
-  const template = relayPodTemplate({ relay, image: input.image, tlsSecret: tlsSecretName(relay), ports });
+  const handoff = config.handoff !== undefined;
+  const template = relayPodTemplate({ relay, image: input.image, tlsSecret: tlsSecretName(relay), ports, handoff });
   if (spec.queue.persistence.enabled) {
     objects.push(statefulSet(relay, template, input.workloadReplicas));
     absent.push({ apiVersion: 'apps/v1', kind: 'Deployment', name: n.workload });
@@ -60,7 +61,7 @@ export function renderRelay(input: RelayInput): RelayOutput {
   if (spec.autoscaling) objects.push(horizontalPodAutoscaler(relay, spec.autoscaling));
   else absent.push({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: n.hpa });
 
-  if (spec.networkPolicy.enabled) objects.push(networkPolicy(relay, ports));
+  if (spec.networkPolicy.enabled) objects.push(networkPolicy(relay, ports, handoff));
   else absent.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name: n.networkPolicy });
 
   // Without the Prometheus Operator there is no ServiceMonitor kind to create or delete.

@@ -59,6 +59,19 @@ describe.skipIf(!cluster.available)('operator lifecycle (real control plane)', (
       return cfg.domains?.length === 2 && cfg.credentials?.length === 2 ? cfg : undefined;
     });
     expect(cfg.domains.map((d: any) => [d.domain, d.dkim?.keys[0]?.algorithm])).toEqual([['example.com', 'rsa-sha256'], ['shop.example', 'ed25519-sha256']]);
+    // No persistent queue: a pod hands its queue on SIGTERM to the ready pods behind the
+    // headless Service's name (the peers come from the operator; the API server keeps them).
+    expect(cfg.handoff).toMatchObject({ port: 2526, onShutdown: true, peers: [`edge-headless.${NS}.svc:2526`], tokenFile: '/var/run/mailfleet/secrets/fleet.token' });
+    expect(cfg.handoff.annotationsFile).toBeUndefined();
+    expect((await getJson(c, ['get', 'service', 'edge-headless', '-n', NS])).spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: false });
+    const dep = await getJson(c, ['get', 'deployment', 'edge', '-n', NS]);
+    expect(dep.spec.template.spec.containers[0].ports).toContainEqual({ name: 'handoff', containerPort: 2526, protocol: 'TCP' });
+    expect(Buffer.from((await getJson(c, ['get', 'secret', 'edge-secrets', '-n', NS])).data['fleet.token'], 'base64').toString()).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    // what the name resolves to: the ready pods (the EndpointSlices CoreDNS serves it from)
+    await eventually('the headless Service lists both ready pods', async () => {
+      const slices = await getJson(c, ['get', 'endpointslices', '-n', NS, '-l', 'kubernetes.io/service-name=edge-headless']);
+      return slices.items.flatMap((s: any) => s.endpoints ?? []).filter((e: any) => e.conditions?.ready).length === 2 || undefined;
+    });
     const events = await getJson(c, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=example']);
     expect(events.items.map((e: any) => e.reason)).toContain('DKIMKeyGenerated');
   });

@@ -115,7 +115,7 @@ describe('renderRelay', () => {
     expect(out.errors).toEqual([]);
     const cfg = relayConfigSchema.parse(YAML.parse(kindOf(out, 'ConfigMap').data['relay.yaml']));
     expect(cfg.handoff).toEqual({
-      annotationsFile: '/var/run/mailfleet/podinfo/annotations', host: '0.0.0.0', port: 2526, tokenFile: '/var/run/mailfleet/secrets/fleet.token', connections: 4,
+      annotationsFile: '/var/run/mailfleet/podinfo/annotations', host: '0.0.0.0', port: 2526, tokenFile: '/var/run/mailfleet/secrets/fleet.token', connections: 4, onShutdown: false,
       peers: ['edge-0.edge-headless.mail.svc:2526', 'edge-1.edge-headless.mail.svc:2526', 'edge-2.edge-headless.mail.svc:2526'],
     });
     expect(decodeSecretData(kindOf(out, 'Secret'))['fleet.token']).toBe('fleet-secret');
@@ -129,7 +129,45 @@ describe('renderRelay', () => {
     for (const svc of out.objects.filter((o) => o.kind === 'Service') as any[]) expect(svc.spec.ports.map((p: any) => p.port)).not.toContain(2526);
     expect(np.spec.ingress[0].ports.map((p: any) => p.port)).not.toContain(2526);
     const clash = renderRelay(input({ relay: relayObject('edge', { tls: { secretName: 'edge-cert' }, listeners: { submission: { port: 2526 } } }), fleetToken: 't' }));
-    expect(clash.errors).toEqual(["listeners.submission: port 2526 is the fleet's hand-off listener (with a persistent queue); choose another port"]);
+    expect(clash.errors).toEqual(["listeners.submission: port 2526 is the fleet's hand-off listener (every relay pod runs it); choose another port"]);
+  });
+
+  it('without a persistent queue: the pods hand their queue on SIGTERM to the ready pods behind the headless Service, reachable from the fleet only', () => {
+    const relay = relayObject('edge', { replicas: 3, tls: { secretName: 'edge-cert' }, queue: { persistence: { enabled: false } }, networkPolicy: { enabled: true, allowFrom: ['10.0.0.0/8'] } });
+    const out = renderRelay(input({ relay, fleetToken: 'fleet-secret' }));
+    expect(out.errors).toEqual([]);
+    const cfg = relayConfigSchema.parse(YAML.parse(kindOf(out, 'ConfigMap').data['relay.yaml']));
+    // no drain request ever comes to a Deployment's pod (no annotations file): SIGTERM is the signal
+    expect(cfg.handoff).toEqual({
+      host: '0.0.0.0', port: 2526, tokenFile: '/var/run/mailfleet/secrets/fleet.token', connections: 4, onShutdown: true, peers: ['edge-headless.mail.svc:2526'],
+    });
+    expect(decodeSecretData(kindOf(out, 'Secret'))['fleet.token']).toBe('fleet-secret');
+    const dep = kindOf(out, 'Deployment');
+    const pod = dep.spec.template.spec;
+    expect(pod.containers[0].ports).toContainEqual({ name: 'handoff', containerPort: 2526, protocol: 'TCP' });
+    expect(pod.volumes.map((v: any) => v.name)).not.toContain('podinfo');
+    // the new pod is ready before an old one goes, so a rollout always has a peer to hand to
+    expect(dep.spec.strategy.rollingUpdate).toEqual({ maxUnavailable: 0, maxSurge: 1 });
+    // the whole shutdown (drainTimeout, the 10 s hand-off grace, closing) fits before SIGKILL
+    expect(pod.terminationGracePeriodSeconds).toBe(30 + 30);
+    // the peer name: the headless Service over the same pods, ready ones only
+    const headless = out.objects.find((o) => o.kind === 'Service' && o.metadata.name === 'edge-headless') as any;
+    expect(headless.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: false, selector: dep.spec.selector.matchLabels });
+    for (const svc of out.objects.filter((o) => o.kind === 'Service') as any[]) expect(svc.spec.ports.map((p: any) => p.port)).not.toContain(2526);
+    const np = kindOf(out, 'NetworkPolicy');
+    expect(np.spec.ingress).toContainEqual({ from: [{ podSelector: { matchLabels: dep.spec.selector.matchLabels } }], ports: [{ protocol: 'TCP', port: 2526 }] });
+    expect(np.spec.ingress.filter((r: any) => r.ports.some((p: any) => p.port === 2526))).toHaveLength(1);
+  });
+
+  it('the peers come from the operator only: a spec naming hand-off peers or a token changes nothing', () => {
+    const plain = renderRelay(input({ relay: relayObject('edge', { queue: { persistence: { enabled: false } } }), fleetToken: 't' }));
+    for (const spec of [{ handoff: { peers: ['evil.example.net:25'] } }, { queue: { persistence: { enabled: false }, handoff: { peers: ['evil.example.net:25'] } } }]) {
+      const relay = relayObject('edge', { queue: { persistence: { enabled: false } }, ...spec } as never);
+      const out = renderRelay(input({ relay, fleetToken: 't' }));
+      expect(out.errors).toEqual([]);
+      expect(kindOf(out, 'ConfigMap')).toEqual(kindOf(plain, 'ConfigMap'));
+      expect(kindOf(out, 'ConfigMap').data['relay.yaml']).not.toContain('evil');
+    }
   });
 
   it('sets controller ownerReferences on everything', () => {
