@@ -56,7 +56,9 @@ export function headlessService(relay: EmailRelay, ports: Record<string, number>
   const sp = servicePorts(ports);
   return {
     apiVersion: 'v1', kind: 'Service', metadata: { ...m, labels: { ...m.labels, [SERVICE_ROLE_LABEL]: 'headless' } },
-    spec: { clusterIP: 'None', publishNotReadyAddresses: false, selector: relaySelector(relay.metadata.name), ports: sp.length ? sp : [METRICS_PORT] },
+    // publishNotReadyAddresses stays unset (false): the API server drops a false, and a field the
+    // live object lacks would be applied again on every reconcile (operator/runtime/diff.ts).
+    spec: { clusterIP: 'None', selector: relaySelector(relay.metadata.name), ports: sp.length ? sp : [METRICS_PORT] },
   };
 }
 

@@ -152,7 +152,8 @@ describe('renderRelay', () => {
     expect(pod.terminationGracePeriodSeconds).toBe(30 + 30);
     // the peer name: the headless Service over the same pods, ready ones only
     const headless = out.objects.find((o) => o.kind === 'Service' && o.metadata.name === 'edge-headless') as any;
-    expect(headless.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: false, selector: dep.spec.selector.matchLabels });
+    expect(headless.spec).toMatchObject({ clusterIP: 'None', selector: dep.spec.selector.matchLabels });
+    expect(headless.spec.publishNotReadyAddresses).toBeUndefined(); // false: not-ready pods are not in its records
     for (const svc of out.objects.filter((o) => o.kind === 'Service') as any[]) expect(svc.spec.ports.map((p: any) => p.port)).not.toContain(2526);
     const np = kindOf(out, 'NetworkPolicy');
     expect(np.spec.ingress).toContainEqual({ from: [{ podSelector: { matchLabels: dep.spec.selector.matchLabels } }], ports: [{ protocol: 'TCP', port: 2526 }] });
