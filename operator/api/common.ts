@@ -43,9 +43,25 @@ const domainRule: CelRule = {
 export const domainNameWith = (...extra: CelRule[]) => z.string().max(253).meta(cel(domainRule, ...extra));
 export const domainName = domainNameWith();
 
-export const dkimSelector = z.string().max(63).meta(cel({
+/** A DNS label's limit (RFC 1035 §2.3.4); a selector the operator derives must fit it whole. */
+export const DNS_LABEL_MAX = 63;
+/**
+ * The most a key rotation appends to a SenderDomain's selector (operator/render/dkim.ts
+ * selectorFor): `-<generation>` (up to 6 digits) and, with algorithm both, `-ed`.
+ */
+export const SELECTOR_SUFFIX_MAX = '-999999-ed'.length;
+/** A SenderDomain's spec.dkim.selector: what leaves room for that suffix within one DNS label. */
+export const DKIM_SELECTOR_MAX = DNS_LABEL_MAX - SELECTOR_SUFFIX_MAX;
+
+// The cap is a CEL rule only (maxLength stays 63, for the CEL cost estimate): an object stored
+// before it keeps parsing, and its rotation is refused with a condition (planDkim) instead.
+export const dkimSelector = z.string().max(DNS_LABEL_MAX).meta(cel({
   rule: `self.matches(r'${SELECTOR_RE}')`,
   message: 'must be a DKIM selector (RFC 6376 §3.1): dot-separated DNS labels such as mail or s2024.mail',
+}, {
+  rule: `size(self) <= ${DKIM_SELECTOR_MAX}`,
+  message: `must have at most ${DKIM_SELECTOR_MAX} characters: key rotations append -<generation> and, with algorithm both, -ed `
+    + `(up to ${SELECTOR_SUFFIX_MAX} characters), and the selector they publish must stay within one ${DNS_LABEL_MAX}-character DNS label`,
 }));
 
 /** A duration in the relay's grammar (relay/util/duration.ts), always a string in a CRD. */

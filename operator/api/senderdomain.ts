@@ -1,6 +1,6 @@
 // SenderDomain: one domain an EmailRelay sends for, with its DKIM keys and SMTP login.
 import { z } from 'zod';
-import { cel, conditions, dkimSelector, domainNameWith, duration, namespaceName, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
+import { DKIM_SELECTOR_MAX, cel, conditions, dkimSelector, domainNameWith, duration, namespaceName, objectName, rateLimit, smarthost, spfInclude } from './common.ts';
 
 export const DKIM_ALGORITHMS = ['rsa-2048', 'ed25519', 'both'] as const;
 export const DNS_PUBLISH_MODES = ['none', 'externalDNS'] as const;
@@ -14,7 +14,7 @@ export const senderDomainSpec = z.object({
       .describe("The EmailRelay's namespace (default: this SenderDomain's); the relay must admit this namespace in spec.senderDomains.namespaces"),
   }).describe('Relay that sends for this domain'),
   dkim: z.object({
-    selector: dkimSelector.default('mailfleet').describe('Selector of the first key; rotations add -2, -3, ...'),
+    selector: dkimSelector.default('mailfleet').describe(`Selector of the first key; rotations add -2, -3, ... (and -ed for the Ed25519 key of algorithm both), hence at most ${DKIM_SELECTOR_MAX} characters`),
     algorithm: z.enum(DKIM_ALGORITHMS).default('rsa-2048')
       .describe('rsa-2048 (every verifier), ed25519 (RFC 8463) or both (two signatures; the Ed25519 selector gets an -ed suffix)'),
     secretRef: z.object({

@@ -11,6 +11,7 @@ import {
   DOMAIN_LABEL, ROTATE_ANNOTATION, decodeSecretData, domainNames, relayHost, type EmailRelay, type KubeObject, type SenderDomain,
 } from '../render/objects.ts';
 import { renderSenderDomain } from '../render/sender-domain.ts';
+import { SELECTOR_TOO_LONG } from '../render/sender-domain-status.ts';
 import { budgetRefusal, domainEntryRefusal } from '../render/relay-domains.ts';
 import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import { NotControlledError, type Applier } from '../runtime/apply.ts';
@@ -208,7 +209,8 @@ export class SenderDomainController implements Reconciler {
     // (at least four times per rotationDelay, so a short delay is not stretched to a minute)
     const gateRecheck = Math.min(DNS_RECHECK_MS, Math.max(5_000, parseDuration(spec.dkim.rotationDelay) / 4));
     if (waitingKeys(plan.state).length) requeue = Math.min(requeue ?? Infinity, gateRecheck);
-    this.o.metrics?.dkimRotationBlocked.set({ namespace: ns, name }, plan.blocked.length ? 1 : 0);
+    this.o.metrics?.dkimRotationBlocked.set({ namespace: ns, name }, plan.blocked.length || plan.selectorRefused ? 1 : 0);
+    if (plan.selectorRefused) log.warn({ reason: 'SelectorTooLong', selector: spec.dkim.selector }, plan.selectorRefused);
 
     const smarthostAuth = await this.smarthostAuth(sd, secrets);
     if (smarthostAuth?.status === 'False') requeue = Math.min(requeue ?? Infinity, OAUTH2_RECHECK_MS);
@@ -218,7 +220,7 @@ export class SenderDomainController implements Reconciler {
       sd, relay, internal, host, port, now, smarthostAuth,
       ...(password ? { password } : {}), ...(external.error ? { externalKeyError: external.error, externalKeyReason: external.reason } : {}), ...(dns ? { dns } : {}),
       specRefused: specRefused ?? unrenderable ?? overBudget,
-      rotationBlocked: plan.blocked, ...(verification ? { verification } : {}), publish: gate,
+      rotationBlocked: plan.blocked, selectorRefused: plan.selectorRefused, ...(verification ? { verification } : {}), publish: gate,
     });
     for (const obj of out.objects) await apply.apply(obj, raw);
     for (const a of out.absent) await apply.deleteIfOwned(a, raw);
@@ -246,7 +248,9 @@ export class SenderDomainController implements Reconciler {
     if (smarthostAuth?.status === 'False' && wasAuth?.message !== smarthostAuth.message) await apply.event(raw, 'Warning', smarthostAuth.reason, smarthostAuth.message);
     const wasBlocked = findCondition(raw.status?.conditions, 'DKIMRotationBlocked');
     const nowBlocked = findCondition(out.status.conditions, 'DKIMRotationBlocked');
-    if (nowBlocked?.status === 'True' && wasBlocked?.status !== 'True') {
+    const selectorWas = [wasBlocked, findCondition(raw.status?.conditions, 'DKIMKeyReady')].some((c) => c?.reason === SELECTOR_TOO_LONG);
+    if (plan.selectorRefused && !selectorWas) await apply.event(raw, 'Warning', SELECTOR_TOO_LONG, plan.selectorRefused);
+    else if (nowBlocked?.status === 'True' && wasBlocked?.status !== 'True' && nowBlocked.reason !== SELECTOR_TOO_LONG) {
       log.warn({ reason: 'DKIMRotationBlocked', selectors: plan.blocked }, nowBlocked.message);
       await apply.event(raw, 'Warning', 'DKIMRotationBlocked', nowBlocked.message);
     }

@@ -12,6 +12,7 @@
 // the state, so replaying the plan at the same instant with the same DNS answers gives the
 // same result (no writes when nothing is due).
 import { createPrivateKey } from 'node:crypto';
+import { DKIM_SELECTOR_MAX, DNS_LABEL_MAX, SELECTOR_RE } from '../api/common.ts';
 import type { SenderDomainSpec } from '../api/senderdomain.ts';
 import { parseDuration } from '../../relay/util/duration.ts';
 
@@ -57,7 +58,15 @@ export interface DkimPlan {
   events: { reason: string; message: string }[];
   /** Selectors of a waiting generation whose records are overdue (publishWithin passed, not seen). */
   blocked: string[];
+  /**
+   * Why a key was not generated: the selector it would get is no DNS label (spec.dkim.selector
+   * stored before the CRD capped it, plus a rotation's suffix). The keys there are keep signing.
+   */
+  selectorRefused?: string;
 }
+
+/** Whether the operator may publish `selector`: a DKIM selector whose labels are DNS labels, and at most one label long. */
+export const validSelector = (selector: string) => selector.length <= DNS_LABEL_MAX && new RegExp(SELECTOR_RE).test(selector);
 
 export type KeyPhase = 'published' | 'active' | 'retiring';
 
@@ -128,21 +137,38 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
   const wanted = algorithmsFor(spec);
   const both = wanted.length > 1;
   const taken = new Set(keys.map((k) => k.selector));
+  let selectorRefused: string | undefined;
+  /** The selectors of generation g's new keys, or none (and why) when one would be no DNS label. */
+  const newSelectors = (g: number, algorithms: KeyAlgorithm[]): string[] | undefined => {
+    const t = new Set(taken);
+    const sels = algorithms.map((a) => { const sel = selectorFor(spec.selector, g, a, both, t); t.add(sel); return sel; });
+    const bad = sels.find((sel) => !validSelector(sel));
+    if (bad !== undefined) {
+      selectorRefused = `no key generated for generation ${g}: its selector ${bad} would have ${bad.length} characters, more than the ${DNS_LABEL_MAX} of one DNS label `
+        + `(rotations append -<generation>, and -ed with algorithm both); shorten spec.dkim.selector to at most ${DKIM_SELECTOR_MAX} characters and the rotation goes ahead`;
+      return undefined;
+    }
+    for (const sel of sels) taken.add(sel);
+    return sels;
+  };
   const gens = [...new Set(keys.filter((k) => !k.retireAt).map((k) => k.generation))].sort((a, b) => a - b);
 
   if (gens.length === 0) {
     // First key: nothing to replace, so it signs at once, unless the domain asks for its DNS
     // to be verified first: then it waits for its record like a rotation's key.
     const g = Math.max(0, ...keys.map((k) => k.generation)) + 1;
-    for (const algorithm of wanted) {
-      const selector = selectorFor(spec.selector, g, algorithm, both, taken);
-      taken.add(selector);
+    const sels = newSelectors(g, wanted);
+    wanted.forEach((algorithm, i) => {
+      const selector = sels?.[i];
+      if (selector === undefined) return;
       keys.push({ selector, algorithm, generation: g, publishedAt: iso(now), ...(input.gateFirstKey ? {} : { activeAt: iso(now) }) });
       generate.push({ selector, algorithm });
+    });
+    if (sels) {
+      events.push({ reason: 'DKIMKeyGenerated', message: `generated ${wanted.join(' and ')} key(s): selector(s) ${generate.map((k) => k.selector).join(', ')}` });
+      rotateToken = input.rotateAnnotation ?? rotateToken;
+      if (spec.rotationPeriod) future.push(now + parseDuration(spec.rotationPeriod));
     }
-    events.push({ reason: 'DKIMKeyGenerated', message: `generated ${wanted.join(' and ')} key(s): selector(s) ${generate.map((k) => k.selector).join(', ')}` });
-    rotateToken = input.rotateAnnotation ?? rotateToken;
-    if (spec.rotationPeriod) future.push(now + parseDuration(spec.rotationPeriod));
   } else {
     // State written by the clock-driven planner of earlier versions: a key scheduled to sign
     // in the future waits for its DNS record instead.
@@ -156,8 +182,8 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
     // key signs at once (nothing it replaces); a waiting generation's waits with it.
     for (const algorithm of wanted) {
       if (newestKeys.some((k) => k.algorithm === algorithm)) continue;
-      const selector = selectorFor(spec.selector, newest, algorithm, both, taken);
-      taken.add(selector);
+      const selector = newSelectors(newest, [algorithm])?.[0];
+      if (selector === undefined) continue;
       const k: KeyState = { selector, algorithm, generation: newest, publishedAt: iso(now), ...(newestActiveAt !== undefined ? { activeAt: iso(now) } : {}) };
       keys.push(k);
       generate.push({ selector, algorithm });
@@ -171,19 +197,16 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
     const pending = newestActiveAt === undefined;
     const periodDue = period !== undefined && !pending && newestActiveAt + period <= now;
     if (period !== undefined && !pending) future.push(newestActiveAt + period);
-    if ((rotateRequested || periodDue) && !pending) {
-      const g = newest + 1;
-      const added: string[] = [];
-      for (const algorithm of wanted) {
-        const selector = selectorFor(spec.selector, g, algorithm, both, taken);
-        taken.add(selector);
-        keys.push({ selector, algorithm, generation: g, publishedAt: iso(now) });
-        generate.push({ selector, algorithm });
-        added.push(selector);
-      }
+    // refused, a requested rotation stays requested: it goes ahead once the selector is shortened
+    const added = (rotateRequested || periodDue) && !pending ? newSelectors(newest + 1, wanted) : undefined;
+    if (added) {
+      wanted.forEach((algorithm, i) => {
+        keys.push({ selector: added[i] as string, algorithm, generation: newest + 1, publishedAt: iso(now) });
+        generate.push({ selector: added[i] as string, algorithm });
+      });
       events.push({ reason: 'DKIMRotationStarted', message: `published selector(s) ${added.join(', ')}; signing switches once their records have been in DNS for ${spec.rotationDelay}` });
     }
-    if (rotateRequested) rotateToken = input.rotateAnnotation;
+    if (rotateRequested && (added || pending)) rotateToken = input.rotateAnnotation;
   }
 
   // The DNS gate: a waiting key's record must be seen without a gap for rotationDelay (a gap
@@ -225,7 +248,7 @@ export function planDkim(input: DkimPlanInput): DkimPlan {
   for (const k of keys) if (k.retireAt) future.push(Date.parse(k.retireAt));
   keys.sort((a, b) => a.generation - b.generation || a.selector.localeCompare(b.selector));
   const nextAt = future.filter((t) => t > now).sort((a, b) => a - b)[0];
-  return { state: { keys, rotateToken }, generate, events, blocked, ...(nextAt !== undefined ? { nextAt } : {}) };
+  return { state: { keys, rotateToken }, generate, events, blocked, ...(nextAt !== undefined ? { nextAt } : {}), ...(selectorRefused ? { selectorRefused } : {}) };
 }
 
 /** Keys that sign now (what the relay config lists). */

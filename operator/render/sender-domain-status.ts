@@ -41,6 +41,8 @@ export interface DomainInput {
   smarthostAuth?: ConditionInput | undefined;
   /** Selectors of a rotation whose records did not appear in DNS within publishWithin. */
   rotationBlocked?: string[];
+  /** Why no key was generated: its selector would be no DNS label (DkimPlan.selectorRefused). */
+  selectorRefused?: string | undefined;
   /** Proof of control, when the relay requires it (undefined: not required). */
   verification?: Verification;
   /** Whether the operator may publish records through external-dns (default: it may not). */
@@ -53,6 +55,9 @@ function relaySpec(relay: KubeObject | undefined): SpfInput['relay'] {
   const parsed = emailRelaySpec.safeParse((relay as { spec?: unknown }).spec);
   return parsed.success ? parsed.data : 'invalid';
 }
+/** A key was not generated because its selector would be no DNS label. */
+export const SELECTOR_TOO_LONG = 'SelectorTooLong';
+
 const iso = (ms: number | undefined) => new Date(ms ?? 0).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export function senderDomainStatus(input: DomainInput): { status: SenderDomainStatus; ready: boolean; publish: PublishPlan } {
@@ -76,9 +81,11 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   // keys exist but none signs yet: the first key waits for its record in DNS (dnsVerification)
   const awaitingDns = haveKeys && signing.length === 0 && !input.externalKeyError;
   const keyProblem = input.externalKeyReason ?? 'KeyUnreadable';
-  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? keyProblem : awaitingDns ? 'KeyAwaitingDNS' : 'KeyPending',
+  // no key at all because its selector would be no DNS label: the user must shorten it
+  const selectorTooLong = !haveKeys && !input.externalKeyError ? input.selectorRefused : undefined;
+  conds.push(condition('DKIMKeyReady', keyReady, keyReady ? 'KeyReady' : input.externalKeyError ? keyProblem : selectorTooLong ? SELECTOR_TOO_LONG : awaitingDns ? 'KeyAwaitingDNS' : 'KeyPending',
     keyReady ? `signing with ${signing.map((k) => k.selector).join(', ')}`
-      : input.externalKeyError ?? (awaitingDns ? 'the key signs once its DKIM record is in DNS (see status.dnsRecords)' : 'DKIM key not generated yet')));
+      : input.externalKeyError ?? selectorTooLong ?? (awaitingDns ? 'the key signs once its DKIM record is in DNS (see status.dnsRecords)' : 'DKIM key not generated yet')));
   conds.push(condition('RelayFound', !!input.relay, input.relay ? 'RelayFound' : 'RelayNotFound',
     input.relay ? `attached to EmailRelay ${spec.relayRef.name}` : `EmailRelay ${spec.relayRef.name} not found in namespace ${ns}`));
   const credsOk = !spec.credentials.enabled || !!input.password;
@@ -96,7 +103,11 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
     : condition('SPFRecordComplete', false, spf.reason, spf.incomplete));
   const records = dnsRecords(spec.domain, internal.dkim, internal.pems, spf);
   const blocked = input.rotationBlocked ?? [];
-  if (blocked.length || spec.dkim.rotationPeriod || internal.dkim.keys.some((k) => k.generation > 1)) {
+  // a rotation refused for its selector: the current keys keep signing, so Ready is untouched
+  const rotationRefused = haveKeys ? input.selectorRefused : undefined;
+  if (rotationRefused) {
+    conds.push(condition('DKIMRotationBlocked', true, SELECTOR_TOO_LONG, `signing stays with the current key: ${rotationRefused}`));
+  } else if (blocked.length || spec.dkim.rotationPeriod || internal.dkim.keys.some((k) => k.generation > 1)) {
     const overdue = records.filter((r) => r.selector !== undefined && blocked.includes(r.selector));
     conds.push(condition('DKIMRotationBlocked', blocked.length > 0, blocked.length ? 'RecordNotPublished' : 'NotBlocked', blocked.length
       ? `signing stays with the current key until these records are in DNS: ${overdue.map((r) => r.zone).join(' ; ')}`
@@ -128,6 +139,7 @@ export function senderDomainStatus(input: DomainInput): { status: SenderDomainSt
   const [phase, reason, why]: [Phase, string, string] = ready ? ['Ready', 'Ready', 'domain is served']
     : input.specRefused ? ['Degraded', input.specRefused.reason, input.specRefused.message]
     : input.externalKeyError ? ['Degraded', 'KeyUnreadable', input.externalKeyError]
+    : selectorTooLong ? ['Degraded', SELECTOR_TOO_LONG, selectorTooLong]
     : v?.state === 'Lost' ? ['Degraded', DOMAIN_NOT_VERIFIED, `proof of control missing past the grace period: not served; ${publish}`]
     : !verified ? ['Progressing', DOMAIN_NOT_VERIFIED, `not served until you prove control of ${spec.domain}: ${publish}`]
     : !input.relay ? ['Progressing', 'RelayNotFound', `EmailRelay ${spec.relayRef.name} not found`]
