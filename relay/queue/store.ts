@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { closeFd, fdatasync, openFd, rename, unlink, writeAll } from '../util/fd.ts';
 import { fsyncPath } from '../util/fsync.ts';
 import { storedDsnProblem, type StoredDsn } from './dsn.ts';
 import { MemoryCopies } from './memory-copies.ts';
@@ -88,28 +89,6 @@ const WRITE_BATCH = 256 * 1024;
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
-}
-
-// writev may write less than asked without an error: on a full disk (or at RLIMIT_FSIZE)
-// the kernel writes what fits and only the next write fails. Ignoring the count would
-// commit a truncated file and answer 250, so write the rest until it is all out or fails.
-async function writeAll(fh: fsp.FileHandle, buffers: Buffer[]): Promise<void> {
-  let rest = buffers;
-  let total = rest.reduce((n, b) => n + b.length, 0);
-  // Bounded: every turn writes at least one byte or throws.
-  while (total > 0) {
-    const { bytesWritten } = await fh.writev(rest);
-    if (bytesWritten === 0) throw new Error(`queue write made no progress with ${total} bytes left`);
-    total -= bytesWritten;
-    let skip = bytesWritten;
-    const next: Buffer[] = [];
-    for (const b of rest) {
-      if (skip >= b.length) { skip -= b.length; continue; }
-      next.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
-    }
-    rest = next;
-  }
 }
 
 // Random bytes for queue ids, drawn from the CSPRNG 4 KB at a time: a randomBytes call
@@ -258,7 +237,8 @@ export class QueueStore {
     const receivedAt = Date.now();
     const id = newQueueId(receivedAt);
     const tmpFile = path.join(this.tmpDir, id);
-    const fh = await fsp.open(tmpFile, 'wx', 0o600);
+    // undefined once closed: a plain descriptor must never be closed twice
+    let fd: number | undefined = await openFd(tmpFile, 'wx', 0o600);
     let size = 0;
     let committed = false;
     // the chunks again, for the first delivery attempt (memory-copies.ts), while they fit
@@ -277,7 +257,7 @@ export class QueueStore {
         copy?.push(chunk);
         pendingBytes += chunk.length;
         if (pendingBytes >= WRITE_BATCH) {
-          await writeAll(fh, pending);
+          await writeAll(fd, pending);
           pending = [];
           pendingBytes = 0;
         }
@@ -286,11 +266,13 @@ export class QueueStore {
       let meta: MessageMeta = { ...envelope, id, size, receivedAt };
       if (opts.finalize) meta = { ...meta, ...(await opts.finalize(meta)) };
       pending.push(trailerFor(meta));
-      await writeAll(fh, pending);
-      if (this.fsync) await fh.datasync();
-      await fh.close();
+      await writeAll(fd, pending);
+      if (this.fsync) await fdatasync(fd);
+      const written = fd;
+      fd = undefined;
+      await closeFd(written);
       const file = path.join(this.msgDir, id);
-      await fsp.rename(tmpFile, file);
+      await rename(tmpFile, file);
       // The client gets a 451 if the directory sync fails: take the file back out, or a
       // restart would deliver it besides the copy the client sends again.
       if (this.fsync) await this.syncer.sync().catch(async (err: unknown) => { await fsp.rm(file, { force: true }); throw err; });
@@ -301,7 +283,7 @@ export class QueueStore {
       return queued;
     } finally {
       if (!committed) {
-        await fh.close().catch(() => {});
+        if (fd !== undefined) await closeFd(fd).catch(() => {});
         await fsp.rm(tmpFile, { force: true });
       }
     }
@@ -320,16 +302,18 @@ export class QueueStore {
    */
   async importMessage(file: Readable, state?: DeliveryState): Promise<QueuedMessage> {
     const tmpFile = path.join(this.tmpDir, `import-${crypto.randomBytes(8).toString('hex')}`);
-    const fh = await fsp.open(tmpFile, 'wx', 0o600);
+    let fd: number | undefined = await openFd(tmpFile, 'wx', 0o600);
     let committed = false;
     try {
       let size = 0;
       for await (const chunk of file as AsyncIterable<Buffer>) {
-        await writeAll(fh, [chunk]);
+        await writeAll(fd, [chunk]);
         size += chunk.length;
       }
-      if (this.fsync) await fh.datasync();
-      await fh.close();
+      if (this.fsync) await fdatasync(fd);
+      const written = fd;
+      fd = undefined;
+      await closeFd(written);
       const meta = await readTrailer(tmpFile).catch((err: Error) => {
         throw new QueueImportError(`not a queue file: ${err.message.replace(`${tmpFile}: `, '')}`);
       });
@@ -355,7 +339,7 @@ export class QueueStore {
       return queued;
     } finally {
       if (!committed) {
-        await fh.close().catch(() => {});
+        if (fd !== undefined) await closeFd(fd).catch(() => {});
         await fsp.rm(tmpFile, { force: true });
       }
     }
@@ -430,8 +414,8 @@ export class QueueStore {
     this.index.delete(id);
     this.copies.drop(id);
     // unlink, not rm: rm stats and walks first, and this runs once per delivered message.
-    await fsp.unlink(q?.path ?? path.join(this.msgDir, id)).catch(ignoreMissing);
-    if (!q || q.stateOnDisk) await fsp.unlink(path.join(this.stateDir, `${id}.json`)).catch(ignoreMissing);
+    await unlink(q?.path ?? path.join(this.msgDir, id)).catch(ignoreMissing);
+    if (!q || q.stateOnDisk) await unlink(path.join(this.stateDir, `${id}.json`)).catch(ignoreMissing);
   }
 
   get(id: string): QueuedMessage | undefined {

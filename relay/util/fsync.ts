@@ -1,12 +1,12 @@
 // fsync of a path (a directory after a rename or create, or a file written elsewhere):
 // open, sync, close — in one place for the queue, the suppression journal and the outbox.
-import fs from 'node:fs/promises';
+import { closeFd, fsyncFd, openFd } from './fd.ts';
 
 export async function fsyncPath(path: string, flags = 'r'): Promise<void> {
-  const fh = await fs.open(path, flags);
+  const fd = await openFd(path, flags);
   try {
-    await fh.sync();
+    await fsyncFd(fd);
   } finally {
-    await fh.close();
+    await closeFd(fd);
   }
 }
