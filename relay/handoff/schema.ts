@@ -27,7 +27,7 @@ export const handoffSchema = z.strictObject({
     'On SIGTERM too, once intake stopped: hand what is still queued to the peers until the queue is empty or the shutdown budget '
     + '(limits.drainTimeout plus 10 s) is spent, and log what stays as lost. For a queue that does not outlive its pod (an emptyDir); '
     + 'the pod\'s termination grace period must exceed drainTimeout by more than 12 s'),
-});
+}).refine((h) => !h.onShutdown || h.peers.length > 0, { path: ['onShutdown'], message: 'onShutdown needs peers to hand the queue to' });
 
 export type HandoffConfig = z.output<typeof handoffSchema>;
 export type HandoffConfigInput = z.input<typeof handoffSchema>;

@@ -305,6 +305,43 @@ describe('hand-off on SIGTERM (handoff.onShutdown: a queue that dies with its po
     expect(subjects().sort()).toEqual(Array.from({ length: count }, (_, i) => `leaving ${i}`).sort());
   });
 
+  it('a message stuck in a delivery attempt is left to it until the drain deadline aborts it, then handed off in the grace that follows', { timeout: 120_000 }, async () => {
+    // end-of-DATA is never answered: the attempt runs until the deadline aborts it
+    const stalling = await startSink({ host: '127.0.0.24', tls: 'none', keepData: false, dataDelayMs: 3_600_000 });
+    cleanup.push(() => stalling.close());
+    const deferring = await startSink({ host: '127.0.0.25', tls: 'none', rcptReply: () => ({ code: 451, message: '4.2.0 try later' }) });
+    cleanup.push(() => deferring.close());
+    const tokenDir = tempDir();
+    const tokenFile = path.join(tokenDir, 'fleet-token');
+    fs.writeFileSync(tokenFile, TOKEN);
+    const dirB = tempDir();
+    const b = await startRelay(relayConfig(dirB, deferring, { host: '127.0.0.52', port: 0, tokenFile }, {
+      listeners: [{ name: 'plain', host: '127.0.0.52', port: 0, mode: 'plain' }], limits: { drainTimeout: '1s' },
+    }), { dir: dirB });
+    cleanup.push(() => b.stop());
+    const bPort = (b.relay as unknown as { handoffReceiver: { address(): { port: number } } }).handoffReceiver.address().port;
+    const dirA = tempDir();
+    const a = await startRelay(relayConfig(dirA, stalling, { host: '127.0.0.51', port: 0, tokenFile, peers: [`127.0.0.52:${bPort}`], onShutdown: true }, {
+      listeners: [{ name: 'plain', host: '127.0.0.51', port: 0, mode: 'plain' }], limits: { drainTimeout: '1s' },
+    }), { dir: dirA });
+    cleanup.push(() => a.stop());
+    await sendMany('127.0.0.51', a.port('plain'), 'stuck', 1);
+    const [id] = [...a.relay.queue.messages()].map((q) => q.meta.id);
+    await waitUntil('the attempt is in DATA at the stalling smarthost', () => stalling.rcptCommands.length >= 1);
+
+    await a.stop();
+    const logA = jsonLines(fs.readFileSync(a.logFile, 'utf8'));
+    const at = (msg: string) => logA.findIndex((l) => l.msg === msg);
+    expect(at('drain deadline reached: aborting delivery attempts, their recipients stay queued')).toBeGreaterThan(-1);
+    // left to its attempt while that ran; handed off once the abort freed it
+    expect(at('handed off')).toBeGreaterThan(at('drain deadline reached: aborting delivery attempts, their recipients stay queued'));
+    expect(logA.find((l) => l.msg === 'shutdown hand-off complete: the queue is empty')).toMatchObject({ handedOff: 1 });
+    expect(b.relay.queue.get(id!)).toBeDefined();
+    // the aborted attempt was not counted: B took it over with none
+    const arrival = jsonLines(fs.readFileSync(b.logFile, 'utf8')).find((l) => l.msg === 'handed-off message queued');
+    expect(arrival).toMatchObject({ queueId: id, attempts: 0 });
+  });
+
   it('with no peer taking mail (wrong token, draining, unreachable) SIGTERM still ends the process and logs what is lost, by queue id', { timeout: 120_000 }, async () => {
     const sink = await startSink({ host: '127.0.0.23', tls: 'none', rcptReply: () => ({ code: 451, message: '4.2.0 try later' }) });
     cleanup.push(() => sink.close());

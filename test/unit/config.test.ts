@@ -99,6 +99,18 @@ describe('relay config', () => {
       .toEqual([expect.stringMatching(/^credentials\.0\.domains\.1: domain someone-else\.com is not served/)]);
   });
 
+  it('the SIGTERM hand-off: off by default, needs peers, a misspelt key is refused, peer names and DNS servers checked', () => {
+    const handoff = { port: 2526, tokenFile: '/run/fleet.token', peers: ['relay-headless.mail.svc:2526'] };
+    const withTls = { ...minimal, tls: { selfSigned: true } };
+    expect(parseConfig({ ...withTls, handoff }).handoff).toMatchObject({ onShutdown: false, connections: 4 });
+    expect(parseConfig({ ...withTls, handoff: { ...handoff, onShutdown: true, dnsServers: ['127.0.0.1:5353'] } }).handoff).toMatchObject({ onShutdown: true, dnsServers: ['127.0.0.1:5353'] });
+    expect(issues({ ...withTls, handoff: { ...handoff, peers: [], onShutdown: true } })).toEqual([expect.stringMatching(/^handoff\.onShutdown: onShutdown needs peers/)]);
+    expect(issues({ ...withTls, handoff: { ...handoff, onShutDown: true } }).join('\n')).toMatch(/handoff.*onShutDown/);
+    expect(issues({ ...withTls, handoff: { ...handoff, peers: ['evil host:25'], dnsServers: ['dns.example:53'] } })).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^handoff\.peers\.0: /), expect.stringMatching(/^handoff\.dnsServers\.0: /),
+    ]));
+  });
+
   it('refuses a zero retry step or lifetime, which would retry a deferring destination in a tight loop', () => {
     expect(issues({ ...minimal, queue: { retrySchedule: ['1m', '0s'] } })).toEqual([expect.stringMatching(/^queue\.retrySchedule\.1: /)]);
     expect(issues({ ...minimal, queue: { retrySchedule: [0] } })).toEqual([expect.stringMatching(/^queue\.retrySchedule\.0: /)]);
