@@ -216,8 +216,10 @@ describe('scale-down hand-off between relays', () => {
     cleanup.push(() => b.stop());
     const bPeer = `127.0.0.1:${(b.relay as unknown as { handoffReceiver: { address(): { port: number } } }).handoffReceiver.address().port}`;
     const both = await drainingRelay([impostorPeer, bPeer]);
-    await waitUntil('handed to the real peer', () => b.relay.queue.get(both.id) !== undefined && both.r.relay.queue.size === 0);
-    const handed = fs.readFileSync(both.r.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'handed off' && l.queueId === both.id);
+    // (the queue forgets the message before the sender logs it: wait for the line too)
+    const handedLine = () => fs.readFileSync(both.r.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'handed off' && l.queueId === both.id);
+    await waitUntil('handed to the real peer', () => b.relay.queue.get(both.id) !== undefined && both.r.relay.queue.size === 0 && handedLine() !== undefined);
+    const handed = handedLine();
     expect(handed).toMatchObject({ peer: bPeer });
     expect(handed.response).toMatch(/ receipt=[0-9a-f]{64}$/);
   });
