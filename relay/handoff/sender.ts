@@ -43,6 +43,13 @@ export interface PeerTarget {
 
 /** How long a peer that refused or could not be reached is skipped. */
 const PEER_BACKOFF_MS = 5_000;
+/**
+ * Peers are pods of the same cluster: a connection takes milliseconds, and one that takes
+ * seconds is to an address whose pod is gone (DNS answers from before it left, no RST). A
+ * shutdown hand-off has 10 s after the drain deadline: waiting 10 s for such an address
+ * would spend all of it on one message.
+ */
+const CONNECT_TIMEOUT_MS = 3_000;
 /** Wait between rounds that moved nothing (no peer, all refusing, all in delivery). */
 const IDLE_ROUND_MS = 1_000;
 
@@ -229,7 +236,7 @@ export class HandoffSender {
       // The peers' certificate names the relay's public hostname, not the pod: the fleet
       // token (never sent, CRAM-MD5) and the NetworkPolicy are what admit a peer.
       tls: { rejectUnauthorized: false },
-      connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 120_000, logger: false, debug: false,
+      connectionTimeout: CONNECT_TIMEOUT_MS, greetingTimeout: 10_000, socketTimeout: 120_000, logger: false, debug: false,
     });
     this.sessions.add(conn);
     const body = messageStream({ bodyPath: q.path, bodyOffset: 0, size: q.meta.size, prepend: encodeRecord(record) });
