@@ -21,7 +21,7 @@ import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { testCert } from '../support/certs.ts';
-import { eventually, getJson, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn } from './support.ts';
+import { eventually, getJson, handoffOnLoopback, readyCondition, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess, waitReady as waitReadyIn } from './support.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'e2e';
@@ -77,7 +77,7 @@ async function relayFromCluster(relay: string): Promise<{ relay: TestRelay; conf
   let config = await renderedConfig(relay);
   config = remount(remount(config, SECRETS_DIR, secrets), TLS_DIR, tls);
   config = {
-    ...config,
+    ...handoffOnLoopback(config),
     dataDir: path.join(dir, 'data'),
     listeners: config.listeners.map((l) => ({ ...l, host: '127.0.0.1', port: 0 })),
     http: { host: '127.0.0.1', port: 0 },

@@ -29,6 +29,14 @@ export interface OperatorCluster {
   operatorKubeconfig(): string;
 }
 
+/**
+ * A rendered relay config as a test on the host runs it: the hand-off listener on loopback
+ * (a free port, not 0.0.0.0:2526) and no peers (their names are the cluster's DNS).
+ */
+export function handoffOnLoopback<T extends { handoff?: { host?: string; port: number; peers?: string[]; onShutdown?: boolean } }>(config: T): T {
+  return config.handoff ? { ...config, handoff: { ...config.handoff, host: '127.0.0.1', port: 0, peers: [], onShutdown: false } } : config;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export { eventually };

@@ -26,7 +26,7 @@ import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { DOMAIN_FILES_MAX } from '../../operator/render/relay-domains.ts';
 import { OBJECT_DATA_MAX } from '../../operator/render/relay-secret-files.ts';
 import { startRelay, tempDir, type TestRelay } from '../support/relay-harness.ts';
-import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess, senderDomainObject as sd } from './support.ts';
+import { eventually, getJson, handoffOnLoopback, startOperatorProcess, tryGetJson, useOperatorCluster, waitReady as waitReadyIn, type OperatorProcess, senderDomainObject as sd } from './support.ts';
 
 const cluster = useOperatorCluster();
 const MAIL = 'mail';
@@ -68,7 +68,7 @@ async function relayFromCluster(): Promise<TestRelay> {
   const cfg = await relayConfig();
   const config = JSON.parse(JSON.stringify(cfg), (_k, v) => (typeof v === 'string' && v.startsWith(`${SECRETS_DIR}/`) ? path.join(secrets, v.slice(SECRETS_DIR.length + 1)) : v)) as RelayConfigInput;
   const started = await startRelay({
-    ...config, dataDir: path.join(dir, 'data'),
+    ...handoffOnLoopback(config), dataDir: path.join(dir, 'data'),
     listeners: config.listeners.map((l) => ({ ...l, host: '127.0.0.1', port: 0 })),
     http: { host: '127.0.0.1', port: 0 },
   }, { dir });
