@@ -79,9 +79,76 @@ describe('planDrain', () => {
       .toMatchObject({ finalizer: 'remove', deleteClaims: [], annotate: [] });
   });
 
-  it('an emptyDir relay has nothing to hand over: no finalizer (an old one is removed)', () => {
-    const r = relayObject('queue', { replicas: 1, queue: { persistence: { enabled: false } } });
-    expect(planDrain({ relay: { ...r, metadata: { ...r.metadata, finalizers: [DRAIN_FINALIZER] } }, liveReplicas: undefined, pods: [], progress: new Map(), now: NOW }))
-      .toMatchObject({ finalizer: 'remove', workloadReplicas: 1 });
+  describe('a Deployment (emptyDir queue)', () => {
+    const deployment = (meta: Partial<EmailRelay['metadata']> = {}, replicas = 2): EmailRelay => {
+      const r = relayObject('web', { replicas, queue: { persistence: { enabled: false }, maxDrainTime: '30m' } });
+      return { ...r, metadata: { ...r.metadata, finalizers: [DRAIN_FINALIZER], ...meta } };
+    };
+    // no ordinals: the pods a ReplicaSet named
+    const webPods = (drain: Record<string, string> = {}, names = ['web-7d9f-abcde', 'web-7d9f-fghij']): DrainPod[] =>
+      names.map((name) => ({ name, exists: true, drainRequested: drain[name] }));
+    const deleting = { deletionTimestamp: '2026-12-01T11:59:30Z' };
+
+    it('gets the finalizer, and scale-down or rollout stay the pods\' own SIGTERM hand-off: nobody is asked, the Deployment follows spec.replicas', () => {
+      const bare = relayObject('web', { replicas: 3, queue: { persistence: { enabled: false } } });
+      expect(planDrain({ relay: bare, liveReplicas: undefined, pods: [], progress: new Map(), now: NOW }))
+        .toEqual({ annotate: [], withdraw: [], deleteClaims: [], workloadReplicas: 3, finalizer: 'add', active: false });
+      expect(planDrain({ relay: deployment({}, 1), liveReplicas: undefined, pods: webPods(), progress: new Map(), now: NOW }))
+        .toEqual({ annotate: [], withdraw: [], deleteClaims: [], workloadReplicas: 1, finalizer: 'keep', active: false });
+    });
+
+    it('deletion: every pod is asked to drain; the finalizer stays until each reports draining, empty and without sessions', () => {
+      const first = planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods: webPods(), progress: new Map(), now: NOW });
+      expect(first).toMatchObject({ annotate: ['web-7d9f-abcde', 'web-7d9f-fghij'], finalizer: 'keep', deleteClaims: [], active: true, requeueMs: 5_000 });
+      expect(first.condition).toEqual({ phase: 'Progressing', reason: 'DrainingPods', message: 'deletion: 0/2 leaving pods drained; no progress from web-7d9f-abcde, web-7d9f-fghij' });
+
+      const asked = webPods({ 'web-7d9f-abcde': '2026-12-01T11:59:30Z', 'web-7d9f-fghij': '2026-12-01T11:59:30Z' });
+      const busy = planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods: asked, now: NOW,
+        progress: progress({ 'web-7d9f-abcde': { draining: true, queued: 0, sessions: 0 }, 'web-7d9f-fghij': { draining: true, queued: 4, sessions: 0 } }) });
+      expect(busy).toMatchObject({ annotate: [], finalizer: 'keep', active: true });
+      expect(busy.condition?.message).toBe('deletion: 1/2 leaving pods drained; 4 messages still queued on web-7d9f-fghij (4)');
+      // not yet draining (its kubelet has not written the annotation), or a session still open: not drained
+      for (const p of [{ draining: false, queued: 0 }, { draining: true, queued: 0, sessions: 1 }]) {
+        expect(planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods: asked, now: NOW,
+          progress: progress({ 'web-7d9f-abcde': { draining: true, queued: 0 }, 'web-7d9f-fghij': p }) }).finalizer).toBe('keep');
+      }
+
+      const empty = progress({ 'web-7d9f-abcde': { draining: true, queued: 0, sessions: 0 }, 'web-7d9f-fghij': { draining: true, queued: 0 } });
+      const done = planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods: asked, progress: empty, now: NOW });
+      expect(done).toEqual({ annotate: [], withdraw: [], deleteClaims: [], workloadReplicas: 2, finalizer: 'remove', active: false });
+    });
+
+    it('deletion: a pod already going (deletionTimestamp) is not waited for; a new one the ReplicaSet made meanwhile is asked too; no pods: the finalizer goes', () => {
+      const pods: DrainPod[] = [
+        { name: 'web-7d9f-abcde', exists: false, drainRequested: undefined },
+        { name: 'web-7d9f-fghij', exists: true, drainRequested: '2026-12-01T11:59:30Z' },
+        { name: 'web-7d9f-klmno', exists: true, drainRequested: undefined },
+      ];
+      const plan = planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods, progress: progress({ 'web-7d9f-fghij': { draining: true, queued: 0 } }), now: NOW });
+      expect(plan).toMatchObject({ annotate: ['web-7d9f-klmno'], finalizer: 'keep' });
+      expect(plan.condition?.message).toBe('deletion: 1/2 leaving pods drained; no progress from web-7d9f-klmno');
+      expect(planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods: [], progress: new Map(), now: NOW }).finalizer).toBe('remove');
+    });
+
+    it('deletion past maxDrainTime is DrainStalled, still held, and names skip-drain and what it costs (no volumes to keep)', () => {
+      const pods = webPods({ 'web-7d9f-abcde': '2026-12-01T11:00:00Z', 'web-7d9f-fghij': 'not a time' });
+      const plan = planDrain({ relay: deployment(deleting), liveReplicas: undefined, pods, now: NOW,
+        progress: progress({ 'web-7d9f-abcde': { draining: true, queued: 2 }, 'web-7d9f-fghij': { error: 'connection refused' } }) });
+      expect(plan).toMatchObject({ finalizer: 'keep', annotate: [], condition: { phase: 'Degraded', reason: 'DrainStalled' } });
+      expect(plan.condition?.message).toBe('deletion: 0/2 leaving pods drained after 60 min (queue.maxDrainTime 30m): 2 messages still queued on web-7d9f-abcde (2); no progress from web-7d9f-fghij;'
+        + ' the Deployment and its pods stay until their queues are empty (annotate the EmailRelay mailfleet.io/skip-drain="true" to delete now: the mail still queued is lost with the pods\' emptyDir volumes)');
+    });
+
+    it('skip-drain: the deletion goes at once, nobody is asked, and the notice says the queued mail is lost', () => {
+      const skip = deployment({ ...deleting, annotations: { [SKIP_DRAIN_ANNOTATION]: 'true' } });
+      const plan = planDrain({ relay: skip, liveReplicas: undefined, pods: webPods(), progress: progress({ 'web-7d9f-abcde': { draining: false, queued: 9 } }), now: NOW });
+      expect(plan).toMatchObject({ finalizer: 'remove', annotate: [], active: false, notice: { reason: 'DrainSkipped' } });
+      expect(plan.condition).toBeUndefined();
+      expect(plan.notice?.message).toContain('lost with their emptyDir volumes');
+      // a deletion that is not ours to hold (no finalizer) is left alone
+      const bare = relayObject('web', { replicas: 2, queue: { persistence: { enabled: false } } });
+      expect(planDrain({ relay: { ...bare, metadata: { ...bare.metadata, ...deleting } }, liveReplicas: undefined, pods: webPods(), progress: new Map(), now: NOW }))
+        .toMatchObject({ finalizer: 'keep', annotate: [], active: false });
+    });
   });
 });
