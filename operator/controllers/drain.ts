@@ -1,12 +1,13 @@
 // The I/O around the drain plan (operator/render/drain.ts): reading the pods that may
-// leave and their /status, and the writes the plan asks for — the drain annotation on pods,
+// leave (a StatefulSet's by ordinal, a Deployment's by its selector) and their /status, and
+// the writes the plan asks for — the drain annotation on pods,
 // the deletion of emptied volumes, the finalizer. Progress is read through the API server's
 // pods/proxy subresource (GET /api/v1/namespaces/NS/pods/POD:9464/proxy/status), so the
 // operator needs no network path to the pods and RBAC says exactly what it may read.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DRAIN_ANNOTATION, DRAIN_FINALIZER, podName, type DrainPlan, type DrainPod, type PodProgress } from '../render/drain.ts';
-import type { EmailRelay, KubeObject } from '../render/objects.ts';
+import { relayNames, relaySelector, selectorString, type EmailRelay, type KubeObject } from '../render/objects.ts';
 import { HTTP_PORT } from '../render/relay-paths.ts';
 import { ApiError, type Kube } from '../runtime/kube.ts';
 
@@ -82,6 +83,30 @@ export class DrainIO {
       pods.push({ ordinal, name, exists: !!pod && !pod.metadata.deletionTimestamp, drainRequested });
       if (pod && drainRequested) progress.set(name, await this.reader.read(ns, name));
     }
+    return { pods, progress };
+  }
+
+  /**
+   * A Deployment's pods (no ordinals): those with the relay's selector labels that its own
+   * ReplicaSets control (a pod someone else labelled alike is neither asked nor waited for),
+   * metadata only, and the /status of those already asked to drain.
+   */
+  async observeDeployment(relay: EmailRelay): Promise<{ pods: DrainPod[]; progress: Map<string, PodProgress> }> {
+    const ns = relay.metadata.namespace ?? 'default';
+    const workload = relayNames(relay.metadata.name).workload;
+    const list = await this.kube.listMetadata('v1', 'Pod', ns, { labelSelector: selectorString(relaySelector(relay.metadata.name)) });
+    const pods: DrainPod[] = [];
+    const progress = new Map<string, PodProgress>();
+    for (const pod of list.items) {
+      const hash = pod.metadata.labels?.['pod-template-hash'];
+      const owner = pod.metadata.ownerReferences?.find((r) => r.controller);
+      if (!hash || owner?.kind !== 'ReplicaSet' || owner.name !== `${workload}-${hash}`) continue;
+      const name = pod.metadata.name;
+      const drainRequested = pod.metadata.annotations?.[DRAIN_ANNOTATION];
+      pods.push({ name, exists: !pod.metadata.deletionTimestamp, drainRequested });
+      if (drainRequested && !pod.metadata.deletionTimestamp) progress.set(name, await this.reader.read(ns, name));
+    }
+    pods.sort((a, b) => a.name.localeCompare(b.name));
     return { pods, progress };
   }
 

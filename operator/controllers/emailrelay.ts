@@ -29,7 +29,7 @@ import { TARGET_NOT_ALLOWED, domainTargetRefusals, relayTargetRefusals } from '.
 import { EGRESS_CONDITION } from '../render/egress-identity.ts';
 import type { EgressIdentityChecker } from './egress-identity.ts';
 import { randomBytes } from 'node:crypto';
-import { DRAIN_FINALIZER, planDrain, type DrainPlan } from '../render/drain.ts';
+import { DRAIN_FINALIZER, SKIP_DRAIN_ANNOTATION, planDrain, type DrainPlan } from '../render/drain.ts';
 import { FLEET_TOKEN_KEY } from '../render/relay-paths.ts';
 import { DrainIO, ProxyStatusReader, type PodStatusReader } from './drain.ts';
 
@@ -230,11 +230,16 @@ export class EmailRelayController implements Reconciler {
   /**
    * The drain plan's inputs: the StatefulSet's replicas as they are, and — when pods would
    * leave, or a drain was under way at the last look (to withdraw it after a scale back up)
-   * — the pods and their /status.
+   * — the pods and their /status. A Deployment's pods, found by its selector, while it is deleted.
    */
   private async drainPlan(raw: EmailRelay, relay: EmailRelay, now: Date): Promise<DrainPlan> {
     const ns = relay.metadata.namespace ?? 'default';
-    if (!relay.spec.queue.persistence.enabled) return planDrain({ relay, liveReplicas: undefined, pods: [], progress: new Map(), now });
+    if (!relay.spec.queue.persistence.enabled) {
+      // A Deployment is looked at only while it is deleted: its scale-down is the pods' own SIGTERM hand-off.
+      const look = relay.metadata.deletionTimestamp && relay.metadata.finalizers?.includes(DRAIN_FINALIZER) && relay.metadata.annotations?.[SKIP_DRAIN_ANNOTATION] !== 'true';
+      const { pods, progress } = look ? await this.drain.observeDeployment(relay) : { pods: [], progress: new Map() };
+      return planDrain({ relay, liveReplicas: undefined, pods, progress, now });
+    }
     const sts = this.o.cache.ownedObject('StatefulSet', ns, relayNames(relay.metadata.name).workload) as { spec?: { replicas?: number } } | undefined;
     const live = sts?.spec?.replicas;
     const target = relay.metadata.deletionTimestamp ? 0 : relay.spec.replicas;
@@ -260,7 +265,9 @@ export class EmailRelayController implements Reconciler {
       const gen = raw.metadata.generation ?? 0;
       const { phase, reason, message } = plan.condition;
       await this.o.apply.status(raw, { ...current, observedGeneration: gen, conditions: mergeConditions(current.conditions, summaryConditions(phase, reason, message), gen, now) });
+      if (phase === 'Degraded' && findCondition(current.conditions, 'Degraded')?.reason !== reason) await this.o.apply.event(raw, 'Warning', reason, message);
     }
+    if (plan.notice) await this.o.apply.event(raw, 'Warning', plan.notice.reason, plan.notice.message);
     if (plan.finalizer === 'remove') await this.drain.finalizer(raw, 'remove');
     return plan.requeueMs;
   }

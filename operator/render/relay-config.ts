@@ -151,16 +151,18 @@ function servedTrustedNetworks(spec: EmailRelaySpec, domains: NonNullable<Config
  * that stay (ordinals below spec.replicas, by their pod DNS names). Without one (a
  * Deployment, an emptyDir queue) nobody asks before the Deployment deletes a pod: it hands
  * its queue over on SIGTERM, to whichever pods the headless Service's name resolves to —
- * only ready pods are in its records, and a stopping relay is not ready. Peers come from
- * here only; no spec field reaches them.
+ * only ready pods are in its records, and a stopping relay is not ready. The operator asks
+ * a Deployment's pods only when the EmailRelay is deleted (all go at once, no peer stays):
+ * each stops intake and delivers what it holds. Peers come from here only; no spec field
+ * reaches them.
  */
 function handoffConfig(relay: EmailRelay, token: string, files: SecretFiles): NonNullable<Config['handoff']> {
   const n = relayNames(relay.metadata.name);
   const ns = relay.metadata.namespace ?? 'default';
-  const common = { host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(RELAY_FILES.fleetToken, token) };
+  const common = { host: '0.0.0.0', port: HANDOFF_PORT, tokenFile: files.put(RELAY_FILES.fleetToken, token), annotationsFile: ANNOTATIONS_FILE };
   if (!relay.spec.queue.persistence.enabled) return { ...common, peers: [`${n.headless}.${ns}.svc:${HANDOFF_PORT}`], onShutdown: true };
   return {
-    annotationsFile: ANNOTATIONS_FILE, ...common,
+    ...common,
     peers: Array.from({ length: relay.spec.replicas }, (_, i) => `${n.workload}-${i}.${n.headless}.${ns}.svc:${HANDOFF_PORT}`),
   };
 }

@@ -37,14 +37,13 @@ function volumes({ relay, tlsSecret }: PodInput): { volumes: Record<string, unkn
     volumes.push({ name: 'tls', secret: { secretName: tlsSecret, defaultMode: 0o440 } });
     mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
   }
-  // With persistence the StatefulSet's volumeClaimTemplates provide "data", and the pod sees
-  // its own annotations (a drain request on scale-down) through the downward API. Not under
-  // CONFIG_DIR: that is a read-only ConfigMap mount, no place for a nested mount point.
+  // With persistence the StatefulSet's volumeClaimTemplates provide "data". Either way the pod
+  // sees its own annotations (a drain request on scale-down, or on deletion) through the
+  // downward API. Not under CONFIG_DIR: that is a read-only ConfigMap mount, no place for a
+  // nested mount point.
   if (!relay.spec.queue.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
-  else {
-    volumes.push({ name: 'podinfo', downwardAPI: { items: [{ path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } });
-    mounts.push({ name: 'podinfo', mountPath: PODINFO_DIR, readOnly: true });
-  }
+  volumes.push({ name: 'podinfo', downwardAPI: { items: [{ path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } });
+  mounts.push({ name: 'podinfo', mountPath: PODINFO_DIR, readOnly: true });
   return { volumes, mounts };
 }
 

@@ -119,6 +119,13 @@ export class Kube {
     }
   }
 
+  /** Only the objects' metadata (PartialObjectMetadataList): a list of pods without their specs. */
+  listMetadata(apiVersion: string, kind: string, namespace: string, query: Record<string, string | undefined> = {}): Promise<{ items: KubeObject[] }> {
+    return this.request('GET', collectionPath(resourceFor(apiVersion, kind), namespace), {
+      query, accept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1', verb: 'list',
+    });
+  }
+
   list<T = KubeObject>(apiVersion: string, kind: string, namespace?: string, query: Record<string, string | undefined> = {}): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
     return this.request('GET', collectionPath(resourceFor(apiVersion, kind), namespace), { query, verb: 'list' });
   }

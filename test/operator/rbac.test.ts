@@ -21,7 +21,7 @@ const NEEDS: [string, string[]][] = [
   ['dnsendpoints', ['get', 'create', 'patch', 'delete']],
   ['events', ['create']], ['leases', ['get', 'create', 'update']], ['namespaces', ['list', 'watch']],
   // the drain (operator/controllers/drain.ts): finalizer, pod annotation and /status, emptied volumes
-  ['emailrelays', ['patch']], ['pods', ['get', 'patch']], ['pods/proxy', ['get']], ['persistentvolumeclaims', ['get', 'delete']],
+  ['emailrelays', ['patch']], ['pods', ['get', 'list', 'patch']], ['pods/proxy', ['get']], ['persistentvolumeclaims', ['get', 'delete']],
 ];
 
 describe('deploy/rbac.yaml', () => {
@@ -35,8 +35,8 @@ describe('deploy/rbac.yaml', () => {
     for (const v of ['create', 'update', 'delete']) expect(allowed('mailfleet.io', 'emailrelays', v)).toBe(false);
     for (const v of ['create', 'update', 'patch', 'delete']) expect(allowed('mailfleet.io', 'senderdomains', v)).toBe(false);
   });
-  it('reaches pods only to annotate them and read /status, volumes only to delete emptied ones', () => {
-    for (const v of ['list', 'watch', 'create', 'update', 'delete']) expect(allowed('', 'pods', v)).toBe(false);
+  it('reaches pods only to find a relay\'s, annotate them and read /status, volumes only to delete emptied ones', () => {
+    for (const v of ['watch', 'create', 'update', 'delete']) expect(allowed('', 'pods', v)).toBe(false);
     for (const v of ['create', 'update', 'patch', 'list']) expect(allowed('', 'persistentvolumeclaims', v)).toBe(false);
     expect(allowed('', 'pods/exec', 'create')).toBe(false);
   });

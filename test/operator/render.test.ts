@@ -137,15 +137,18 @@ describe('renderRelay', () => {
     const out = renderRelay(input({ relay, fleetToken: 'fleet-secret' }));
     expect(out.errors).toEqual([]);
     const cfg = relayConfigSchema.parse(YAML.parse(kindOf(out, 'ConfigMap').data['relay.yaml']));
-    // no drain request ever comes to a Deployment's pod (no annotations file): SIGTERM is the signal
+    // SIGTERM is the signal on scale-down and rollout; the annotations file carries a drain
+    // request only when the EmailRelay is deleted (every pod goes at once, no peer stays)
     expect(cfg.handoff).toEqual({
+      annotationsFile: '/var/run/mailfleet/podinfo/annotations',
       host: '0.0.0.0', port: 2526, tokenFile: '/var/run/mailfleet/secrets/fleet.token', connections: 4, onShutdown: true, peers: ['edge-headless.mail.svc:2526'],
     });
     expect(decodeSecretData(kindOf(out, 'Secret'))['fleet.token']).toBe('fleet-secret');
     const dep = kindOf(out, 'Deployment');
     const pod = dep.spec.template.spec;
     expect(pod.containers[0].ports).toContainEqual({ name: 'handoff', containerPort: 2526, protocol: 'TCP' });
-    expect(pod.volumes.map((v: any) => v.name)).not.toContain('podinfo');
+    expect(pod.volumes).toContainEqual({ name: 'podinfo', downwardAPI: { items: [{ path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'podinfo', mountPath: '/var/run/mailfleet/podinfo', readOnly: true });
     // the new pod is ready before an old one goes, so a rollout always has a peer to hand to
     expect(dep.spec.strategy.rollingUpdate).toEqual({ maxUnavailable: 0, maxSurge: 1 });
     // the whole shutdown (drainTimeout, the 10 s hand-off grace, closing) fits before SIGKILL
