@@ -1,11 +1,12 @@
 // A SenderDomain's place in the cluster, as both controllers see it: the relay it names
 // (possibly in another namespace), whether that relay admits it, and who owns each domain
 // cluster-wide. Read from the cache only.
-import { resolveClaims, type Claims } from '../render/claims.ts';
+import { ClaimIndex } from '../render/claim-index.ts';
+import { claimKey } from '../render/claims.ts';
 import type { EmailRelay, SenderDomain } from '../render/objects.ts';
 import type { Cache } from '../runtime/cache.ts';
 import { admits, type Admission, type NamespaceLabels } from '../tenancy/admission.ts';
-import { parseRelay, validDomains } from './specs.ts';
+import { parseDomain, parseRelay, validDomains } from './specs.ts';
 
 export interface Attachment {
   /** The relay's namespace (relayRef.namespace, else the SenderDomain's). */
@@ -35,7 +36,28 @@ export function attachment(cache: Cache, sd: SenderDomain): Attachment {
   return { relayNamespace, relay, admission };
 }
 
-/** Cluster-wide claims: every SenderDomain whose relay exists and admits it claims its domain. */
-export function clusterClaims(cache: Cache): Claims<SenderDomain> {
-  return resolveClaims(validDomains(cache.domains.list()), (sd) => attachment(cache, sd).admission.allowed);
+const indexes = new WeakMap<Cache, ClaimIndex<SenderDomain>>();
+
+/**
+ * Cluster-wide claims: every SenderDomain whose spec parses and whose relay exists and
+ * admits it claims its domain. One index per cache, filled from it once and then kept by
+ * its watch events (a relay's or a namespace's change may change admissions: verdicts are
+ * worked out again).
+ */
+export function claimIndex(cache: Cache): ClaimIndex<SenderDomain> {
+  const known = indexes.get(cache);
+  if (known) return known;
+  const index = new ClaimIndex<SenderDomain>((sd) => attachment(cache, sd).admission.allowed);
+  for (const sd of validDomains(cache.domains.list())) index.set(sd);
+  cache.observe((kind, type, obj) => {
+    if (kind === 'SenderDomain') {
+      const parsed = type === 'DELETED' ? undefined : parseDomain(obj as SenderDomain);
+      if (parsed && 'sd' in parsed) index.set(parsed.sd);
+      else index.remove(claimKey(obj as SenderDomain));
+    } else if (kind === 'EmailRelay' || kind === 'Namespace') {
+      index.changed();
+    }
+  });
+  indexes.set(cache, index);
+  return index;
 }

@@ -3,7 +3,7 @@
 // it, applies what differs, deletes what is no longer wanted, and writes the status computed
 // from the workload's rollout.
 import type { Logger } from 'pino';
-import { claimKey, relayKeyOf, relayOwners } from '../render/claims.ts';
+import { claimKey, relayKeyOf } from '../render/claims.ts';
 import { findCondition, mergeConditions, summaryConditions } from '../render/conditions.ts';
 import { parseInternal } from '../render/domain-internal.ts';
 import { signingKeys } from '../render/dkim.ts';
@@ -17,7 +17,7 @@ import type { OptionalApis } from '../runtime/discovery.ts';
 import { ApiError, type Kube } from '../runtime/kube.ts';
 import type { Reconciler, Request } from '../runtime/manager.ts';
 import { parseRelay } from './specs.ts';
-import { clusterClaims } from './attachment.ts';
+import { claimIndex } from './attachment.ts';
 import { verificationRequired, type DomainVerifier } from '../tenancy/verification.ts';
 import { selectorCondition } from '../tenancy/admission.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
@@ -70,6 +70,7 @@ export class EmailRelayController implements Reconciler {
     this.drain = new DrainIO(o.kube, o.podStatus ?? new ProxyStatusReader(o.kube), o.log);
     this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
     this.secrets = new UserSecrets({ cache: o.cache, kube: o.kube });
+    claimIndex(o.cache); // kept from the first event on
   }
 
   /**
@@ -91,8 +92,7 @@ export class EmailRelayController implements Reconciler {
     if (obj.kind === 'SenderDomain') {
       const sd = obj as SenderDomain;
       if (!valid(sd)) return [];
-      const domain = sd.spec.domain.toLowerCase();
-      const rivals = this.o.cache.domains.list().filter((o) => valid(o) && claimKey(o) !== claimKey(sd) && o.spec.domain.toLowerCase() === domain);
+      const rivals = claimIndex(this.o.cache).claimantsOf(sd.spec.domain).filter((o) => claimKey(o) !== claimKey(sd));
       return [sd, ...rivals].map(relayOf);
     }
     // a SenderDomain's own Secret: its relay may be in another namespace
@@ -157,7 +157,7 @@ export class EmailRelayController implements Reconciler {
       await apply.degrade(raw, TARGET_NOT_ALLOWED, targets.join('; '));
       return undefined;
     }
-    const owners = relayOwners(clusterClaims(cache), `${ns}/${name}`);
+    const owners = claimIndex(cache).owners(`${ns}/${name}`);
     const domains = await this.attachedDomains(relay, owners, now, log);
     const out = renderRelay({
       relay, domains, userSecrets: own.data, image: this.o.image, apis: this.o.apis(), now,

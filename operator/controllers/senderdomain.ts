@@ -22,7 +22,7 @@ import type { OperatorMetrics } from '../runtime/metrics.ts';
 import { seenSelectors, verifyDkimRecords, type DnsCheck } from './dns-verification.ts';
 import { appPassword, generateDkimKey } from './domain-secrets.ts';
 import { parseDomain } from './specs.ts';
-import { attachment, clusterClaims } from './attachment.ts';
+import { attachment, claimIndex } from './attachment.ts';
 import { RELAY_NOT_ALLOWED } from '../tenancy/admission.ts';
 import { DomainVerifier, verificationRequired, type Verification } from '../tenancy/verification.ts';
 import { OAuth2ProbeCache } from '../../relay/delivery/oauth2/probe.ts';
@@ -80,6 +80,7 @@ export class SenderDomainController implements Reconciler {
     this.o = o;
     this.probes = o.oauth2Probes ?? new OAuth2ProbeCache({ failedTtlMs: OAUTH2_RECHECK_MS });
     this.secrets = new UserSecrets({ cache: o.cache, kube: o.kube });
+    claimIndex(o.cache); // kept from the first event on
   }
 
   /**
@@ -93,18 +94,14 @@ export class SenderDomainController implements Reconciler {
     const namespace = obj.metadata.namespace ?? '';
     const req = (o: KubeObject) => ({ namespace: o.metadata.namespace ?? '', name: o.metadata.name });
     const valid = (o: SenderDomain) => !!o.spec?.relayRef?.name && typeof o.spec.domain === 'string';
-    const all = () => this.o.cache.domains.list().filter(valid);
-    if (obj.kind === 'EmailRelay') {
-      const key = `${namespace}/${obj.metadata.name}`;
-      return all().filter((sd) => relayKeyOf(sd) === key).map(req);
-    }
+    // the claimants (specs that parse) from the index: an event costs what it touches, not every SenderDomain
+    const claims = claimIndex(this.o.cache);
+    if (obj.kind === 'EmailRelay') return claims.onRelay(`${namespace}/${obj.metadata.name}`).map(req);
     if (obj.kind === 'Namespace') return this.o.cache.domains.list(obj.metadata.name).map(req);
     if (obj.kind === 'SenderDomain') {
       const sd = obj as SenderDomain;
       if (!valid(sd)) return [req(sd)];
-      const domain = sd.spec.domain.toLowerCase();
-      const relay = relayKeyOf(sd);
-      const rivals = all().filter((o) => claimKey(o) !== claimKey(sd) && (o.spec.domain.toLowerCase() === domain || relayKeyOf(o) === relay));
+      const rivals = new Set([...claims.claimantsOf(sd.spec.domain), ...claims.onRelay(relayKeyOf(sd))].filter((o) => claimKey(o) !== claimKey(sd)));
       return [sd, ...rivals].map(req);
     }
     const domains = this.o.cache.domains.list(namespace);
@@ -155,7 +152,7 @@ export class SenderDomainController implements Reconciler {
     const foreign = relayNamespace !== ns;
     const refused = !admission.allowed && (relay || foreign)
       ? { reason: RELAY_NOT_ALLOWED, message: relay ? admission.message : `EmailRelay ${relayNamespace}/${spec.relayRef.name} does not exist or does not admit SenderDomains from namespace ${ns}` } as const
-      : clusterClaims(cache).refused.get(claimKey(sd));
+      : claimIndex(cache).refusal(sd);
     if (refused) {
       const out = renderSenderDomain({ sd, relay, refused, internal: parseInternal({}), host, port, now, publish: gate });
       for (const a of out.absent) await apply.deleteIfOwned(a, raw);

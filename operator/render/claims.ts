@@ -5,7 +5,7 @@
 // in any relay config), whichever the operator happens to see first, so the outcome never
 // depends on event order. A refusal never names another namespace's objects: a tenant learns
 // that its domain is taken, not by whom.
-interface Claimant {
+export interface Claimant {
   metadata: { name: string; namespace?: string; creationTimestamp?: string };
   spec: { domain: string; relayRef: { name: string; namespace?: string | undefined }; credentials?: { enabled: boolean; username?: string | undefined } };
 }
@@ -16,12 +16,12 @@ export const claimKey = (sd: Claimant) => `${sd.metadata.namespace ?? ''}/${sd.m
 /** namespace/name of the relay a SenderDomain names (its own namespace unless relayRef.namespace says otherwise). */
 export const relayKeyOf = (sd: Claimant) => `${sd.spec.relayRef.namespace ?? sd.metadata.namespace ?? ''}/${sd.spec.relayRef.name}`;
 
-function before(a: Claimant, b: Claimant): boolean {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb; // RFC 3339 UTC with seconds: string order is time order
-  return claimKey(a) < claimKey(b);
-}
+/**
+ * A claim's place in line, as a string whose order is the claim order: creationTimestamp
+ * (RFC 3339 UTC with seconds: string order is time order), then namespace/name. The
+ * separator sorts below every character of a timestamp, so an earlier time wins whatever follows.
+ */
+export const claimOrder = (sd: Claimant) => `${sd.metadata.creationTimestamp ?? ''}\n${claimKey(sd)}`;
 
 /** The SMTP login a SenderDomain asks for on its relay, if it has one. */
 export function loginName(sd: Claimant): string | undefined {
@@ -47,12 +47,31 @@ function holderText(claimant: Claimant, holder: Claimant): string {
   return holder.metadata.namespace === claimant.metadata.namespace ? `SenderDomain ${holder.metadata.name}` : 'a SenderDomain in another namespace';
 }
 
+/** sd is refused: holder (created earlier) owns its domain. */
+export function domainConflict(sd: Claimant, holder: Claimant): Refusal {
+  return {
+    reason: 'DomainConflict', with: claimKey(holder),
+    message: `domain ${sd.spec.domain} is already claimed by ${holderText(sd, holder)} (created earlier); this one is refused. `
+      + 'A domain has one owner in the cluster: ask the relay\'s owners if it should be yours',
+  };
+}
+
+/** sd is refused: holder (created earlier) has its login on the same relay. */
+export function usernameConflict(sd: Claimant, holder: Claimant): Refusal {
+  return {
+    reason: 'UsernameConflict', with: claimKey(holder),
+    message: `SMTP username ${loginName(sd) ?? ''} is already used on relay ${sd.spec.relayRef.name} by ${holderText(sd, holder)} (created earlier); `
+      + 'set a different credentials.username; this one is refused',
+  };
+}
+
 /**
- * Resolves every claim among `all` (the cluster's SenderDomains; those `admitted` refuses
+ * The reference, every claim at once (the operator asks the ClaimIndex of claim-index.ts,
+ * which gives the same verdicts one SenderDomain at a time). Resolves every claim among `all` (the cluster's SenderDomains; those `admitted` refuses
  * claim nothing): domains first, then logins per relay among the domains' owners.
  */
 export function resolveClaims<T extends Claimant>(all: readonly T[], admitted: (sd: T) => boolean = () => true): Claims<T> {
-  const sorted = all.filter(admitted).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+  const sorted = all.filter(admitted).sort((a, b) => (claimOrder(a) < claimOrder(b) ? -1 : claimOrder(a) > claimOrder(b) ? 1 : 0));
   const owners = new Map<string, T>();
   const logins = new Map<string, T>(); // relay key + login → holder
   const refused = new Map<string, Refusal>();
@@ -60,31 +79,18 @@ export function resolveClaims<T extends Claimant>(all: readonly T[], admitted: (
     const domain = sd.spec.domain.toLowerCase();
     const cur = owners.get(domain);
     if (cur) {
-      refused.set(claimKey(sd), {
-        reason: 'DomainConflict', with: claimKey(cur),
-        message: `domain ${sd.spec.domain} is already claimed by ${holderText(sd, cur)} (created earlier); this one is refused. `
-          + 'A domain has one owner in the cluster: ask the relay\'s owners if it should be yours',
-      });
+      refused.set(claimKey(sd), domainConflict(sd, cur));
       continue;
     }
     const login = loginName(sd);
     const loginKey = `${relayKeyOf(sd)}\n${login ?? ''}`;
     const holder = login === undefined ? undefined : logins.get(loginKey);
     if (login !== undefined && holder) {
-      refused.set(claimKey(sd), {
-        reason: 'UsernameConflict', with: claimKey(holder),
-        message: `SMTP username ${login} is already used on relay ${sd.spec.relayRef.name} by ${holderText(sd, holder)} (created earlier); `
-          + 'set a different credentials.username; this one is refused',
-      });
+      refused.set(claimKey(sd), usernameConflict(sd, holder));
       continue;
     }
     owners.set(domain, sd);
     if (login !== undefined) logins.set(loginKey, sd);
   }
   return { owners, refused };
-}
-
-/** The owners whose relay is `relayKey` (namespace/name). */
-export function relayOwners<T extends Claimant>(claims: Claims<T>, relayKey: string): T[] {
-  return [...claims.owners.values()].filter((sd) => relayKeyOf(sd) === relayKey);
 }

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { credentialSchema, senderDomainSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
 import { parseDkimKey } from '../../relay/dkim/keys.ts';
 import { formatIssues } from '../../relay/util/zod-issues.ts';
+import { claimOrder } from './claims.ts';
 import { signingKeys } from './dkim.ts';
 import type { DomainInternal } from './domain-internal.ts';
 import type { SenderDomain } from './objects.ts';
@@ -134,9 +135,6 @@ export function budgetRefusal(relayKey: string): { reason: typeof SECRET_BUDGET_
   };
 }
 
-/** Oldest claim first (creationTimestamp, then namespace/name), as domain ownership goes. */
-const claimOrder = (sd: SenderDomain) => `${sd.metadata.creationTimestamp ?? ''}\n${sd.metadata.namespace ?? ''}/${sd.metadata.name}`;
-
 /**
  * The served domains (with their signing keys) and the SMTP logins, sorted by domain, after
  * the relay's own files are in. A domain that does not render whole is left out and listed;
@@ -156,6 +154,7 @@ export function domainsConfig(attached: AttachedDomain[], at: Date, files: Secre
     else staged.push({ a, out, stage });
   }
   let secretBytes = filesSize(files.data);
+  // oldest claim first (creationTimestamp, then namespace/name), as domain ownership goes
   const fitting = staged.sort((x, y) => (claimOrder(x.a.sd) < claimOrder(y.a.sd) ? -1 : 1)).filter(({ a, out, stage }) => {
     const s = filesSize(stage.data);
     const c = yamlSize({ domains: [out.entry], credentials: out.credential ? [out.credential] : [] });

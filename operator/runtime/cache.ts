@@ -10,7 +10,7 @@ import type { Kube } from './kube.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { Clock } from './clock.ts';
 import { kubeListWatch, type ListWatch } from './list-watch.ts';
-import { Reflector } from './reflector.ts';
+import { Reflector, type StoreEventType } from './reflector.ts';
 import { resourceFor } from './resources.ts';
 import { ReflectorGroup } from './reflector-group.ts';
 import { assertWatchable, type WatchScope } from './watch-scope.ts';
@@ -35,6 +35,9 @@ export interface CacheOptions {
   /** The namespaces to watch (--watch-namespaces); undefined: the whole cluster. */
   namespaces?: WatchScope;
 }
+
+/** A change to a watched object, as its reflector's store took it. */
+export type StoreObserver = (kind: string, type: StoreEventType, obj: KubeObject) => void;
 
 /** namespace undefined: cluster-wide. */
 export type SourceFactory = (apiVersion: string, kind: string, labelSelector: string | undefined, namespace?: string, fieldSelector?: string) => ListWatch<KubeObject>;
@@ -73,6 +76,7 @@ export class Cache {
    */
   readonly namespaceObjects: ReflectorGroup<KubeObject> | undefined;
   private readonly kube: Kube;
+  private readonly observers: StoreObserver[] = [];
 
   constructor(o: CacheOptions) {
     this.kube = o.kube;
@@ -81,7 +85,10 @@ export class Cache {
     const one = <T extends KubeObject>(apiVersion: string, kind: string, labelSelector: string | undefined, namespace: string | undefined, fieldSelector?: string) =>
       new Reflector<T>({
         kind, source: source(apiVersion, kind, labelSelector, namespace, fieldSelector) as ListWatch<T>, log: namespace ? o.log.child({ watchNamespace: namespace }) : o.log,
-        onEvent: (_t, obj) => o.onEvent(obj),
+        onEvent: (t, obj) => {
+          for (const f of this.observers) f(kind, t, obj);
+          o.onEvent(obj);
+        },
         ...(o.watchSeconds ? { watchSeconds: o.watchSeconds } : {}), ...(o.clock ? { clock: o.clock } : {}),
         onRestart: (reason) => o.metrics.watchRestarts.inc({ kind, reason }),
       });
@@ -101,6 +108,14 @@ export class Cache {
 
   private get all(): ReflectorGroup<KubeObject>[] {
     return [this.relays, this.domains, ...this.owned.values(), ...this.consented, ...(this.namespaceObjects ? [this.namespaceObjects] : [])] as ReflectorGroup<KubeObject>[];
+  }
+
+  /**
+   * Calls fn with every change to a watched object, before the controllers hear of it: an
+   * index kept from the watch (controllers/attachment.ts claimIndex) is current when they ask.
+   */
+  observe(fn: StoreObserver): void {
+    this.observers.push(fn);
   }
 
   /** A user Secret that consents to MailFleet's use, as last seen by its watch (else undefined). */
