@@ -77,7 +77,7 @@ try {
   const w2 = writesOf(m2);
   const reconcileS = (t: string, kind: string) => sum(t, new RegExp(`^mailfleet_operator_reconcile_duration_seconds_sum\\{kind="${kind}"\\}`));
   const reconciled = (t: string, kind: string) => sum(t, new RegExp(`^mailfleet_operator_reconciles_total\\{kind="${kind}"`));
-  const cpuS = (t: string) => sum(t, /^mailfleet_operator_process_cpu_seconds_total /);
+  const cpuS = (t: string) => sum(t, /^mailfleet_operator_process_(process_)?cpu_seconds_total /);
   const objects = RELAYS * (1 + DOMAINS);
   console.log(JSON.stringify({
     relays: RELAYS, domainsPerRelay: DOMAINS, algorithm: ALG,
