@@ -11,11 +11,10 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
-import { kubeletAnnotations, relayStatus, sendTo, subjects } from './relay-pods.ts';
+import { kubeletAnnotations, relayStatus, sendTo, subjects, writeLoopbackPodConfig } from './relay-pods.ts';
 import { startSink } from '../support/sink.ts';
 import { spawnRelay, tempDir, type ChildRelay } from '../support/relay-harness.ts';
 import { freePort } from '../support/ports.ts';
-import { loopbackSinksConfig } from '../support/outbound.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'deploy-delete';
@@ -72,23 +71,8 @@ describe.skipIf(!cluster.available)('deleting a Deployment EmailRelay waits for 
     const token = Buffer.from((await getJson(c, ['get', 'secret', 'web-secrets', '-n', NS])).data['fleet.token'], 'base64').toString();
     const dir = tempDir();
     const [smtpPort, httpPort, handoffPort] = [await freePort(), await freePort(), await freePort()];
-    fs.writeFileSync(path.join(dir, 'fleet.token'), token);
-    fs.writeFileSync(path.join(dir, 'annotations'), '');
-    const configFile = path.join(dir, 'relay.yaml');
-    fs.writeFileSync(configFile, YAML.stringify({
-      ...rendered,
-      dataDir: path.join(dir, 'data'),
-      listeners: [{ name: 'plain', host: '127.0.0.1', port: smtpPort, mode: 'plain' }],
-      trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
-      domains: [{ domain: 'example.test' }],
-      recipientChecks: { dns: false },
-      queue: { ...rendered.queue, retrySchedule: ['1s'] },
-      delivery: { mode: 'smarthost', smarthosts: [{ host: sink.host, port: sink.port, tls: 'none', requireTls: false }] },
-      outbound: loopbackSinksConfig,
-      http: { host: '127.0.0.1', port: httpPort },
-      // the only pod: no peer (the headless Service's name would resolve to nobody ready)
-      handoff: { ...rendered.handoff, host: '127.0.0.1', port: handoffPort, tokenFile: path.join(dir, 'fleet.token'), annotationsFile: path.join(dir, 'annotations'), peers: [], onShutdown: false },
-    }));
+    // the only pod: no peer (the headless Service's name would resolve to nobody ready)
+    const configFile = writeLoopbackPodConfig(rendered, token, { dir, smtpPort, httpPort, handoffPort }, sink, { peers: [], onShutdown: false });
     fs.writeFileSync(urlsFile, JSON.stringify({ [`${NS}/${podName}`]: `http://127.0.0.1:${httpPort}` }));
     cleanup.push(kubeletAnnotations(c, NS, () => [{ pod: podName, dir }]));
     relay = await spawnRelay(configFile, { MAILFLEET_WATCH_INTERVAL_MS: '200' });

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
+import YAML from 'yaml';
 import type { Cluster } from '../cluster/harness.ts';
+import { loopbackSinksConfig } from '../support/outbound.ts';
 import type { Sink } from '../support/sink.ts';
 import { tryGetJson } from './support.ts';
 
@@ -59,4 +61,33 @@ export function kubeletAnnotations(c: Cluster, namespace: string, pods: () => Ar
     }
   })();
   return async () => { running = false; await loop; };
+}
+
+export interface PodOnLoopback { dir: string; smtpPort: number; httpPort: number; handoffPort: number }
+
+/**
+ * What the kubelet would mount for a pod, moved onto loopback: writes the fleet token, an
+ * empty annotations file and the rendered config (from the relay's ConfigMap) with the pod's
+ * own ports, data dir and files, delivering to `sink`; returns the config file. `handoff`
+ * overrides the hand-off block (the peers, resolved to loopback ports).
+ */
+export function writeLoopbackPodConfig(rendered: any, token: string, pod: PodOnLoopback, sink: { host: string; port: number }, handoff: Record<string, unknown>): string {
+  const { dir } = pod;
+  fs.writeFileSync(path.join(dir, 'fleet.token'), token);
+  fs.writeFileSync(path.join(dir, 'annotations'), '');
+  const configFile = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(configFile, YAML.stringify({
+    ...rendered,
+    dataDir: path.join(dir, 'data'),
+    listeners: [{ name: 'plain', host: '127.0.0.1', port: pod.smtpPort, mode: 'plain' }],
+    trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
+    domains: [{ domain: 'example.test' }],
+    recipientChecks: { dns: false },
+    queue: { ...rendered.queue, retrySchedule: ['1s'] },
+    delivery: { mode: 'smarthost', smarthosts: [{ host: sink.host, port: sink.port, tls: 'none', requireTls: false }] },
+    outbound: loopbackSinksConfig,
+    http: { host: '127.0.0.1', port: pod.httpPort },
+    handoff: { ...rendered.handoff, host: '127.0.0.1', port: pod.handoffPort, tokenFile: path.join(dir, 'fleet.token'), annotationsFile: path.join(dir, 'annotations'), ...handoff },
+  }));
+  return configFile;
 }

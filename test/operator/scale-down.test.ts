@@ -7,14 +7,13 @@
 // seam, instead of the API server's pods/proxy, which refuses loopback pod addresses).
 import fs from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import YAML from 'yaml';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, getJson, startOperatorProcess, tryGetJson, useOperatorCluster, type OperatorProcess } from './support.ts';
+import { kubeletAnnotations, relayStatus, sendTo, subjects, writeLoopbackPodConfig } from './relay-pods.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { spawnRelay, tempDir, type ChildRelay } from '../support/relay-harness.ts';
 import { freePort } from '../support/ports.ts';
-import { loopbackSinksConfig } from '../support/outbound.ts';
 
 const cluster = useOperatorCluster();
 const NS = 'drain';
@@ -41,32 +40,10 @@ interface Pod {
   handoffPort: number;
   configFile: string;
   relay?: ChildRelay;
-  annotations: string;
 }
 
-const status = async (p: Pod): Promise<{ draining: boolean; queued: number } | undefined> => {
-  try {
-    return await (await fetch(`http://127.0.0.1:${p.httpPort}/status`)).json() as { draining: boolean; queued: number };
-  } catch {
-    return undefined;
-  }
-};
-
-/** The downward-API file as the kubelet writes it: one key="value" per annotation, swapped in whole. */
-function annotationsFile(annotations: Record<string, string>): string {
-  return Object.keys(annotations).sort().map((k) => `${k}=${JSON.stringify(annotations[k])}`).join('\n');
-}
-
-async function send(p: Pod, subject: string): Promise<void> {
-  const client = nodemailer.createTransport({ host: '127.0.0.1', port: p.smtpPort, ignoreTLS: true });
-  try {
-    await client.sendMail({ envelope: { from: 'app@example.test', to: ['rcpt@dest.test'] }, raw: `From: app@example.test\r\nTo: rcpt@dest.test\r\nSubject: ${subject}\r\n\r\n${subject}\r\n` });
-  } finally {
-    client.close();
-  }
-}
-
-const subjects = (sink: Sink) => sink.messages.map((m) => /^Subject: (.*)$/m.exec(m.data!.toString())?.[1] ?? '?');
+const status = (p: Pod) => relayStatus(p.httpPort);
+const send = (p: Pod, subject: string) => sendTo(p.smtpPort, subject);
 
 describe.skipIf(!cluster.available)('scale-down and deletion hand the queue over (real control plane, real relay processes)', () => {
   let sink: Sink;
@@ -88,7 +65,7 @@ describe.skipIf(!cluster.available)('scale-down and deletion hand the queue over
     for (let i = 0; i < 3; i++) await apply(volume(`drain-pv-${i}`));
     for (let i = 0; i < 3; i++) {
       const dir = tempDir();
-      pods.push({ ordinal: i, dir, smtpPort: await freePort(), httpPort: await freePort(), handoffPort: await freePort(), configFile: path.join(dir, 'relay.yaml'), annotations: '' });
+      pods.push({ ordinal: i, dir, smtpPort: await freePort(), httpPort: await freePort(), handoffPort: await freePort(), configFile: path.join(dir, 'relay.yaml') });
     }
     fs.writeFileSync(urlsFile, JSON.stringify(Object.fromEntries(pods.map((p) => [`${NS}/${NAME}-${p.ordinal}`, `http://127.0.0.1:${p.httpPort}`]))));
     op = await startOperatorProcess(cluster.operatorKubeconfig(), ['--test-only-pod-status-urls', urlsFile]);
@@ -109,42 +86,11 @@ describe.skipIf(!cluster.available)('scale-down and deletion hand the queue over
     const secret = await getJson(c, ['get', 'secret', `${NAME}-secrets`, '-n', NS]);
     const token = Buffer.from(secret.data['fleet.token'], 'base64').toString();
     expect(rendered.handoff.peers).toEqual([0, 1, 2].map((i) => `${NAME}-${i}.${NAME}-headless.${NS}.svc:2526`));
-    for (const p of pods) {
-      fs.writeFileSync(path.join(p.dir, 'fleet.token'), token);
-      fs.writeFileSync(path.join(p.dir, 'annotations'), '');
-      // On loopback: each pod's ports, data dir and files; the peers' DNS names resolved to their loopback ports.
-      const peerAddress = (peer: string) => `127.0.0.1:${pods[Number(/-(\d+)\./.exec(peer)![1])]!.handoffPort}`;
-      fs.writeFileSync(p.configFile, YAML.stringify({
-        ...rendered,
-        dataDir: path.join(p.dir, 'data'),
-        listeners: [{ name: 'plain', host: '127.0.0.1', port: p.smtpPort, mode: 'plain' }],
-        trustedNetworks: [{ cidrs: ['127.0.0.0/8'], domains: ['example.test'] }],
-        domains: [{ domain: 'example.test' }],
-        recipientChecks: { dns: false },
-        queue: { ...rendered.queue, retrySchedule: ['1s'] },
-        delivery: { mode: 'smarthost', smarthosts: [{ host: sink.host, port: sink.port, tls: 'none', requireTls: false }] },
-        outbound: loopbackSinksConfig,
-        http: { host: '127.0.0.1', port: p.httpPort },
-        handoff: { ...rendered.handoff, host: '127.0.0.1', port: p.handoffPort, tokenFile: path.join(p.dir, 'fleet.token'), annotationsFile: path.join(p.dir, 'annotations'), peers: rendered.handoff.peers.map(peerAddress) },
-      }));
-    }
+    // On loopback: each pod's ports, data dir and files; the peers' DNS names resolved to their loopback ports.
+    const peerAddress = (peer: string) => `127.0.0.1:${pods[Number(/-(\d+)\./.exec(peer)![1])]!.handoffPort}`;
+    for (const p of pods) writeLoopbackPodConfig(rendered, token, p, sink, { peers: rendered.handoff.peers.map(peerAddress) });
     // The kubelet's part for the annotations: each pod's, into its relay's downward-API file.
-    let kubelet = true;
-    const kubeletLoop = (async () => {
-      while (kubelet) {
-        for (const p of pods) {
-          const pod = await tryGetJson(c, ['get', 'pod', `${NAME}-${p.ordinal}`, '-n', NS]);
-          const text = annotationsFile(pod?.metadata?.annotations ?? {});
-          if (pod && text !== p.annotations) {
-            fs.writeFileSync(path.join(p.dir, 'annotations.tmp'), text);
-            fs.renameSync(path.join(p.dir, 'annotations.tmp'), path.join(p.dir, 'annotations'));
-            p.annotations = text;
-          }
-        }
-        await new Promise((r) => setTimeout(r, 300));
-      }
-    })();
-    cleanup.push(async () => { kubelet = false; await kubeletLoop; });
+    cleanup.push(kubeletAnnotations(c, NS, () => pods.map((p) => ({ pod: `${NAME}-${p.ordinal}`, dir: p.dir }))));
     const run = async (p: Pod) => {
       p.relay = await spawnRelay(p.configFile, { MAILFLEET_WATCH_INTERVAL_MS: '200' });
       cleanup.push(() => p.relay?.child.kill('SIGKILL'));
