@@ -10,8 +10,8 @@
 // was itself accepted holds its domain (DomainConflict) or, on the same relay, its login
 // (UsernameConflict); one the relay does not admit claims nothing. So a SenderDomain's verdict
 // depends on the verdicts of the earlier claimants of its domain and login only — which are
-// strictly earlier in claim order, so the recursion ends, and is at most as deep as the chain
-// of SenderDomains linked by shared domains and logins.
+// strictly earlier in claim order, so working them out ends (with an explicit stack: the
+// chain of SenderDomains linked by shared domains and logins is as long as a tenant makes it).
 import { claimKey, claimOrder, domainConflict, loginName, relayKeyOf, usernameConflict, type Claimant, type Refusal } from './claims.ts';
 
 /** Inserts into a list kept in claim order. */
@@ -121,23 +121,61 @@ export class ClaimIndex<T extends Claimant> {
     return this.isAdmitted(sd) && this.verdict(sd) === null;
   }
 
-  /** The verdict of an admitted claimant: the first accepted earlier holder of its domain, then of its login. */
-  private verdict(sd: T): Refusal | null {
-    const known = this.verdicts.get(sd);
+  /**
+   * The verdict of an admitted claimant: the first accepted earlier holder of its domain,
+   * then of its login. Worked out with an explicit stack, not by recursion: a verdict needs
+   * the verdicts of earlier claimants, and a tenant can chain its SenderDomains (each sharing
+   * a domain with the next and a login with the one after) as deep as it has objects — a
+   * few thousand would overflow the call stack and crash the operator for every tenant.
+   */
+  private verdict(target: T): Refusal | null {
+    const known = this.verdicts.get(target);
     if (known !== undefined) return known;
+    const stack: T[] = [target];
+    // Bounded: each turn either decides one claimant (popped, never pushed again: decided)
+    // or pushes an undecided, strictly earlier one.
+    while (stack.length) {
+      const sd = stack[stack.length - 1]!;
+      if (this.verdicts.has(sd)) { stack.pop(); continue; }
+      const needed = this.undecidedDependency(sd);
+      if (needed) { stack.push(needed); continue; }
+      this.verdicts.set(sd, this.decide(sd));
+      stack.pop();
+    }
+    return this.verdicts.get(target)!;
+  }
+
+  /** The earlier claimants a verdict reads, oldest first, up to the first accepted one. */
+  private *earlierHolders(sd: T): Generator<{ list: 'domain' | 'login'; e: T }> {
     const order = claimOrder(sd);
-    const earlierAccepted = (list: readonly T[] | undefined) => {
-      for (const e of list ?? []) {
-        if (claimOrder(e) >= order) return undefined;
-        if (this.accepted(e)) return e;
-      }
-      return undefined;
-    };
-    const domainHolder = earlierAccepted(this.byDomain.get(sd.spec.domain.toLowerCase()));
+    for (const e of this.byDomain.get(sd.spec.domain.toLowerCase()) ?? []) {
+      if (claimOrder(e) >= order) break;
+      if (!this.isAdmitted(e)) continue;
+      yield { list: 'domain', e };
+      if (this.verdicts.get(e) === null) return; // the domain's holder: the login does not matter
+    }
     const login = loginKey(sd);
-    const loginHolder = domainHolder || login === undefined ? undefined : earlierAccepted(this.byLogin.get(login));
-    const v = domainHolder ? domainConflict(sd, domainHolder) : loginHolder ? usernameConflict(sd, loginHolder) : null;
-    this.verdicts.set(sd, v);
-    return v;
+    if (login === undefined) return;
+    for (const e of this.byLogin.get(login) ?? []) {
+      if (claimOrder(e) >= order) break;
+      if (!this.isAdmitted(e)) continue;
+      yield { list: 'login', e };
+      if (this.verdicts.get(e) === null) return;
+    }
+  }
+
+  /** An earlier claimant whose verdict this one still waits for. */
+  private undecidedDependency(sd: T): T | undefined {
+    for (const { e } of this.earlierHolders(sd)) if (!this.verdicts.has(e)) return e;
+    return undefined;
+  }
+
+  /** The verdict, once every earlier claimant it reads is decided. */
+  private decide(sd: T): Refusal | null {
+    for (const { list, e } of this.earlierHolders(sd)) {
+      if (this.verdicts.get(e) !== null) continue;
+      return list === 'domain' ? domainConflict(sd, e) : usernameConflict(sd, e);
+    }
+    return null;
   }
 }

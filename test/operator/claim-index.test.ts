@@ -105,4 +105,21 @@ describe('ClaimIndex', () => {
     index.refusal(all[7]!);
     expect(asked).toBe(N + 1);
   });
+
+  it('decides a chain as long as a tenant can make it without running out of stack', () => {
+    // Each SenderDomain shares its domain with the next and its login with the one after:
+    // the verdict of the newest needs every earlier one's. 30,000 of them, asked newest first.
+    const n = 30_000;
+    const all = Array.from({ length: n }, (_, i) => domainObject(`sd${String(i).padStart(6, '0')}`, {
+      domain: `d${Math.floor(i / 2)}.example`, relayRef: { name: 'edge' }, credentials: { username: `u${Math.floor((i - 1) / 2)}` },
+    }, 'team-a', '2025-01-01T00:00:00Z'));
+    const index = new ClaimIndex<SenderDomain>();
+    for (const sd of all) index.set(sd);
+    expect(() => index.refusal(all[n - 1]!)).not.toThrow();
+    const expected = reference(all, () => true);
+    expect(fromIndex(index, all)).toEqual(expected);
+    // the chain alternates: every other one keeps its claim
+    expect(expected.refusals[claimKey(all[n - 2]!)]).toBeUndefined();
+    expect(expected.refusals[claimKey(all[n - 1]!)]?.reason).toBe('DomainConflict');
+  });
 });
