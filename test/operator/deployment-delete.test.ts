@@ -114,7 +114,12 @@ describe.skipIf(!cluster.available)('deleting a Deployment EmailRelay waits for 
     const c = cluster.get();
     await apply(emailRelay('lost'));
     const pod = await runningPod('lost');
-    // no relay process answers for this pod (as for one that crashed): its queue is unknown
+    // a pod someone else labelled like the relay's (no ReplicaSet of its Deployment controls it): neither asked nor waited for
+    await apply({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'impostor', namespace: NS, labels: { 'app.kubernetes.io/name': 'mailfleet-relay', 'app.kubernetes.io/instance': 'lost', 'pod-template-hash': 'x' } },
+      spec: { containers: [{ name: 'c', image: 'example.invalid/none' }] },
+    });
+    // no relay process answers for the relay's pod (as for one that crashed): its queue is unknown
     await c.kubectl(['delete', 'emailrelay', 'lost', '-n', NS, '--wait=false']);
     const held = await eventually('deletion waits: no progress', async () => {
       const p = await progressing('lost');
@@ -123,6 +128,7 @@ describe.skipIf(!cluster.available)('deleting a Deployment EmailRelay waits for 
     expect(held.message).toBe(`deletion: 0/1 leaving pods drained; no progress from ${pod.metadata.name}`);
     expect((await getJson(c, ['get', 'pod', pod.metadata.name, '-n', NS])).metadata.annotations?.['mailfleet.io/drain-requested']).toBeTruthy();
     expect(await tryGetJson(c, ['get', 'deployment', 'lost', '-n', NS])).toBeDefined();
+    expect((await getJson(c, ['get', 'pod', 'impostor', '-n', NS])).metadata.annotations?.['mailfleet.io/drain-requested']).toBeUndefined();
 
     await c.kubectl(['annotate', 'emailrelay', 'lost', '-n', NS, 'mailfleet.io/skip-drain=true']);
     await eventually('EmailRelay lost gone', async () => !(await tryGetJson(c, ['get', 'emailrelay', 'lost', '-n', NS])), 120_000);
