@@ -116,7 +116,8 @@ export const emailRelaySpec = z.object({
   queue: z.object({
     persistence: z.object({
       enabled: z.boolean().default(true).describe('Keep the queue on a PersistentVolumeClaim per pod (a StatefulSet); off: emptyDir (a Deployment): a stopping pod hands its queue to the ready pods on SIGTERM, '
-        + 'and what it cannot hand over within drainTimeout + 10 s is lost with it, as is the queue of a pod killed without SIGTERM or of pods that all go at once'),
+        + 'and what it cannot hand over within drainTimeout + 10 s is lost with it, as is the queue of a pod killed without SIGTERM or of pods that all go at once; '
+        + 'deleting the EmailRelay waits until every pod has delivered its queue (unless annotated mailfleet.io/skip-drain: "true")'),
       size: quantity.default('1Gi').describe('Volume size'),
       storageClassName: z.string().optional().describe('StorageClass (default: the cluster default)'),
     }).prefault({}).describe('Queue storage'),
