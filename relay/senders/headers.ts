@@ -3,6 +3,7 @@
 // checked is the From that is signed.
 import addressparser from 'nodemailer/lib/addressparser';
 import type { ParsedHeader } from '../dkim/mailauth-internals.ts';
+import { smtpError } from '../smtp/replies.ts';
 
 // The common From values — a bare addr-spec or one in angle brackets, of dot-atoms only
 // (RFC 5322 §3.2.3): no quotes, comments, display name, group or list — read without
@@ -21,7 +22,33 @@ export function fromValueAddresses(value: string): string[] {
   return out;
 }
 
-/** Every address in the From field(s) (the gate lets exactly one field through). */
+/** '@' signs outside quoted strings, comments and domain literals: one per address in a well-formed list. */
+export function bareAtSigns(value: string): number {
+  let n = 0;
+  let comment = 0;
+  let quoted = false;
+  let literal = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\' && (quoted || comment > 0 || literal)) { i++; continue; }
+    if (quoted) { if (c === '"') quoted = false; continue; }
+    if (comment > 0) { if (c === '(') comment++; else if (c === ')') comment--; continue; }
+    if (literal) { if (c === ']') literal = false; continue; }
+    if (c === '"') quoted = true;
+    else if (c === '(') comment = 1;
+    else if (c === '[') literal = true;
+    else if (c === '@') n++;
+  }
+  return n;
+}
+
+/**
+ * Every address in the From field(s) (the gate lets exactly one field through). A value
+ * the parser had to guess at is refused (550 5.7.1): addressparser reads
+ * `<x@b.test> <ceo@bank.test>` or `ceo@bank.test <x@b.test>` as one address, x@b.test,
+ * with the other as its name — where a mail client may well show ceo@bank.test. So every
+ * '@' outside quotes, comments and domain literals must belong to an address it found.
+ */
 export function headerFromAddresses(fields: readonly ParsedHeader[]): string[] {
   const out: string[] = [];
   for (const f of fields) {
@@ -30,7 +57,11 @@ export function headerFromAddresses(fields: readonly ParsedHeader[]): string[] {
     // The value starts after the first colon (the name may carry obsolete WSP before it);
     // a fold is CRLF + WSP, and unfolding removes the CRLF (RFC 5322 §2.2.3).
     const value = line.slice(line.indexOf(':') + 1).replace(/\r\n(?=[ \t])/g, '');
-    out.push(...fromValueAddresses(value));
+    const addresses = fromValueAddresses(value);
+    if (addresses.length > 0 && bareAtSigns(value) !== addresses.length) {
+      throw smtpError(550, '5.7.1', 'The From header is not a well-formed address list: an address outside quotes is not one the header names');
+    }
+    out.push(...addresses);
   }
   return out;
 }

@@ -32,6 +32,38 @@ describe('header forgery (bareLineEndings: reject, the default)', () => {
     expect(sinkText(w)).not.toContain('ceo@bank.test');
   });
 
+  it('reads every From the way the address parser does, plain address or not (550 5.7.1 for each forgery)', async () => {
+    // relay/senders/headers.ts reads a plain addr-spec (bare or in angle brackets) without
+    // the parser: values at the edge of that shortcut must not read differently.
+    const forged: Array<[string, RegExp]> = [
+      ['<ceo@bank.test>', /does not align/],
+      ['ceo@bank.test\t', /does not align/],
+      ['\r\n <ceo@bank.test>', /does not align/],
+      ['x@b.test <ceo@bank.test>', /not a well-formed address list/],
+      ['"x@b.test" <ceo@bank.test>', /does not align/],
+      ['<x@b.test>, <ceo@bank.test>', /does not align/],
+      // no comma: the parser takes one address and makes the other its name; a mail client may show either
+      ['<x@b.test> <ceo@bank.test>', /not a well-formed address list/],
+      ['ceo@bank.test <x@b.test>', /not a well-formed address list/],
+      ['x@b.test ceo@bank.test', /not a well-formed address list/],
+      ['<@bank.test:x@b.test>', /not a well-formed address list/],
+      ['x@b.test.bank.test', /does not align/],
+      // a near miss of the shortcut as long as a header may be: read in linear time, refused
+      [`${'a.'.repeat(400_000)}a!`, /has no address|does not align/],
+    ];
+    for (const [value, reply] of forged) {
+      const r = await w.submit(`From: ${value}\r\nTo: v@d.test\r\n\r\nbody`);
+      expect(r.text, JSON.stringify(value.slice(0, 40))).toMatch(/^550 5\.7\.1 /);
+      expect(r.text, JSON.stringify(value.slice(0, 40))).toMatch(reply);
+    }
+    for (const value of ['<x@b.test>', ' x@b.test ', '"Bank CEO" <x@b.test>', ' x@b.test (a@c.test)', ' "Bank @ CEO" <x@b.test>']) {
+      const text = await deliveredAs(w, `From:${value}\r\nTo: v@d.test\r\nSubject: plain from\r\n\r\nbody\r\n`);
+      expect(text, value).toContain(`From:${value}\r\n`);
+    }
+    await legitimateDelivery(w, 'after-plain-from');
+    expect(sinkText(w)).not.toContain('ceo@bank.test');
+  });
+
   it('refuses a header block over 1 MB with 552 5.3.4 (never a 4xx), on a DKIM domain too', async () => {
     const pad = `X-Pad: ${'a'.repeat(998 - 8)}\r\n`.repeat(1100);
     expect((await w.submit(`From: x@b.test\r\n${pad}From: ceo@bank.test\r\n\r\nbody`)).text).toMatch(/^552 5\.3\.4 Message header block exceeds 1048576 bytes/);

@@ -3,7 +3,7 @@
 // a crafted From could read differently to the check than to the parser it stands for.
 import addressparser from 'nodemailer/lib/addressparser';
 import { describe, expect, it } from 'vitest';
-import { fromValueAddresses } from '../../../relay/senders/headers.ts';
+import { bareAtSigns, fromValueAddresses } from '../../../relay/senders/headers.ts';
 import { seededRandom } from '../../support/random.ts';
 
 function byAddressparser(value: string): string[] {
@@ -34,5 +34,14 @@ describe('From field addresses', () => {
       if (i % 2 === 0) v = `${random() < 0.5 ? ' <' : ' '}${v.replace(/[ <>]/g, 'a')}@${random() < 0.5 ? 'x.test' : v}${random() < 0.5 ? '>' : ''}`;
       expect(fromValueAddresses(v), `seed 9, value ${JSON.stringify(v)}`).toEqual(byAddressparser(v));
     }
+  });
+
+  it('counts the @ signs outside quoted strings, comments and domain literals', () => {
+    const cases: Array<[string, number]> = [
+      ['x@b.test', 1], ['<x@b.test> <ceo@bank.test>', 2], ['"ceo@bank.test" <x@b.test>', 1], ['x@b.test (ceo@bank.test)', 1],
+      ['x@b.test (nested (ceo@bank.test) comment)', 1], ['"a\\"@b" <x@b.test>', 1], ['(a\\)@b) x@b.test', 1], ['"x@y"@b.test', 1],
+      ['a@[1@2]', 1], ['g: a@b.test, c@d.test;', 2], ['<@route.test:x@b.test>', 2], ['', 0],
+    ];
+    for (const [value, n] of cases) expect(bareAtSigns(value), value).toBe(n);
   });
 });
